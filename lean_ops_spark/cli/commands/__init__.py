@@ -1,0 +1,1 @@
+"""One module per ``lean-ops`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,102 @@
+"""What every command shares: the common options, the loaded config, the session.
+
+This is the edge of the program, so it is the one place that reads environment
+variables (as defaults for the common options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lean_ops_spark.config import ProjectConfig, load_project
+from lean_ops_spark.runtime.jars import default_jars_dir
+from lean_ops_spark.session import LocalHome, build_session
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["CliContext", "add_common_options"]
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--profile``, ``--conf``, ``--home``, ``--json`` (every command has them)."""
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--profile",
+        default=os.environ.get("LEAN_OPS_PROFILE", "local"),
+        help="runtime profile from <conf>/profiles/ (default: local, env LEAN_OPS_PROFILE)",
+    )
+    group.add_argument(
+        "--conf",
+        default=os.environ.get("LEAN_OPS_CONF", "conf"),
+        help="config root: a folder or s3://bucket/prefix (default: ./conf, env LEAN_OPS_CONF)",
+    )
+    group.add_argument(
+        "--home",
+        default=os.environ.get("LEAN_OPS_HOME", ".lean-ops"),
+        help="local profile's home: SQLite catalog + warehouse (default: ./.lean-ops, env LEAN_OPS_HOME)",
+    )
+    group.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+@dataclass
+class CliContext:
+    """Lazily loaded config and SparkSession for one command invocation."""
+
+    args: argparse.Namespace
+    _config: ProjectConfig | None = field(default=None, init=False)
+    _spark: Any = field(default=None, init=False)
+    _owns_spark: bool = field(default=False, init=False)
+
+    @property
+    def json(self) -> bool:
+        return bool(self.args.json)
+
+    @property
+    def home(self) -> LocalHome:
+        return LocalHome.at(self.args.home)
+
+    @property
+    def jars_dir(self) -> Path:
+        env = os.environ.get("LEAN_OPS_JARS_DIR")
+        return Path(env).expanduser() if env else default_jars_dir()
+
+    @property
+    def config(self) -> ProjectConfig:
+        if self._config is None:
+            self._config = load_project(
+                self.args.conf,
+                self.args.profile,
+                iceberg_version=os.environ.get("LEAN_OPS_ICEBERG_VERSION") or None,
+            )
+        return self._config
+
+    def progress(self, line: str) -> None:
+        """Human progress on stderr (stdout stays clean for --json)."""
+        print(line, file=sys.stderr, flush=True)
+
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from pyspark.sql import SparkSession
+
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            # Stop the session at exit only if this command started it (not in tests or on Glue).
+            self._owns_spark = SparkSession.getActiveSession() is None
+            self.progress(f"starting Spark ({self.config.profile.name} profile) ...")
+            self._spark = build_session(
+                self.config.profile,
+                home=self.home,
+                app_name=f"lean-ops {self.args.command}",
+                jars_dir=self.jars_dir,
+            )
+        spark: SparkSession = self._spark
+        return spark
+
+    def close(self) -> None:
+        if self._spark is not None and self._owns_spark and self.config.profile.kind == "local":
+            self._spark.stop()

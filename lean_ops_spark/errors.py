@@ -1,0 +1,61 @@
+"""The one exception hierarchy of lean-ops-spark.
+
+Library code raises these; ``cli/`` and ``jobs/`` turn them into one-line messages and
+exit codes. Foreign errors are re-raised with ``from`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogError",
+    "CheckpointError",
+    "ConfigError",
+    "ContractError",
+    "DataQualityError",
+    "DriftError",
+    "LeanOpsError",
+    "MaintenanceError",
+    "RuntimeSetupError",
+]
+
+
+class LeanOpsError(Exception):
+    """Root of every error lean-ops-spark raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(LeanOpsError):
+    """A configuration file or value is invalid (the message names the file and key)."""
+
+    exit_code = 2
+
+
+class ContractError(LeanOpsError):
+    """Data does not fit a topic contract in a way the run cannot handle."""
+
+
+class DriftError(LeanOpsError):
+    """Schema drift was detected and the topic's drift mode says stop."""
+
+
+class DataQualityError(LeanOpsError):
+    """A data-quality suite failed."""
+
+
+class CheckpointError(LeanOpsError):
+    """A checkpoint is missing, unreadable, or did not commit with the data."""
+
+
+class CatalogError(LeanOpsError):
+    """A table or namespace is missing or cannot be created or read."""
+
+
+class MaintenanceError(LeanOpsError):
+    """A maintenance procedure refused to run or failed."""
+
+
+class RuntimeSetupError(LeanOpsError):
+    """The local runtime is incomplete (e.g. the Iceberg jars were never fetched)."""
+
+    exit_code = 3

@@ -1,0 +1,159 @@
+"""The one SparkSession builder, for the ``local`` and ``glue`` profiles.
+
+Only ``jobs/``, the CLI and ``tests/conftest.py`` call it; library functions take the
+session as a parameter. The catalog name comes from the profile and is the same in every
+profile, so SQL text never changes between a laptop and Glue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lean_ops_spark.config.models import Profile
+from lean_ops_spark.errors import RuntimeSetupError
+from lean_ops_spark.runtime.jars import default_jars_dir, local_jar_paths
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["ICEBERG_EXTENSIONS", "LocalHome", "build_session", "catalog_conf", "local_session_conf"]
+
+ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+
+
+@dataclass(frozen=True)
+class LocalHome:
+    """The embedded default's files: ``<root>/catalog.db`` and ``<root>/warehouse/``."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> LocalHome:
+        return cls(Path(root).expanduser().resolve())
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def catalog_uri(self) -> str:
+        """JDBC URI for Spark's JdbcCatalog."""
+        return f"jdbc:sqlite:{self.catalog_db}"
+
+    @property
+    def sqlalchemy_uri(self) -> str:
+        """SQLAlchemy URI for PyIceberg's SqlCatalog (same file, same tables)."""
+        return f"sqlite:///{self.catalog_db}"
+
+    @property
+    def warehouse_uri(self) -> str:
+        return self.warehouse.as_uri()
+
+    def ensure(self) -> None:
+        self.warehouse.mkdir(parents=True, exist_ok=True)
+
+
+def catalog_conf(profile: Profile, home: LocalHome | None = None) -> dict[str, str]:
+    """Spark catalog settings for ``profile`` (runtime-settable; no static confs).
+
+    Raises:
+        RuntimeSetupError: the local profile without a home.
+    """
+    prefix = f"spark.sql.catalog.{profile.catalog}"
+    conf = {prefix: "org.apache.iceberg.spark.SparkCatalog"}
+    if profile.kind == "glue":
+        assert profile.warehouse is not None  # validated by the loader
+        conf.update(
+            {
+                f"{prefix}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
+                f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+                f"{prefix}.warehouse": profile.warehouse,
+            }
+        )
+        if profile.region:
+            conf[f"{prefix}.client.region"] = profile.region
+        return conf
+    if home is None:
+        raise RuntimeSetupError(f"profile {profile.name!r} is local and needs a home folder (--home)")
+    conf.update(
+        {
+            f"{prefix}.type": "jdbc",
+            f"{prefix}.uri": home.catalog_uri,
+            f"{prefix}.warehouse": home.warehouse_uri,
+            # V1 adds view support and matches what PyIceberg >= 0.12 writes.
+            f"{prefix}.jdbc.schema-version": "V1",
+        }
+    )
+    return conf
+
+
+def local_session_conf(profile: Profile, home: LocalHome, jars: list[Path]) -> dict[str, str]:
+    """Every Spark setting of a local session (pure: unit-tested without Spark)."""
+    conf = {
+        "spark.master": profile.spark.master,
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.sql.extensions": ICEBERG_EXTENSIONS,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(profile.spark.shuffle_partitions),
+        "spark.default.parallelism": str(profile.spark.shuffle_partitions),
+        "spark.driver.memory": profile.spark.driver_memory,
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        # Iceberg tables only: keep Hive out of the laptop profile.
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.defaultCatalog": profile.catalog,
+    }
+    conf.update(catalog_conf(profile, home))
+    conf.update(profile.spark.conf)
+    return conf
+
+
+def build_session(
+    profile: Profile,
+    *,
+    home: LocalHome | None = None,
+    app_name: str = "lean-ops",
+    jars_dir: Path | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Create (local) or adopt (glue) the SparkSession for ``profile``.
+
+    Local: starts ``local[*]`` Spark with the cached Iceberg/SQLite jars, the Iceberg SQL
+    extensions and the JDBC catalog on ``home``. Glue: takes the running session, whose
+    static confs came from the job parameters, checks the Iceberg extensions are there and
+    sets the catalog settings.
+
+    Raises:
+        RuntimeSetupError: missing jars (local) or missing Iceberg extensions (glue).
+    """
+    from pyspark.sql import SparkSession
+
+    if profile.kind == "glue":
+        spark = SparkSession.builder.appName(app_name).getOrCreate()
+        extensions = spark.conf.get("spark.sql.extensions", "") or ""
+        if ICEBERG_EXTENSIONS not in extensions:
+            raise RuntimeSetupError(
+                "the Spark session has no Iceberg SQL extensions: start the Glue job with "
+                "--datalake-formats iceberg and --conf spark.sql.extensions=" + ICEBERG_EXTENSIONS
+            )
+        for key, value in {**catalog_conf(profile), **(extra_conf or {})}.items():
+            spark.conf.set(key, value)
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        return spark
+
+    if home is None:
+        raise RuntimeSetupError("the local profile needs a home folder (--home)")
+    home.ensure()
+    jars = local_jar_paths(jars_dir or default_jars_dir(), profile.iceberg_version)
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**local_session_conf(profile, home, jars), **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,58 @@
+"""Shared fixtures: the shipped config, and ONE SparkSession for the whole test run.
+
+The session runs the real local profile (Iceberg runtime + SQLite JDBC catalog) on a
+temporary home. Tests that need a clean catalog use their own namespaces
+(``fresh_config``) instead of a new session.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lean_ops_spark.config import Databases, ProjectConfig, load_project
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+_namespace_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def project_config() -> ProjectConfig:
+    return load_project(CONF, "local", iceberg_version=os.environ.get("LEAN_OPS_ICEBERG_VERSION") or None)
+
+
+@pytest.fixture(scope="session")
+def local_home(tmp_path_factory: pytest.TempPathFactory):
+    from lean_ops_spark.session import LocalHome
+
+    return LocalHome.at(tmp_path_factory.mktemp("lean-ops-home"))
+
+
+@pytest.fixture(scope="session")
+def spark(project_config: ProjectConfig, local_home):
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    from lean_ops_spark.session import build_session
+
+    session = build_session(
+        project_config.profile,
+        home=local_home,
+        app_name="lean-ops-tests",
+        extra_conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def fresh_config(project_config: ProjectConfig) -> ProjectConfig:
+    """The shipped config with namespaces of its own, so a test starts from empty tables."""
+    n = next(_namespace_counter)
+    databases = Databases(raw=f"t{n}_raw", curated=f"t{n}_curated", semantic=f"t{n}_semantic")
+    return replace(project_config, profile=replace(project_config.profile, databases=databases))

@@ -1,0 +1,59 @@
+"""The CLI's contract without Spark: help, JSON output, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lean_ops_spark.cli.main import build_parser, main
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def test_every_command_has_the_common_options() -> None:
+    parser = build_parser()
+    for command in ("setup-jars", "validate", "init", "tables"):
+        args = parser.parse_args([command, "--profile", "glue", "--conf", "c", "--home", "h", "--json"])
+        assert (args.profile, args.conf, args.home, args.json) == ("glue", "c", "h", True)
+
+
+def test_help_explains_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("setup-jars", "validate", "init", "tables"):
+        assert command in out
+
+
+def test_validate_json_lists_topics(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--conf", CONF, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True
+    assert {t["topic"] for t in document["topics"]} == {"orders", "clickstream"}
+
+
+def test_config_error_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--conf", CONF, "--profile", "prod"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("lean-ops validate: error: profile 'prod' not found")
+
+
+def test_json_error_document(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", "--conf", CONF, "--json", "--topics", "payments"]) == 2
+    document = json.loads(capsys.readouterr().out)
+    assert document == {
+        "ok": False,
+        "error": {
+            "type": "ConfigError",
+            "message": "unknown topic 'payments' (configured topics: clickstream, orders)",
+        },
+    }
+
+
+def test_tables_before_init_says_to_run_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tables", "--conf", CONF, "--home", str(tmp_path)]) == 3
+    assert "run `lean-ops init` first" in capsys.readouterr().err
