@@ -1,0 +1,59 @@
+"""The ancestor walk that reads a checkpoint from snapshot summaries (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lean_ops_spark.catalog.checkpoints import RAW_CHECKPOINT_KEY, SnapshotRecord, find_checkpoint
+from lean_ops_spark.errors import CheckpointError
+
+
+def chain(*summaries: dict[str, str]) -> list[SnapshotRecord]:
+    """Snapshots 1..n, each the parent of the next."""
+    return [
+        SnapshotRecord(snapshot_id=i, parent_id=i - 1 if i > 1 else None, summary=s)
+        for i, s in enumerate(summaries, start=1)
+    ]
+
+
+def test_newest_ancestor_with_the_key_wins_over_later_compaction() -> None:
+    records = chain(
+        {RAW_CHECKPOINT_KEY: "100"},
+        {RAW_CHECKPOINT_KEY: "200", "lean-ops.run-id": "r2"},
+        {"operation": "replace"},  # compaction commits without the key
+    )
+    checkpoint = find_checkpoint(records, 3, RAW_CHECKPOINT_KEY)
+    assert checkpoint is not None
+    assert (checkpoint.source_snapshot_id, checkpoint.recorded_in_snapshot_id, checkpoint.run_id) == (
+        200,
+        2,
+        "r2",
+    )
+
+
+def test_only_ancestors_count_not_other_branches() -> None:
+    records = [
+        *chain({RAW_CHECKPOINT_KEY: "100"}),
+        SnapshotRecord(
+            snapshot_id=9, parent_id=1, summary={RAW_CHECKPOINT_KEY: "999"}
+        ),  # e.g. a WAP branch head
+        SnapshotRecord(snapshot_id=2, parent_id=1, summary={}),
+    ]
+    checkpoint = find_checkpoint(records, 2, RAW_CHECKPOINT_KEY)
+    assert checkpoint is not None and checkpoint.source_snapshot_id == 100
+
+
+def test_no_snapshot_or_no_key_in_full_history_means_start_from_the_beginning() -> None:
+    assert find_checkpoint([], None, RAW_CHECKPOINT_KEY) is None
+    assert find_checkpoint(chain({}, {}), 2, RAW_CHECKPOINT_KEY) is None
+
+
+def test_expired_ancestor_before_the_key_is_an_error_not_a_restart() -> None:
+    records = [SnapshotRecord(snapshot_id=5, parent_id=4, summary={})]  # 4 was expired
+    with pytest.raises(CheckpointError, match=r"lake\.curated\.orders: snapshot 4 .* is expired"):
+        find_checkpoint(records, 5, RAW_CHECKPOINT_KEY, "lake.curated.orders")
+
+
+def test_garbage_checkpoint_value_is_an_error() -> None:
+    with pytest.raises(CheckpointError, match="not an id"):
+        find_checkpoint(chain({RAW_CHECKPOINT_KEY: "abc"}), 1, RAW_CHECKPOINT_KEY)
