@@ -1,0 +1,164 @@
+"""The two Lambda handlers' logic: event in, JSON payload out (no env reads here).
+
+``orchestration/checkpoints_lambda.py`` is the deployed entry point: it reads the Lambda's
+environment once into a :class:`LambdaRuntime` and calls these functions. The local
+pipeline calls them directly with a runtime on the local home.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lean_ops_spark.config._reader import check_identifier
+from lean_ops_spark.config.models import Profile
+from lean_ops_spark.config.sources import ConfigSource, open_config_source
+from lean_ops_spark.errors import CheckpointError, ConfigError
+from lean_ops_spark.orchestration.checkpoints import (
+    SemanticTableNaming,
+    default_semantic_table,
+    get_all_checkpoints,
+    resolve_curation_run,
+)
+from lean_ops_spark.orchestration.schema_check import SemanticSchemaCheck, check_semantic_schema
+from lean_ops_spark.orchestration.snapshots import SnapshotSource, open_snapshot_source
+
+__all__ = [
+    "LambdaRuntime",
+    "configured_topics",
+    "curation_result",
+    "get_all_checkpoints_event",
+    "load_profile",
+    "open_runtime",
+]
+
+logger = logging.getLogger("lean_ops_spark.orchestration")
+
+
+def load_profile(source: ConfigSource, name: str) -> Profile:
+    """Only ``profiles/<name>.yaml`` (the Lambda needs no topic contract, so it parses none)."""
+    import yaml
+
+    from lean_ops_spark.config.loader import parse_profile
+
+    relative = f"profiles/{check_identifier(name, 'profile name')}.yaml"
+    text = source.read_text(relative)
+    if text is None:
+        raise ConfigError(f"profile {name!r} not found at {source.describe(relative)}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source.describe(relative)}: not valid YAML: {exc}") from exc
+    return parse_profile(data, source.describe(relative), name)
+
+
+def configured_topics(source: ConfigSource) -> list[str]:
+    """Topic names from the file names in ``topics/`` (contracts are not parsed)."""
+    return sorted(Path(p).stem for p in source.list_yaml("topics"))
+
+
+@dataclass(frozen=True)
+class LambdaRuntime:
+    """What a handler needs, built once per Lambda container."""
+
+    profile: Profile
+    config_source: ConfigSource
+    snapshots: SnapshotSource
+    topics: tuple[str, ...]
+    semantic_table: SemanticTableNaming = default_semantic_table
+    schema_check: SemanticSchemaCheck = check_semantic_schema
+
+
+def open_runtime(
+    conf: str,
+    profile_name: str,
+    *,
+    home: str | None = None,
+    source_kind: str = "metadata",
+    clients: Mapping[str, Any] | None = None,
+) -> LambdaRuntime:
+    """Open the config root, the profile and the snapshot source.
+
+    Args:
+        conf: config root (folder or ``s3://bucket/prefix``).
+        profile_name: ``glue`` on AWS, ``local`` on a laptop.
+        home: the local profile's home folder (holds ``catalog.db``).
+        source_kind: ``metadata`` (fast) or ``pyiceberg``.
+        clients: boto3 clients by service name (tests pass moto ones).
+    """
+    config_source = open_config_source(conf, (clients or {}).get("s3"))
+    profile = load_profile(config_source, profile_name)
+    catalog_db = Path(home).expanduser().resolve() / "catalog.db" if home else None
+    return LambdaRuntime(
+        profile=profile,
+        config_source=config_source,
+        snapshots=open_snapshot_source(profile, catalog_db, kind=source_kind, clients=clients),
+        topics=tuple(configured_topics(config_source)),
+    )
+
+
+def _requested_topics(event: Mapping[str, Any], runtime: LambdaRuntime) -> list[str]:
+    if event.get("topic"):
+        requested: Sequence[Any] = [event["topic"]]
+    elif event.get("topics"):
+        requested = event["topics"]
+    else:
+        return list(runtime.topics)
+    topics = [check_identifier(t, "event topic") for t in requested]
+    unknown = sorted(set(topics) - set(runtime.topics))
+    if unknown:
+        raise ConfigError(f"unknown topic(s) {', '.join(unknown)} (configured: {', '.join(runtime.topics)})")
+    return topics
+
+
+def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[str, Any]:
+    """GetAllCheckpoints: ``{"topic": t}``, ``{"topics": [...]}`` or ``{}`` (every topic).
+
+    The answer carries ``round``: one more than the round of the ``checkpoints`` the event
+    brings back from the previous loop (the state machine's loop counter).
+
+    Raises:
+        CheckpointError: a requested topic's checkpoint cannot be read (all of them named),
+            unless the event sets ``tolerate_errors``.
+    """
+    topics = _requested_topics(event, runtime)
+    report = get_all_checkpoints(
+        runtime.snapshots, runtime.profile, topics, semantic_table=runtime.semantic_table
+    )
+    if report.errors and not event.get("tolerate_errors"):
+        raise CheckpointError(
+            "; ".join(f"{topic}: {error}" for topic, error in sorted(report.errors.items()))
+        )
+    previous = event.get("checkpoints")
+    previous_round = previous.get("round", 0) if isinstance(previous, Mapping) else 0
+    return {**report.as_payload(), "round": int(previous_round) + 1}
+
+
+def curation_result(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[str, Any]:
+    """ResolveCuratedSnapshot: ``{"topic": t, "run_id": r}`` → the curated snapshot token.
+
+    Logs a warning when the topic has no usable semantic schema (the state machine then
+    emits the MissingSemanticSchema metric and ends with CurationOnlySuccess).
+    """
+    topic = _requested_topics({"topic": event.get("topic")}, runtime)[0]
+    run_id = event.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise ConfigError("curation result: the event needs a non-empty run_id")
+    result = resolve_curation_run(
+        runtime.snapshots,
+        runtime.profile,
+        topic,
+        run_id,
+        runtime.config_source,
+        schema_check=runtime.schema_check,
+    )
+    if not result.schema_exists:
+        logger.warning("topic %s: semantic step skipped: %s", topic, result.schema_reason)
+    if not result.run_committed:
+        logger.warning(
+            "topic %s: no curated snapshot carries run id %s; using the current one", topic, run_id
+        )
+    return result.as_payload()
