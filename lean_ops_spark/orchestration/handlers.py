@@ -117,8 +117,11 @@ def _requested_topics(event: Mapping[str, Any], runtime: LambdaRuntime) -> list[
 def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[str, Any]:
     """GetAllCheckpoints: ``{"topic": t}``, ``{"topics": [...]}`` or ``{}`` (every topic).
 
-    The answer carries ``round``: one more than the round of the ``checkpoints`` the event
-    brings back from the previous loop (the state machine's loop counter).
+    The state machine sends ``{"topic", "execution_name", "state"}`` where ``state`` is the
+    execution's state. The answer carries ``round``, one more than the round of the
+    ``checkpoints`` the state brings back from the previous loop (the loop counter), and
+    ``run_id``, ``<execution_name>:r<round>``: the id the curation run commits with
+    (``lean-ops.run-id``) and ResolveCuratedSnapshot looks for.
 
     Raises:
         CheckpointError: a requested topic's checkpoint cannot be read (all of them named),
@@ -132,9 +135,13 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
         raise CheckpointError(
             "; ".join(f"{topic}: {error}" for topic, error in sorted(report.errors.items()))
         )
-    previous = event.get("checkpoints")
-    previous_round = previous.get("round", 0) if isinstance(previous, Mapping) else 0
-    return {**report.as_payload(), "round": int(previous_round) + 1}
+    given = event.get("state")
+    state: Mapping[str, Any] = given if isinstance(given, Mapping) else event
+    previous = state.get("checkpoints")
+    round_number = int(previous.get("round", 0) if isinstance(previous, Mapping) else 0) + 1
+    execution = event.get("execution_name")
+    run_id = f"{execution}:r{round_number}" if isinstance(execution, str) and execution else None
+    return {**report.as_payload(), "round": round_number, "run_id": run_id}
 
 
 def curation_result(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[str, Any]:

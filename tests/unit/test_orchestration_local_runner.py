@@ -1,0 +1,197 @@
+"""The local ASL executor walking the rendered definition, with fake bindings, every branch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from lean_ops_spark.orchestration import state_machine as sm
+from lean_ops_spark.orchestration.local_runner import (
+    ExecutionEvent,
+    LocalExecutor,
+    TaskFailed,
+    TaskNotAvailable,
+    glue_job_binding,
+    lambda_binding,
+    metric_binding,
+)
+from tests.unit.test_orchestration_scenarios import SCENARIOS, Scenario, test_environment
+
+
+class FakePipeline:
+    """Scripted Lambdas, recorded Glue jobs and metrics."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.answers = list(scenario.lambda_answers)
+        self.curation_fails = scenario.curation_fails
+        self.lambda_calls: list[Any] = []
+        self.jobs: list[tuple[str, Mapping[str, str]]] = []
+        self.metrics: list[str] = []
+        self.sleeps: list[float] = []
+        self.events: list[ExecutionEvent] = []
+
+    def answer(self, payload: Any) -> Any:
+        self.lambda_calls.append(payload)
+        return self.answers.pop(0)
+
+    def curation(self, arguments: Mapping[str, str]) -> None:
+        self.jobs.append(("curation", arguments))
+        if self.curation_fails:
+            raise TaskFailed(
+                "Glue.ConcurrentRunsExceededException", "Concurrent runs exceeded for lean-ops-test-curation"
+            )
+
+    def semantic(self, arguments: Mapping[str, str]) -> None:
+        self.jobs.append(("semantic", arguments))
+
+    def executor(self, definition: dict) -> LocalExecutor:
+        return LocalExecutor(
+            definition,
+            bindings={
+                sm.GET_ALL_CHECKPOINTS: lambda_binding(self.answer),
+                sm.RESOLVE_CURATED_SNAPSHOT: lambda_binding(self.answer),
+                sm.RUN_CURATION_JOB: glue_job_binding(self.curation),
+                sm.RUN_SEMANTIC_JOB: glue_job_binding(self.semantic),
+                sm.PUT_METRIC_RESOURCE: metric_binding(
+                    lambda _ns, datum: self.metrics.append(datum["MetricName"])
+                ),
+            },
+            on_event=self.events.append,
+            sleep=self.sleeps.append,
+        )
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_every_branch(scenario: Scenario) -> None:
+    fake = FakePipeline(scenario)
+    result = fake.executor(sm.render_state_machine(test_environment())).run({"topic": "orders"}, name="exec")
+    assert result.path == scenario.path
+    assert result.status == scenario.status
+    assert fake.metrics == scenario.metrics
+    assert fake.answers == []  # every scripted answer consumed
+    entered = [e.state for e in fake.events if e.kind == "entered"]
+    assert entered == scenario.path  # progress reported per state
+
+
+def test_token_passing_and_run_ids() -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "backlog_loop")
+    fake = FakePipeline(scenario)
+    result = fake.executor(sm.render_state_machine(test_environment())).run({"topic": "orders"}, name="exec")
+    assert result.status == "SUCCEEDED"
+    assert fake.jobs == [
+        ("curation", {"--topic": "orders", "--run_id": "exec:r1"}),
+        ("semantic", {"--topic": "orders", "--run_id": "exec:r1", "--curated_snapshot_id": "9001"}),
+        ("curation", {"--topic": "orders", "--run_id": "exec:r2"}),
+        ("semantic", {"--topic": "orders", "--run_id": "exec:r2", "--curated_snapshot_id": "9001"}),
+    ]
+    first, resolve, second, _ = fake.lambda_calls
+    assert first == {"topic": "orders", "execution_name": "exec", "state": {"topic": "orders"}}
+    assert resolve == {"topic": "orders", "run_id": "exec:r1"}
+    assert second["state"]["checkpoints"]["round"] == 1  # the loop brings the round back
+
+
+def test_failure_retries_then_records_a_clear_cause() -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "job_failure")
+    fake = FakePipeline(scenario)
+    result = fake.executor(sm.render_state_machine(test_environment())).run({"topic": "orders"})
+    assert fake.sleeps == [1.0]  # one retry (max_attempts 1) on ConcurrentRunsExceeded
+    assert len(fake.jobs) == 2
+    assert result.error == "LeanOps.RunCurationJobFailed"
+    assert result.cause == (
+        "topic orders: RunCurationJob failed: Glue.ConcurrentRunsExceededException: "
+        "Concurrent runs exceeded for lean-ops-test-curation"
+    )
+
+
+def test_max_rounds_stops_the_loop() -> None:
+    env = test_environment()  # max_rounds 3
+    always_behind = [
+        answer
+        for round_ in (1, 2, 3)
+        for answer in (
+            SCENARIOS[3].lambda_answers[0] | {"round": round_, "run_id": f"x:r{round_}"},
+            SCENARIOS[3].lambda_answers[1],
+        )
+    ]
+    fake = FakePipeline(Scenario("behind", always_behind, []))
+    result = fake.executor(sm.render_state_machine(env)).run({"topic": "orders"})
+    assert result.status == "SUCCEEDED" and result.final_state == sm.FULL_PIPELINE_SUCCESS
+    assert result.path.count(sm.GET_ALL_CHECKPOINTS) == 3
+
+
+def test_a_missing_binding_fails_the_execution_with_a_clear_cause() -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "full_success")
+    fake = FakePipeline(scenario)
+    executor = fake.executor(sm.render_state_machine(test_environment()))
+
+    def not_yet(_task: Any) -> Any:
+        raise TaskNotAvailable("RunCurationJob: the curation job is not available yet")
+
+    executor.bindings = {**executor.bindings, sm.RUN_CURATION_JOB: not_yet}
+    result = executor.run({"topic": "orders"})
+    assert result.status == "FAILED"
+    assert "TaskNotAvailable: RunCurationJob: the curation job is not available yet" in (result.cause or "")
+
+
+def test_executor_semantics_on_a_small_definition() -> None:
+    definition = {
+        "StartAt": "Shape",
+        "States": {
+            "Shape": {
+                "Type": "Pass",
+                "Parameters": {
+                    "greeting.$": "States.Format('hello {} #{}', $.who, $.n)",
+                    "items.$": "States.Array($.n, 'x')",
+                    "next.$": "States.MathAdd($.n, 1)",
+                    "name.$": "$$.Execution.Name",
+                },
+                "ResultPath": "$.shaped",
+                "Next": "Pick",
+            },
+            "Pick": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Not": {"Variable": "$.missing", "IsPresent": True}, "Next": "Check"},
+                ],
+                "Default": "Bad",
+            },
+            "Check": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "And": [
+                            {"Variable": "$.shaped.next", "NumericGreaterThanEquals": 3},
+                            {"Variable": "$.who", "StringEquals": "lake"},
+                        ],
+                        "Next": "Done",
+                    }
+                ],
+                "Default": "Bad",
+            },
+            "Bad": {"Type": "Fail", "Error": "Bad", "Cause": "wrong branch"},
+            "Done": {"Type": "Succeed", "OutputPath": "$.shaped"},
+        },
+    }
+    result = LocalExecutor(definition, bindings={}).run({"who": "lake", "n": 2}, name="e1")
+    assert result.status == "SUCCEEDED"
+    assert result.output == {"greeting": "hello lake #2", "items": [2, "x"], "next": 3, "name": "e1"}
+
+
+def test_a_missing_path_is_a_runtime_error_that_no_catch_hides() -> None:
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:x",
+                "Parameters": {"v.$": "$.nope"},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Succeed"},
+        },
+    }
+    result = LocalExecutor(definition, bindings={"arn:x": lambda _t: {}}).run({})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
