@@ -24,6 +24,8 @@ __all__ = [
     "GLUE_ICEBERG_VERSIONS",
     "SQLITE_JDBC_VERSION",
     "MavenArtifact",
+    "aws_artifacts",
+    "aws_jar_paths",
     "default_jars_dir",
     "fetch_jars",
     "local_artifacts",
@@ -72,6 +74,32 @@ def local_artifacts(iceberg_version: str = DEFAULT_ICEBERG_VERSION) -> tuple[Mav
     )
 
 
+def aws_artifacts(iceberg_version: str = DEFAULT_ICEBERG_VERSION) -> tuple[MavenArtifact, ...]:
+    """Extra jars for the glue profile outside Glue (GlueCatalog + S3FileIO, e.g. against moto).
+
+    Glue itself brings them with ``--datalake-formats iceberg``; ``spark-submit`` and the
+    moto-server test need ``iceberg-aws-bundle`` (the AWS SDK v2 shaded) on the classpath.
+    """
+    local_artifacts(iceberg_version)  # same version check
+    return (MavenArtifact("org.apache.iceberg", "iceberg-aws-bundle", iceberg_version),)
+
+
+def aws_jar_paths(jars_dir: Path, iceberg_version: str = DEFAULT_ICEBERG_VERSION) -> list[Path]:
+    """Paths of the cached AWS jars; never downloads.
+
+    Raises:
+        RuntimeSetupError: a jar is missing, with the command that fetches it.
+    """
+    paths = [jars_dir / a.file_name for a in aws_artifacts(iceberg_version)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise RuntimeSetupError(
+            f"missing JVM dependencies in {jars_dir}: {', '.join(p.name for p in missing)}. "
+            f"Run `lean-ops setup-jars --with-aws --iceberg-version {iceberg_version}`."
+        )
+    return paths
+
+
 def default_jars_dir() -> Path:
     """The per-user jar cache shared by every checkout: ``~/.cache/lean-ops/jars``."""
     return Path.home() / ".cache" / "lean-ops" / "jars"
@@ -108,6 +136,7 @@ def fetch_jars(
     timeout: float = 300.0,
     on_progress: Callable[[str], None] | None = None,
     download: Callable[[str, float], bytes] = _download,
+    include_aws: bool = False,
 ) -> list[Path]:
     """Fetch the local jars into ``jars_dir`` unless already there; verify SHA-1 sums.
 
@@ -117,6 +146,7 @@ def fetch_jars(
         repo: a Maven-2 layout repository (Maven Central or a mirror such as Artifactory).
         on_progress: called with one human-readable line per jar.
         download: the transport (replaced in tests).
+        include_aws: also fetch ``iceberg-aws-bundle`` (GlueCatalog/S3FileIO outside Glue).
 
     Returns:
         The jar paths, in classpath order.
@@ -127,7 +157,8 @@ def fetch_jars(
     jars_dir.mkdir(parents=True, exist_ok=True)
     say = on_progress or (lambda _line: None)
     paths = []
-    for artifact in local_artifacts(iceberg_version):
+    artifacts = local_artifacts(iceberg_version) + (aws_artifacts(iceberg_version) if include_aws else ())
+    for artifact in artifacts:
         target = jars_dir / artifact.file_name
         paths.append(target)
         if target.is_file() and target.stat().st_size > 0:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lean_ops_spark.cli.context import CliContext
 from lean_ops_spark.cli.output import print_json
-from lean_ops_spark.runtime.jars import DEFAULT_MAVEN_REPO, fetch_jars, local_artifacts
+from lean_ops_spark.runtime.jars import DEFAULT_MAVEN_REPO, aws_artifacts, fetch_jars, local_artifacts
 
 HELP = "fetch the local profile's JVM jars (Iceberg runtime, sqlite-jdbc) into the jar cache"
 
@@ -40,13 +40,20 @@ def register(
         default=os.environ.get("LEAN_OPS_MAVEN_REPO", DEFAULT_MAVEN_REPO),
         help=f"Maven-2 repository root (default {DEFAULT_MAVEN_REPO})",
     )
+    parser.add_argument(
+        "--with-aws",
+        action="store_true",
+        help="also fetch iceberg-aws-bundle (GlueCatalog + S3FileIO outside Glue: spark-submit, the moto test)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(ctx: CliContext) -> int:
     version = ctx.args.iceberg_version or os.environ.get("LEAN_OPS_ICEBERG_VERSION") or "1.10.0"
     jars_dir = Path(ctx.args.jars_dir).expanduser() if ctx.args.jars_dir else ctx.jars_dir
-    paths = fetch_jars(jars_dir, version, ctx.args.maven_repo, on_progress=ctx.progress)
+    with_aws = bool(getattr(ctx.args, "with_aws", False))
+    paths = fetch_jars(jars_dir, version, ctx.args.maven_repo, on_progress=ctx.progress, include_aws=with_aws)
+    artifacts = local_artifacts(version) + (aws_artifacts(version) if with_aws else ())
     if ctx.json:
         print_json(
             {
@@ -55,7 +62,7 @@ def run(ctx: CliContext) -> int:
                 "jars_dir": str(jars_dir),
                 "jars": [
                     {"coordinates": a.coordinates, "path": str(p), "bytes": p.stat().st_size}
-                    for a, p in zip(local_artifacts(version), paths, strict=True)
+                    for a, p in zip(artifacts, paths, strict=True)
                 ],
             }
         )

@@ -1,0 +1,432 @@
+"""Plan and apply a deployment: desired state from config, current state from AWS, the difference.
+
+Each resource is compared on the fields we own and gets one action: ``create``,
+``update`` (naming the fields that differ), ``unchanged`` or ``delete`` (a per-topic
+schedule whose topic left the config). :func:`apply_plan` runs only the actions that are
+not ``unchanged``, in dependency order (S3 objects, Glue jobs, Lambdas, the state machine,
+schedules), so a second deploy of the same config changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lean_ops_spark.config.environment import Environment, GlueJobSettings
+from lean_ops_spark.config.models import Profile
+from lean_ops_spark.deploy.artifacts import (
+    JOB_SCRIPTS,
+    Artifact,
+    conf_artifacts,
+    job_script_artifacts,
+    lambda_package,
+)
+from lean_ops_spark.errors import ConfigError, LeanOpsError
+from lean_ops_spark.orchestration.state_machine import render_state_machine
+from lean_ops_spark.session import ICEBERG_EXTENSIONS, catalog_conf
+
+__all__ = [
+    "AwsClients",
+    "DeployError",
+    "DeployPlan",
+    "DeploymentInputs",
+    "PlannedChange",
+    "apply_plan",
+    "glue_default_arguments",
+    "plan_deployment",
+]
+
+SHA_METADATA_KEY = "lean-ops-sha256"
+LAMBDA_HANDLERS = {
+    "checkpoints": "checkpoints_lambda.handler",
+    "curation_result": "checkpoints_lambda.curation_result_handler",
+}
+GLUE_START_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:glue:startJobRun"
+
+
+class DeployError(LeanOpsError):
+    """An AWS call of the deployment failed (the resource and the call are named)."""
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The boto3 clients a deployment uses (tests pass moto-backed ones)."""
+
+    s3: Any
+    glue: Any
+    lambda_: Any
+    stepfunctions: Any
+    scheduler: Any
+
+    @classmethod
+    def for_region(cls, region: str) -> AwsClients:
+        import boto3
+
+        def client(name: str) -> Any:
+            return boto3.client(name, region_name=region)
+
+        return cls(
+            client("s3"), client("glue"), client("lambda"), client("stepfunctions"), client("scheduler")
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentInputs:
+    """Everything a plan is computed from."""
+
+    environment: Environment
+    profile: Profile
+    topics: tuple[str, ...]
+    project_root: Path
+    conf_root: Path
+    wheel: Path
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One resource's action; ``run`` performs it (absent for ``unchanged``)."""
+
+    kind: str
+    name: str
+    action: str
+    changed: tuple[str, ...] = ()
+    run: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "action": self.action, "changed": list(self.changed)}
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    environment: str
+    changes: tuple[PlannedChange, ...]
+
+    @property
+    def pending(self) -> tuple[PlannedChange, ...]:
+        return tuple(c for c in self.changes if c.action != "unchanged")
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for change in self.changes:
+            out[change.action] = out.get(change.action, 0) + 1
+        return out
+
+
+def _compare(
+    kind: str,
+    name: str,
+    current: Mapping[str, Any] | None,
+    desired: Mapping[str, Any],
+    *,
+    create: Callable[[], None],
+    update: Callable[[], None],
+) -> PlannedChange:
+    if current is None:
+        return PlannedChange(kind, name, "create", tuple(sorted(desired)), create)
+    changed = tuple(sorted(k for k, v in desired.items() if current.get(k) != v))
+    if not changed:
+        return PlannedChange(kind, name, "unchanged")
+    return PlannedChange(kind, name, "update", changed, update)
+
+
+def _guard(what: str, call: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            call()
+        except Exception as exc:
+            raise DeployError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    return run
+
+
+# --------------------------------------------------------------------------- S3 objects
+
+
+def _plan_object(clients: AwsClients, env: Environment, artifact: Artifact) -> PlannedChange:
+    key = env.s3_key(artifact.key)
+    try:
+        head = clients.s3.head_object(Bucket=env.bucket, Key=key)
+        current: dict[str, Any] | None = {"sha256": (head.get("Metadata") or {}).get(SHA_METADATA_KEY)}
+    except clients.s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        current = None
+    put = _guard(
+        f"s3://{env.bucket}/{key}",
+        lambda: clients.s3.put_object(
+            Bucket=env.bucket, Key=key, Body=artifact.body, Metadata={SHA_METADATA_KEY: artifact.sha256}
+        ),
+    )
+    return _compare(
+        "s3_object", f"s3://{env.bucket}/{key}", current, {"sha256": artifact.sha256}, create=put, update=put
+    )
+
+
+# --------------------------------------------------------------------------- Glue jobs
+
+
+def glue_default_arguments(
+    env: Environment, profile: Profile, wheel_uri: str, job: GlueJobSettings
+) -> dict[str, str]:
+    """A Glue job's DefaultArguments: Iceberg on, the catalog ``--conf``, our wheel, our config.
+
+    ``--conf`` is Glue's Spark-conf argument, so the config root goes in
+    ``--lean_ops_conf`` (and the profile in ``--lean_ops_profile``).
+    """
+    catalog = {k: v for k, v in catalog_conf(profile).items() if not k.endswith(".client.region")}
+    spark_conf = [f"spark.sql.extensions={ICEBERG_EXTENSIONS}"] + [f"{k}={v}" for k, v in catalog.items()]
+    return {
+        "--datalake-formats": "iceberg",
+        "--conf": " --conf ".join(spark_conf),
+        "--additional-python-modules": wheel_uri,
+        "--job-language": "python",
+        "--lean_ops_conf": env.conf_uri,
+        "--lean_ops_profile": env.profile,
+        **job.arguments,
+    }
+
+
+def _glue_job_spec(
+    env: Environment, profile: Profile, role: str, job: GlueJobSettings, wheel_uri: str
+) -> dict[str, Any]:
+    return {
+        "Role": env.glue_role_arn,
+        "Command": {
+            "Name": "glueetl",
+            "ScriptLocation": env.s3_uri("jobs", JOB_SCRIPTS[role]),
+            "PythonVersion": "3",
+        },
+        "GlueVersion": env.glue_version,
+        "DefaultArguments": glue_default_arguments(env, profile, wheel_uri, job),
+        "WorkerType": job.worker_type,
+        "NumberOfWorkers": job.number_of_workers,
+        "Timeout": job.timeout_minutes,
+        "ExecutionProperty": {"MaxConcurrentRuns": job.max_concurrent_runs},
+        "MaxRetries": 0,
+    }
+
+
+def _plan_glue_job(clients: AwsClients, name: str, spec: dict[str, Any]) -> PlannedChange:
+    try:
+        job = clients.glue.get_job(JobName=name)["Job"]
+        current: dict[str, Any] | None = {k: job.get(k) for k in spec}
+    except clients.glue.exceptions.EntityNotFoundException:
+        current = None
+    create = _guard(f"glue job {name}", lambda: clients.glue.create_job(Name=name, **spec))
+    update = _guard(f"glue job {name}", lambda: clients.glue.update_job(JobName=name, JobUpdate=spec))
+    return _compare("glue_job", name, current, spec, create=create, update=update)
+
+
+# --------------------------------------------------------------------------- Lambda
+
+
+def _plan_lambda(
+    clients: AwsClients, env: Environment, name: str, handler: str, package: tuple[bytes, str]
+) -> PlannedChange:
+    code, code_sha = package
+    config = {
+        "Runtime": env.lambda_runtime,
+        "Role": env.lambda_role_arn,
+        "Handler": handler,
+        "Timeout": env.lambda_timeout_seconds,
+        "MemorySize": env.lambda_memory_mb,
+        "Environment": {"Variables": {"LEAN_OPS_CONF": env.conf_uri, "LEAN_OPS_PROFILE": env.profile}},
+        "Layers": list(env.lambda_layers),
+    }
+    desired = {**config, "CodeSha256": code_sha}
+    try:
+        current_config = clients.lambda_.get_function(FunctionName=name)["Configuration"]
+        current: dict[str, Any] | None = {
+            **{k: current_config.get(k) for k in config if k not in ("Layers", "Environment")},
+            "Environment": {"Variables": (current_config.get("Environment") or {}).get("Variables", {})},
+            "Layers": [layer["Arn"] for layer in current_config.get("Layers", [])],
+            "CodeSha256": current_config.get("CodeSha256"),
+        }
+    except clients.lambda_.exceptions.ResourceNotFoundException:
+        current = None
+    create = _guard(
+        f"lambda {name}",
+        lambda: clients.lambda_.create_function(
+            FunctionName=name, Code={"ZipFile": code}, Publish=False, **config
+        ),
+    )
+
+    def update() -> None:
+        assert current is not None
+        if current["CodeSha256"] != code_sha:
+            _guard(
+                f"lambda {name} code",
+                lambda: clients.lambda_.update_function_code(FunctionName=name, ZipFile=code),
+            )()
+        if any(current.get(k) != v for k, v in config.items()):
+            _guard(
+                f"lambda {name} configuration",
+                lambda: clients.lambda_.update_function_configuration(FunctionName=name, **config),
+            )()
+
+    return _compare("lambda_function", name, current, desired, create=create, update=update)
+
+
+# --------------------------------------------------------------------------- state machine
+
+
+def _plan_state_machine(clients: AwsClients, env: Environment) -> PlannedChange:
+    definition = render_state_machine(env)
+    text = json.dumps(definition, sort_keys=True)
+    desired = {"definition": definition, "roleArn": env.state_machine_role_arn}
+    try:
+        described = clients.stepfunctions.describe_state_machine(stateMachineArn=env.state_machine_arn)
+        current: dict[str, Any] | None = {
+            "definition": json.loads(described["definition"]),
+            "roleArn": described["roleArn"],
+        }
+    except clients.stepfunctions.exceptions.StateMachineDoesNotExist:
+        current = None
+    create = _guard(
+        f"state machine {env.state_machine_name}",
+        lambda: clients.stepfunctions.create_state_machine(
+            name=env.state_machine_name, definition=text, roleArn=env.state_machine_role_arn, type="STANDARD"
+        ),
+    )
+    update = _guard(
+        f"state machine {env.state_machine_name}",
+        lambda: clients.stepfunctions.update_state_machine(
+            stateMachineArn=env.state_machine_arn, definition=text, roleArn=env.state_machine_role_arn
+        ),
+    )
+    return _compare("state_machine", env.state_machine_name, current, desired, create=create, update=update)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def _schedules(env: Environment, topics: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Desired EventBridge Scheduler schedules: maintenance + one pipeline schedule per topic."""
+    base = env.state_machine_name
+    out = {
+        f"{base}-maintenance": {
+            "ScheduleExpression": env.maintenance_schedule,
+            "Target": {
+                "Arn": GLUE_START_JOB_TARGET,
+                "RoleArn": env.scheduler_role_arn,
+                "Input": json.dumps({"JobName": env.maintenance_job.name}, sort_keys=True),
+            },
+        }
+    }
+    if env.pipeline_schedule:
+        for topic in topics:
+            out[f"{base}-topic-{topic}"] = {
+                "ScheduleExpression": env.pipeline_schedule,
+                "Target": {
+                    "Arn": env.state_machine_arn,
+                    "RoleArn": env.scheduler_role_arn,
+                    "Input": json.dumps({"topic": topic}, sort_keys=True),
+                },
+            }
+    for name in out:
+        if len(name) > 64:
+            raise ConfigError(
+                f"{env.source}: schedule name {name!r} is longer than 64 characters: shorten state_machine.name"
+            )
+    return out
+
+
+def _plan_schedules(clients: AwsClients, env: Environment, topics: Sequence[str]) -> list[PlannedChange]:
+    desired_all = _schedules(env, topics)
+    changes = []
+    for name, desired in desired_all.items():
+        try:
+            got = clients.scheduler.get_schedule(Name=name)
+            current: dict[str, Any] | None = {
+                "ScheduleExpression": got.get("ScheduleExpression"),
+                "Target": {k: got.get("Target", {}).get(k) for k in ("Arn", "RoleArn", "Input")},
+                "State": got.get("State"),
+            }
+        except clients.scheduler.exceptions.ResourceNotFoundException:
+            current = None
+        spec = {**desired, "State": "ENABLED", "FlexibleTimeWindow": {"Mode": "OFF"}}
+
+        def create(name: str = name, spec: dict[str, Any] = spec) -> None:
+            _guard(f"schedule {name}", lambda: clients.scheduler.create_schedule(Name=name, **spec))()
+
+        def update(name: str = name, spec: dict[str, Any] = spec) -> None:
+            _guard(f"schedule {name}", lambda: clients.scheduler.update_schedule(Name=name, **spec))()
+
+        changes.append(
+            _compare("schedule", name, current, {**desired, "State": "ENABLED"}, create=create, update=update)
+        )
+    prefix = f"{env.state_machine_name}-topic-"
+    listed = clients.scheduler.list_schedules(NamePrefix=prefix).get("Schedules", [])
+    for stale in sorted(s["Name"] for s in listed if s["Name"] not in desired_all):
+
+        def delete(name: str = stale) -> None:
+            _guard(f"schedule {name}", lambda: clients.scheduler.delete_schedule(Name=name))()
+
+        changes.append(PlannedChange("schedule", stale, "delete", ("topic no longer configured",), delete))
+    return changes
+
+
+# --------------------------------------------------------------------------- plan / apply
+
+
+def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan:
+    """Compare the desired deployment with what exists; nothing is changed.
+
+    Raises:
+        ConfigError: an artifact is missing or the environment is inconsistent.
+        DeployError: reading the current state failed.
+    """
+    env = inputs.environment
+    if inputs.profile.kind != "glue":
+        raise ConfigError(
+            f"{env.source}: profile {inputs.profile.name!r} is {inputs.profile.kind!r}; deploy needs a glue profile"
+        )
+    wheel_key = f"wheels/{inputs.wheel.name}"
+    artifacts = [
+        Artifact(wheel_key, inputs.wheel.read_bytes()),
+        *job_script_artifacts(inputs.project_root),
+        *conf_artifacts(inputs.conf_root),
+    ]
+    package = lambda_package(inputs.project_root)
+    try:
+        changes: list[PlannedChange] = [_plan_object(clients, env, a) for a in artifacts]
+        wheel_uri = env.s3_uri(wheel_key)
+        for role, job in (
+            ("curation", env.curation_job),
+            ("semantic", env.semantic_job),
+            ("maintenance", env.maintenance_job),
+        ):
+            changes.append(
+                _plan_glue_job(clients, job.name, _glue_job_spec(env, inputs.profile, role, job, wheel_uri))
+            )
+        for fn_role, fn_name in (
+            ("checkpoints", env.checkpoints_function),
+            ("curation_result", env.curation_result_function),
+        ):
+            changes.append(_plan_lambda(clients, env, fn_name, LAMBDA_HANDLERS[fn_role], package))
+        changes.append(_plan_state_machine(clients, env))
+        changes.extend(_plan_schedules(clients, env, inputs.topics))
+    except LeanOpsError:
+        raise
+    except Exception as exc:
+        raise DeployError(
+            f"reading the current state of {env.name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return DeployPlan(env.name, tuple(changes))
+
+
+def apply_plan(plan: DeployPlan, on_change: Callable[[PlannedChange], None] = lambda _c: None) -> DeployPlan:
+    """Run every pending action in plan order; returns the plan.
+
+    Raises:
+        DeployError: the first failing call, naming the resource (earlier ones stay applied;
+            running deploy again continues from there).
+    """
+    for change in plan.pending:
+        assert change.run is not None
+        change.run()
+        on_change(change)
+    return plan
