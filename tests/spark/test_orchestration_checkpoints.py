@@ -189,10 +189,11 @@ def test_lambda_events_on_a_local_config_root(orders_lake, local_home, tmp_path:
     )
     runtime = open_runtime(str(conf), "local", home=str(local_home.root))
     first = get_all_checkpoints_event({"topic": "orders"}, runtime)
-    assert first["round"] == 1 and first["has_new_raw_data"] is True
+    assert first["round"] == 1 and first["has_new_raw_data"] is True and first["run_id"] is None
     assert first["topics"][0]["pending_raw_records"] == 7
-    again = get_all_checkpoints_event({"topic": "orders", "checkpoints": {"round": first["round"]}}, runtime)
-    assert again["round"] == 2
+    state = {"topic": "orders", "checkpoints": {"round": first["round"]}}
+    again = get_all_checkpoints_event({"topic": "orders", "execution_name": "x1", "state": state}, runtime)
+    assert (again["round"], again["run_id"]) == (2, "x1:r2")
     resolved = curation_result({"topic": "orders", "run_id": "run-1"}, runtime)
     assert resolved["curated_snapshot_id"] == str(orders_lake["curated_run"])
     assert resolved["schema_exists"] is False
