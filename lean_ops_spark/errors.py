@@ -9,11 +9,13 @@ from __future__ import annotations
 __all__ = [
     "CatalogError",
     "CheckpointError",
+    "CircuitBreakerError",
     "ConfigError",
     "ContractError",
     "DataQualityError",
     "DriftError",
     "LeanOpsError",
+    "LedgerError",
     "MaintenanceError",
     "RuntimeSetupError",
 ]
@@ -33,6 +35,14 @@ class ConfigError(LeanOpsError):
 
 class ContractError(LeanOpsError):
     """Data does not fit a topic contract in a way the run cannot handle."""
+
+
+class CircuitBreakerError(ContractError):
+    """A batch's error rate passed the topic's threshold; nothing was written."""
+
+
+class LedgerError(LeanOpsError):
+    """A run's record ledger does not balance: some record is unaccounted for."""
 
 
 class DriftError(LeanOpsError):

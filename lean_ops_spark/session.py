@@ -7,6 +7,7 @@ profile, so SQL text never changes between a laptop and Glue.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +57,18 @@ class LocalHome:
         return self.warehouse.as_uri()
 
     def ensure(self) -> None:
+        """Create the folders, and the catalog file in SQLite's WAL mode.
+
+        Spark clones sessions internally (e.g. to build cached plans), and each clone opens
+        its own catalog connection; in SQLite's default rollback-journal mode a read left
+        open on one connection makes another's commit fail with SQLITE_BUSY. WAL mode lets
+        readers and the one writer proceed together; the setting is stored in the file.
+        """
+        import sqlite3
+
         self.warehouse.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.catalog_db)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def catalog_conf(profile: Profile, home: LocalHome | None = None) -> dict[str, str]:
@@ -88,6 +100,9 @@ def catalog_conf(profile: Profile, home: LocalHome | None = None) -> dict[str, s
             f"{prefix}.warehouse": home.warehouse_uri,
             # V1 adds view support and matches what PyIceberg >= 0.12 writes.
             f"{prefix}.jdbc.schema-version": "V1",
+            # The SQLite driver waits for a lock held by another connection or process
+            # (e.g. PyIceberg) instead of failing at once; see LocalHome.ensure for WAL.
+            f"{prefix}.jdbc.busy_timeout": "30000",
         }
     )
     return conf

@@ -30,13 +30,16 @@ RAW_STAGING_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schema_version", "int", "optional payload schema version declared by the producer"),
 )
 
-#: Quarantined records of a topic, keyed by (message_id, reason_code) so re-runs never duplicate.
+#: Quarantined records of a topic: the whole raw record (nothing lost) plus why, keyed by
+#: message_id so a re-run never duplicates a row.
 QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("message_id", "string", "the raw record's message id"),
     ("topic", "string", "topic of the raw record"),
     ("raw_snapshot_id", "bigint", "raw snapshot the record was read from"),
     ("ingestion_ts", "timestamp", "raw ingestion time"),
     ("payload", "string", "the raw payload, untouched"),
+    ("producer", "string", "the raw record's producer"),
+    ("schema_version", "int", "the raw record's declared schema version"),
     ("error_class", "string", "DROP (permanently bad) or RETRY (may succeed later)"),
     ("reason_code", "string", "machine-readable reason, e.g. MISSING_REQUIRED_FIELD"),
     ("error_field", "string", "the field the reason is about, if any"),

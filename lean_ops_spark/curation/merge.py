@@ -1,0 +1,92 @@
+"""MERGE statements for curated and quarantine tables (pure SQL text builders).
+
+The curated MERGE carries the batch's partition predicate in its ``ON`` clause so Iceberg
+prunes the target scan to the partitions the batch touches: cost follows the batch, not
+the table. This relies on the contract's partition column being immutable for a key
+(e.g. an order's creation time), which is what event-time partitioning means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+
+from lean_ops_spark.config.models import TopicContract
+
+__all__ = [
+    "MAX_RANGES",
+    "curated_merge_sql",
+    "day_ranges",
+    "partition_predicate",
+    "quarantine_merge_sql",
+    "view_name",
+]
+
+#: More disjoint day ranges than this collapse into one min..max range (still bounded).
+MAX_RANGES = 32
+
+
+def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive days merged into ``[first, last]`` ranges, sorted."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def partition_predicate(contract: TopicContract, days: Sequence[date], alias: str = "t") -> str | None:
+    """A predicate on the target's partition column covering ``days`` (None: nothing to prune by).
+
+    Day ranges are written as plain comparisons on the source column, which Iceberg turns
+    into partition filters through the ``days``/``months``/``hours`` transform.
+    """
+    if not days or contract.partition.transform == "identity":
+        return None
+    column = f"{alias}.{contract.partition.column}"
+    kind = next(
+        spec.type.kind for name, _, spec in contract.flattened_fields() if name == contract.partition.column
+    )
+    ranges = day_ranges(days)
+    if len(ranges) > MAX_RANGES:
+        ranges = [(ranges[0][0], ranges[-1][1])]
+
+    def literal(day: date) -> str:
+        return (
+            f"TIMESTAMP '{day.isoformat()} 00:00:00'" if kind == "timestamp" else f"DATE '{day.isoformat()}'"
+        )
+
+    parts = [
+        f"({column} >= {literal(first)} AND {column} < {literal(last + timedelta(days=1))})"
+        for first, last in ranges
+    ]
+    return "(" + " OR ".join(parts) + ")"
+
+
+def curated_merge_sql(target: str, source_view: str, contract: TopicContract, predicate: str | None) -> str:
+    """Upsert the newest version per key; an incoming version never overwrites a newer one."""
+    on = " AND ".join(f"t.{key} = s.{key}" for key in contract.key)
+    if predicate:
+        on = f"{on} AND {predicate}"
+    ordering = contract.ordering_column
+    return (
+        f"MERGE INTO {target} t\nUSING {source_view} s\nON {on}\n"
+        f"WHEN MATCHED AND s.{ordering} > t.{ordering} THEN UPDATE SET *\n"
+        "WHEN NOT MATCHED THEN INSERT *"
+    )
+
+
+def quarantine_merge_sql(target: str, source_view: str) -> str:
+    """Insert quarantined records once: keyed by message id, a re-run adds nothing."""
+    return (
+        f"MERGE INTO {target} t\nUSING {source_view} s\nON t.message_id = s.message_id\n"
+        "WHEN NOT MATCHED THEN INSERT *"
+    )
+
+
+def view_name(prefix: str, run_id: str) -> str:
+    """A temp view name unique to a run (identifier-safe)."""
+    safe = "".join(ch if ch.isalnum() else "_" for ch in run_id)
+    return f"{prefix}_{safe}"[:120]

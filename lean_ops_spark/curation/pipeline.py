@@ -1,0 +1,481 @@
+"""One curation run: raw (incremental, checkpointed) -> curated + quarantine.
+
+read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify ->
+circuit breaker -> quarantine MERGE -> dedupe -> curated MERGE with the checkpoint in the
+same snapshot -> verify -> ledger -> metrics. The parsed batch is cached once and every
+later step reads the cache, so raw is read and parsed exactly once.
+
+Crash safety: nothing is written before the circuit breaker; the quarantine MERGE is keyed
+(re-running adds nothing); the curated MERGE commits data and checkpoint together, so a run
+that dies before it is simply repeated, and one that dies after it finds no new data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from lean_ops_spark.catalog.checkpoints import (
+    RAW_CHECKPOINT_KEY,
+    RUN_ID_KEY,
+    current_snapshot_id,
+    read_checkpoint,
+    snapshot_records,
+)
+from lean_ops_spark.catalog.commit import with_commit_properties
+from lean_ops_spark.catalog.naming import TableRef, topic_tables
+from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, ProjectConfig, TopicContract
+from lean_ops_spark.curation.batch import BatchPlan, plan_batch
+from lean_ops_spark.curation.ledger import Ledger
+from lean_ops_spark.curation.merge import (
+    curated_merge_sql,
+    partition_predicate,
+    quarantine_merge_sql,
+    view_name,
+)
+from lean_ops_spark.curation.reasons import ErrorClass, Reason
+from lean_ops_spark.curation.transform import (
+    ERROR_COLUMN,
+    add_audit_columns,
+    classify,
+    dedupe_latest,
+    parse_payload,
+)
+from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["CurationOptions", "CurationResult", "check_run_id", "merge_into_curated", "run_curation"]
+
+log = logging.getLogger(__name__)
+
+#: Step names passed to ``after_step`` (tests use them to simulate crashes between steps).
+STEP_QUARANTINE_WRITTEN = "quarantine_written"
+STEP_MERGED = "merged"
+_KEEP_RANK = "_version_rank"
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class CurationOptions:
+    """Per-run overrides of the contract's caps, and the run id (default: a new uuid)."""
+
+    max_snapshots: int | None = None
+    max_records: int | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CurationResult:
+    """What one run did. ``status`` is ``committed`` or ``no_new_data``."""
+
+    topic: str
+    run_id: str
+    status: str
+    raw_table: str
+    curated_table: str
+    raw_start_snapshot_id: int | None
+    raw_end_snapshot_id: int | None
+    raw_current_snapshot_id: int | None
+    curated_snapshot_id: int | None
+    backlog_snapshots: int
+    backlog_records: int
+    lag_seconds: float | None
+    duration_seconds: float
+    ledger: Ledger | None = None
+    error_rate: float = 0.0
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "run_id": self.run_id,
+            "status": self.status,
+            "raw_table": self.raw_table,
+            "curated_table": self.curated_table,
+            "raw_start_snapshot_id": self.raw_start_snapshot_id,
+            "raw_end_snapshot_id": self.raw_end_snapshot_id,
+            "raw_current_snapshot_id": self.raw_current_snapshot_id,
+            "curated_snapshot_id": self.curated_snapshot_id,
+            "backlog_snapshots": self.backlog_snapshots,
+            "backlog_records": self.backlog_records,
+            "lag_seconds": self.lag_seconds,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "error_rate": round(self.error_rate, 6),
+            "ledger": self.ledger.as_dict() if self.ledger else None,
+            "messages": list(self.messages),
+        }
+
+
+@dataclass(frozen=True)
+class _BatchStats:
+    read: int
+    valid: int
+    kept: int
+    by_reason: dict[str, int]
+    by_class: dict[str, int]
+    rescued_records: int
+    partition_days: list[date]
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids end up in SQL literals and snapshot summaries: letters, digits, ``_.:-`` only."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ConfigError(f"run id {run_id!r} must match {RUN_ID_PATTERN.pattern}")
+    return run_id
+
+
+def _read_raw(spark: SparkSession, raw: TableRef, plan: BatchPlan) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    reader = spark.read.format("iceberg")
+    if plan.start_snapshot_id is None:
+        reader = reader.option("snapshot-id", str(plan.end_snapshot_id))
+    else:
+        reader = reader.option("start-snapshot-id", str(plan.start_snapshot_id)).option(
+            "end-snapshot-id", str(plan.end_snapshot_id)
+        )
+    return reader.load(raw.sql).withColumn("_raw_snapshot_id", F.lit(plan.end_snapshot_id).cast("bigint"))
+
+
+def _batch_stats(classified: DataFrame, contract: TopicContract) -> _BatchStats:
+    """One aggregation over the cached batch: every count the ledger and the breaker need."""
+    from pyspark.sql import functions as F
+
+    valid = F.col(ERROR_COLUMN).isNull()
+    reason = F.col(ERROR_COLUMN)["reason_code"]
+    partition = contract.partition.column
+    aggregates = [
+        F.count(F.lit(1)).alias("read"),
+        F.count(F.when(valid, 1)).alias("valid"),
+        F.count_distinct(F.when(valid, F.struct(*contract.key))).alias("kept"),
+        F.count(F.when(valid & F.col(RESCUED_DATA_COLUMN).isNotNull(), 1)).alias("rescued"),
+        F.collect_set(F.when(valid, F.to_date(F.col(partition)))).alias("days"),
+        *[F.count(F.when(reason == r.value, 1)).alias(r.value) for r in Reason],
+    ]
+    row = classified.agg(*aggregates).first()
+    assert row is not None
+    by_reason = {r.value: int(row[r.value]) for r in Reason if row[r.value]}
+    from lean_ops_spark.curation.reasons import REASON_CLASS
+
+    by_class: dict[str, int] = {}
+    for r in Reason:
+        if row[r.value]:
+            by_class[REASON_CLASS[r].value] = by_class.get(REASON_CLASS[r].value, 0) + int(row[r.value])
+    return _BatchStats(
+        read=int(row["read"]),
+        valid=int(row["valid"]),
+        kept=int(row["kept"]),
+        by_reason=by_reason,
+        by_class=by_class,
+        rescued_records=int(row["rescued"]),
+        partition_days=sorted(d for d in row["days"] if d is not None),
+    )
+
+
+def _rescued_fields(classified: DataFrame) -> dict[str, int]:
+    """How many valid records rescued each field path (only run when some were rescued)."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        classified.where(F.col(ERROR_COLUMN).isNull() & F.col(RESCUED_DATA_COLUMN).isNotNull())
+        .select(F.explode(F.map_keys(F.from_json(RESCUED_DATA_COLUMN, "map<string,string>"))).alias("path"))
+        .groupBy("path")
+        .count()
+        .collect()
+    )
+    return {r["path"]: int(r["count"]) for r in sorted(rows, key=lambda r: r["path"])}
+
+
+def _quarantine_rows(classified: DataFrame, run_id: str) -> DataFrame:
+    """Bad records in the quarantine table's shape, one per message id."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    error = F.col(ERROR_COLUMN)
+    first = Window.partitionBy("message_id").orderBy(F.col("ingestion_ts").asc())
+    return (
+        classified.where(error.isNotNull())
+        .withColumn("_n", F.row_number().over(first))
+        .where("_n = 1")
+        .select(
+            "message_id",
+            "topic",
+            F.col("_raw_snapshot_id").alias("raw_snapshot_id"),
+            "ingestion_ts",
+            "payload",
+            "producer",
+            "schema_version",
+            error["error_class"].alias("error_class"),
+            error["reason_code"].alias("reason_code"),
+            error["error_field"].alias("error_field"),
+            error["error_detail"].alias("error_detail"),
+            F.lit(1).alias("attempt_count"),
+            F.lit(run_id).alias("run_id"),
+            F.current_timestamp().alias("quarantined_at"),
+            F.current_timestamp().alias("last_attempt_at"),
+            F.when(error["error_class"] == ErrorClass.RETRY.value, F.lit("pending")).alias("replay_status"),
+        )
+    )
+
+
+def _write_quarantine(spark: SparkSession, quarantine: TableRef, classified: DataFrame, run_id: str) -> None:
+    view = view_name("lean_ops_quarantine", run_id)
+    _quarantine_rows(classified, run_id).createOrReplaceTempView(view)
+    try:
+        spark.sql(quarantine_merge_sql(quarantine.sql, view))
+    finally:
+        spark.catalog.dropTempView(view)
+
+
+def _summary(spark: SparkSession, table: TableRef, snapshot_id: int) -> dict[str, str]:
+    row = spark.sql(
+        f"SELECT summary FROM {table.metadata_table('snapshots')} WHERE snapshot_id = {int(snapshot_id)}"
+    ).first()
+    return dict(row["summary"]) if row is not None else {}
+
+
+def merge_into_curated(
+    spark: SparkSession,
+    *,
+    contract: TopicContract,
+    curated: TableRef,
+    versions: DataFrame,
+    partition_days: list[date],
+    run_id: str,
+    properties: Mapping[str, str],
+) -> tuple[int, dict[str, str]]:
+    """MERGE ``versions`` (one per key, curated shape) into ``curated`` with ``properties``
+    in the committed snapshot's summary; commit an empty append carrying them when the
+    MERGE changed nothing, so the checkpoint always advances.
+
+    Returns:
+        The committed snapshot id and its summary.
+
+    Raises:
+        CheckpointError: a snapshot was committed without the properties.
+    """
+    before = current_snapshot_id(spark, curated)
+    view = view_name("lean_ops_merge", run_id)
+    versions.createOrReplaceTempView(view)
+    sql = curated_merge_sql(curated.sql, view, contract, partition_predicate(contract, partition_days))
+    try:
+        with_commit_properties(spark, properties, lambda: spark.sql(sql))
+    finally:
+        spark.catalog.dropTempView(view)
+    spark.sql(f"REFRESH TABLE {curated.sql}")
+    after = current_snapshot_id(spark, curated)
+    if after == before:
+        # Nothing to change (every version stale, or an all-bad batch): still record the checkpoint.
+        empty = spark.createDataFrame([], spark.table(curated.sql).schema)
+        writer = empty.writeTo(curated.sql)
+        for key, value in properties.items():
+            writer = writer.option(f"snapshot-property.{key}", value)
+        writer.append()
+        after = current_snapshot_id(spark, curated)
+    assert after is not None
+    summary = _summary(spark, curated, after)
+    missing = [k for k, v in properties.items() if summary.get(k) != v]
+    if missing:
+        raise CheckpointError(
+            f"{curated.sql}: snapshot {after} was committed without {', '.join(missing)} in its summary "
+            "(is PYSPARK_PIN_THREAD disabled?); the next run will re-read the same raw range"
+        )
+    return after, summary
+
+
+def _upserted(
+    spark: SparkSession, curated: TableRef, summary: Mapping[str, str], run_id: str
+) -> tuple[int, int | None, int | None]:
+    """Rows inserted or updated by the run: from the snapshot summary on merge-on-read
+    tables (new data files hold exactly those rows), else by counting the run's rows."""
+    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {curated.sql}").collect()}
+    if props.get("write.merge.mode") == "merge-on-read":
+        added = int(summary.get("added-records", "0"))
+        updated = int(summary.get("added-position-deletes", "0"))
+        return added, added - updated, updated
+    count = spark.sql(f"SELECT count(*) AS n FROM {curated.sql} WHERE _run_id = '{run_id}'").first()
+    return (int(count["n"]) if count else 0), None, None
+
+
+def run_curation(
+    spark: SparkSession,
+    config: ProjectConfig,
+    topic: str,
+    *,
+    options: CurationOptions | None = None,
+    metrics: Any = None,
+    after_step: Callable[[str], None] | None = None,
+    now: Callable[[], float] = time.time,
+) -> CurationResult:
+    """Curate the next raw batch of ``topic`` (see the module docstring for the steps).
+
+    Args:
+        metrics: a metrics sink with ``emit(name, value, unit, dimensions)`` (optional).
+        after_step: called with a step name after each write (crash-safety tests).
+
+    Raises:
+        CircuitBreakerError: the batch's error rate passed the threshold; nothing written.
+        CheckpointError: the checkpoint cannot be read or did not commit with the data.
+        LedgerError: some record is unaccounted for.
+    """
+    from pyspark import StorageLevel
+
+    options = options or CurationOptions()
+    started = now()
+    contract = config.topic(topic)
+    tables = topic_tables(config.profile, topic)
+    run_id = check_run_id(options.run_id or f"cur-{uuid.uuid4().hex[:12]}")
+    spark.sql(f"REFRESH TABLE {tables.raw.sql}")
+    checkpoint = read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY)
+    start = checkpoint.source_snapshot_id if checkpoint else None
+    plan = plan_batch(
+        snapshot_records(spark, tables.raw),
+        current_snapshot_id(spark, tables.raw),
+        start,
+        max_snapshots=options.max_snapshots or contract.max_snapshots_per_run,
+        max_records=options.max_records or contract.max_records_per_run,
+        table=tables.raw.sql,
+    )
+    lag = (started - plan.oldest_pending_commit_ms / 1000) if plan.oldest_pending_commit_ms else None
+
+    def result(status: str, **extra: Any) -> CurationResult:
+        return CurationResult(
+            topic=topic,
+            run_id=run_id,
+            status=status,
+            raw_table=tables.raw.sql,
+            curated_table=tables.curated.sql,
+            raw_start_snapshot_id=plan.start_snapshot_id,
+            raw_end_snapshot_id=plan.end_snapshot_id,
+            raw_current_snapshot_id=plan.current_snapshot_id,
+            backlog_snapshots=plan.backlog_snapshots,
+            backlog_records=plan.backlog_records,
+            lag_seconds=lag,
+            duration_seconds=now() - started,
+            **extra,
+        )
+
+    if not plan.has_new_data:
+        log.info("%s: no new raw data after snapshot %s", topic, start)
+        return result(
+            "no_new_data", curated_snapshot_id=checkpoint.recorded_in_snapshot_id if checkpoint else None
+        )
+
+    classified = classify(parse_payload(_read_raw(spark, tables.raw, plan), contract), contract)
+    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        stats = _batch_stats(classified, contract)
+        quarantined = sum(stats.by_reason.values())
+        error_rate = quarantined / stats.read if stats.read else 0.0
+        if stats.read != plan.expected_records or stats.read != stats.valid + quarantined:
+            raise LedgerError(
+                f"{topic}: {plan.describe()} added "
+                f"{plan.expected_records} records but the read returned {stats.read} "
+                f"({stats.valid} valid + {quarantined} bad); nothing was written"
+            )
+        if error_rate > contract.error_rate_threshold:
+            dominant = ", ".join(
+                f"{k}={v}" for k, v in sorted(stats.by_reason.items(), key=lambda kv: -kv[1])[:3]
+            )
+            raise CircuitBreakerError(
+                f"{topic}: error rate {error_rate:.1%} of {stats.read} records in {plan.describe()} "
+                "is above the threshold "
+                f"{contract.error_rate_threshold:.1%} (dominant: {dominant}); nothing written, checkpoint unchanged"
+            )
+        rescued_fields = _rescued_fields(classified) if stats.rescued_records else {}
+
+        if quarantined:
+            _write_quarantine(spark, tables.quarantine, classified, run_id)
+        if after_step:
+            after_step(STEP_QUARANTINE_WRITTEN)
+
+        from pyspark.sql import functions as F
+
+        versions = add_audit_columns(
+            dedupe_latest(classified.where(F.col(ERROR_COLUMN).isNull()), contract, _KEEP_RANK).where(
+                F.col(_KEEP_RANK) == 1
+            ),
+            contract,
+            run_id,
+        )
+        properties = {
+            RAW_CHECKPOINT_KEY: str(plan.end_snapshot_id),
+            RUN_ID_KEY: run_id,
+            "lean-ops.contract-version": str(contract.version),
+            "lean-ops.records-read": str(stats.read),
+        }
+        curated_snapshot, summary = merge_into_curated(
+            spark,
+            contract=contract,
+            curated=tables.curated,
+            versions=versions,
+            partition_days=stats.partition_days,
+            run_id=run_id,
+            properties=properties,
+        )
+        if after_step:
+            after_step(STEP_MERGED)
+        upserted, inserted, updated = _upserted(spark, tables.curated, summary, run_id)
+    finally:
+        classified.unpersist()
+
+    ledger = Ledger(
+        read=stats.read,
+        expected_read=plan.expected_records,
+        valid=stats.valid,
+        kept=stats.kept,
+        upserted=upserted,
+        inserted=inserted,
+        updated=updated,
+        quarantined_by_reason=stats.by_reason,
+        quarantined_by_class=stats.by_class,
+        rescued_records=stats.rescued_records,
+        rescued_fields=rescued_fields,
+    )
+    outcome = result("committed", curated_snapshot_id=curated_snapshot, ledger=ledger, error_rate=error_rate)
+    _emit_metrics(metrics, config, outcome)
+    if not ledger.balanced:
+        raise LedgerError(f"{topic}: run {run_id} ledger does not balance: {'; '.join(ledger.problems())}")
+    log.info("%s: curated %s", topic, outcome.as_dict())
+    return outcome
+
+
+def _emit_metrics(metrics: Any, config: ProjectConfig, outcome: CurationResult) -> None:
+    if metrics is None:
+        return
+    dims = {"Topic": outcome.topic, "Layer": "curated"}
+    ledger = outcome.ledger
+    values: list[tuple[str, float, str, dict[str, str]]] = [
+        ("DurationSeconds", outcome.duration_seconds, "Seconds", dims),
+        ("BacklogSnapshots", float(outcome.backlog_snapshots), "Count", dims),
+        ("BacklogRecords", float(outcome.backlog_records), "Count", dims),
+        ("ErrorRate", outcome.error_rate, "None", dims),
+    ]
+    if outcome.lag_seconds is not None:
+        values.append(("LagSeconds", outcome.lag_seconds, "Seconds", dims))
+    if ledger is not None:
+        values += [
+            ("RecordsRead", float(ledger.read), "Count", dims),
+            ("RecordsUpserted", float(ledger.upserted), "Count", dims),
+            ("RecordsSuperseded", float(ledger.superseded_in_batch + ledger.stale), "Count", dims),
+            ("RecordsRescued", float(ledger.rescued_records), "Count", dims),
+        ]
+        for error_class in (ErrorClass.DROP.value, ErrorClass.RETRY.value):
+            values.append(
+                (
+                    "RecordsQuarantined",
+                    float(ledger.quarantined_by_class.get(error_class, 0)),
+                    "Count",
+                    {**dims, "ErrorClass": error_class},
+                )
+            )
+    for name, value, unit, dimensions in values:
+        metrics.emit(name, value, unit, dimensions)

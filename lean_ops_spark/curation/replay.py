@@ -1,0 +1,171 @@
+"""Replay of RETRY-class quarantine rows through the curation path.
+
+RETRY records (e.g. an unknown schema version) may succeed after the contract changes.
+A replay run re-parses and re-classifies every pending RETRY row with the current
+contract, MERGEs the ones that now pass into curated (with the same newest-wins rule), and
+then marks each row in quarantine: ``replayed``, still ``pending`` (attempt count + 1),
+``exhausted`` after ``max_attempts``, or ``dropped`` when it now fails a DROP check.
+Curated is written first and quarantine last, so a crash in between repeats the replay
+harmlessly (the curated MERGE does not rewrite a version it already holds).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY
+from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.config.models import ProjectConfig
+from lean_ops_spark.curation.merge import view_name
+from lean_ops_spark.curation.pipeline import check_run_id, merge_into_curated
+from lean_ops_spark.curation.reasons import ErrorClass
+from lean_ops_spark.curation.transform import (
+    ERROR_COLUMN,
+    add_audit_columns,
+    classify,
+    dedupe_latest,
+    parse_payload,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["ReplayResult", "run_replay"]
+
+STEP_REPLAY_MERGED = "replay_merged"
+REPLAY_KEY = "lean-ops.replay"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """``pending = replayed + still_pending + exhausted + dropped``."""
+
+    topic: str
+    run_id: str
+    pending: int
+    replayed: int
+    still_pending: int
+    exhausted: int
+    dropped: int
+    curated_snapshot_id: int | None
+    duration_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_replay(
+    spark: SparkSession,
+    config: ProjectConfig,
+    topic: str,
+    *,
+    run_id: str | None = None,
+    max_attempts: int = 5,
+    after_step: Callable[[str], None] | None = None,
+) -> ReplayResult:
+    """Replay the pending RETRY rows of ``topic``'s quarantine (see the module docstring)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    started = time.time()
+    run_id = check_run_id(run_id or f"rpl-{uuid.uuid4().hex[:12]}")
+    contract = config.topic(topic)
+    tables = topic_tables(config.profile, topic)
+    spark.sql(f"REFRESH TABLE {tables.quarantine.sql}")
+    pending = (
+        spark.table(tables.quarantine.sql)
+        .where((F.col("error_class") == ErrorClass.RETRY.value) & (F.col("replay_status") == "pending"))
+        .select(
+            "message_id",
+            "topic",
+            "payload",
+            "ingestion_ts",
+            "producer",
+            "schema_version",
+            F.col("raw_snapshot_id").alias("_raw_snapshot_id"),
+            "attempt_count",
+        )
+    )
+    classified = classify(parse_payload(pending, contract), contract).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        error = F.col(ERROR_COLUMN)
+        attempts = F.col("attempt_count") + 1
+        status = (
+            F.when(error.isNull(), F.lit("replayed"))
+            .when(error["error_class"] == ErrorClass.DROP.value, F.lit("dropped"))
+            .when(attempts >= max_attempts, F.lit("exhausted"))
+            .otherwise(F.lit("pending"))
+        )
+        outcomes = classified.select(
+            "message_id",
+            status.alias("status"),
+            error["error_class"].alias("error_class"),
+            error["reason_code"].alias("reason_code"),
+            error["error_field"].alias("error_field"),
+            error["error_detail"].alias("error_detail"),
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = {
+            r["status"]: int(r["n"])
+            for r in outcomes.groupBy("status").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+        total = sum(counts.values())
+        if total == 0:
+            return ReplayResult(topic, run_id, 0, 0, 0, 0, 0, None, time.time() - started)
+
+        curated_snapshot: int | None = None
+        if counts.get("replayed"):
+            versions = add_audit_columns(
+                dedupe_latest(classified.where(error.isNull()), contract).where(F.col("_version_rank") == 1),
+                contract,
+                run_id,
+            )
+            days = sorted(
+                r["d"]
+                for r in versions.select(F.to_date(contract.partition.column).alias("d")).distinct().collect()
+            )
+            curated_snapshot, _ = merge_into_curated(
+                spark,
+                contract=contract,
+                curated=tables.curated,
+                versions=versions,
+                partition_days=days,
+                run_id=run_id,
+                properties={RUN_ID_KEY: run_id, REPLAY_KEY: "true"},
+            )
+        if after_step:
+            after_step(STEP_REPLAY_MERGED)
+
+        view = view_name("lean_ops_replay", run_id)
+        outcomes.createOrReplaceTempView(view)
+        try:
+            spark.sql(
+                f"MERGE INTO {tables.quarantine.sql} q USING {view} o "
+                "ON q.message_id = o.message_id AND q.replay_status = 'pending' "
+                "WHEN MATCHED THEN UPDATE SET "
+                "attempt_count = q.attempt_count + 1, last_attempt_at = current_timestamp(), "
+                f"run_id = '{run_id}', replay_status = o.status, "
+                "error_class = coalesce(o.error_class, q.error_class), "
+                "reason_code = coalesce(o.reason_code, q.reason_code), "
+                "error_field = CASE WHEN o.reason_code IS NULL THEN q.error_field ELSE o.error_field END, "
+                "error_detail = coalesce(o.error_detail, q.error_detail)"
+            )
+        finally:
+            spark.catalog.dropTempView(view)
+        outcomes.unpersist()
+    finally:
+        classified.unpersist()
+    return ReplayResult(
+        topic=topic,
+        run_id=run_id,
+        pending=total,
+        replayed=counts.get("replayed", 0),
+        still_pending=counts.get("pending", 0),
+        exhausted=counts.get("exhausted", 0),
+        dropped=counts.get("dropped", 0),
+        curated_snapshot_id=curated_snapshot,
+        duration_seconds=time.time() - started,
+    )

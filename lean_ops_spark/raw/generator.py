@@ -1,0 +1,357 @@
+"""Synthetic raw events for a topic contract, with named faults injected at chosen rates.
+
+Generation is pure Python and deterministic for a given seed and ``now``; writing the
+records into the raw staging table (several small appends, as Firehose buffers) is
+:func:`lean_ops_spark.raw.writer.append_raw`. The report says what was injected and
+where every record must end up, so tests can check each one is accounted for.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from lean_ops_spark.config.models import FieldSpec, FieldType, TopicContract
+from lean_ops_spark.curation.reasons import Reason
+from lean_ops_spark.raw.faults import DUPLICATE_KINDS, ERROR_KINDS, FaultKind
+
+__all__ = ["GeneratedBatch", "RawRecord", "SeedExpectation", "fault_rates", "generate_events"]
+
+_NUMERIC = ("int", "long", "double", "float", "decimal")
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One row of ``<raw_db>.<topic>_staging`` as Firehose writes it."""
+
+    message_id: str
+    topic: str
+    payload: str
+    ingestion_ts: datetime
+    producer: str | None
+    schema_version: int | None
+
+
+@dataclass
+class SeedExpectation:
+    """Where the generated records must end up after curating all of them in one run."""
+
+    curated_keys: int = 0  # distinct valid keys
+    superseded: int = 0  # valid records that lose to another version of their key
+    rescued: int = 0  # valid records with something in _rescued_data
+    quarantined: Counter[str] = field(default_factory=Counter)  # reason code -> records
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "curated_keys": self.curated_keys,
+            "superseded": self.superseded,
+            "rescued": self.rescued,
+            "quarantined": dict(sorted(self.quarantined.items())),
+        }
+
+
+@dataclass(frozen=True)
+class GeneratedBatch:
+    """The records in arrival order, and the report of what was injected."""
+
+    topic: str
+    records: tuple[RawRecord, ...]
+    events: int
+    injected: Mapping[str, int]
+    expected: SeedExpectation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "events": self.events,
+            "records": len(self.records),
+            "injected": dict(sorted(self.injected.items())),
+            "expected": self.expected.as_dict(),
+        }
+
+
+def fault_rates(
+    error_rate: float = 0.0,
+    duplicates: float = 0.0,
+    late: float = 0.0,
+    overrides: Mapping[FaultKind, float] | None = None,
+) -> dict[FaultKind, float]:
+    """Per-kind rates: ``error_rate`` split evenly over the error kinds, ``duplicates`` over
+    the duplicate kinds, ``late`` for late events; ``overrides`` set single kinds exactly."""
+    rates: dict[FaultKind, float] = {}
+    for kind in ERROR_KINDS:
+        rates[kind] = error_rate / len(ERROR_KINDS)
+    for kind in DUPLICATE_KINDS:
+        rates[kind] = duplicates / len(DUPLICATE_KINDS)
+    rates[FaultKind.LATE_EVENT] = late
+    rates.update(overrides or {})
+    if any(r < 0 for r in rates.values()) or sum(rates.values()) > 1:
+        raise ValueError(f"fault rates must be >= 0 and add up to at most 1, got {rates}")
+    return rates
+
+
+class _Values:
+    """Realistic values per field type, from one seeded RNG."""
+
+    def __init__(self, rng: random.Random, topic: str, seed: int) -> None:
+        self.rng = rng
+        self.topic = topic
+        self.seed = seed
+
+    def scalar(self, spec: FieldSpec, ftype: FieldType, index: int) -> Any:
+        rng = self.rng
+        if spec.allowed:
+            return rng.choice(spec.allowed)
+        kind = ftype.kind
+        if kind == "string":
+            text = f"{spec.name}-{rng.randrange(10_000):04d}"
+            return text[: spec.max_length] if spec.max_length else text
+        if kind in ("int", "long"):
+            low = int(spec.minimum) if spec.minimum is not None else 0
+            high = int(spec.maximum) if spec.maximum is not None else 1000
+            return rng.randint(low, min(high, low + 100_000))
+        if kind in ("double", "float"):
+            return round(rng.uniform(spec.minimum or 0.0, min(spec.maximum or 1000.0, 1e6)), 3)
+        if kind == "decimal":
+            dec_low = spec.minimum if spec.minimum is not None else 0.0
+            dec_high = min(spec.maximum if spec.maximum is not None else 1000.0, 10_000.0)
+            return float(round(Decimal(str(rng.uniform(dec_low, dec_high))), ftype.scale or 0))
+        if kind == "boolean":
+            return rng.random() < 0.5
+        raise AssertionError(f"not a scalar: {kind}")
+
+    def value(self, spec: FieldSpec, ftype: FieldType, index: int) -> Any:
+        if ftype.kind == "struct":
+            return {child.name: self.value(child, child.type, index) for child in ftype.fields}
+        if ftype.kind == "array":
+            assert ftype.element is not None
+            element_spec = FieldSpec(name=spec.name, type=ftype.element)
+            return [self.value(element_spec, ftype.element, index) for _ in range(self.rng.randint(1, 3))]
+        return self.scalar(spec, ftype, index)
+
+
+def _bump(value: Any, kind: str, step: timedelta) -> Any:
+    """``value`` of an ordering column moved later by ``step`` (or by 1 for numbers)."""
+    if kind == "timestamp":
+        return _iso(datetime.fromisoformat(str(value).replace("Z", "+00:00")) + step)
+    if kind == "date":
+        return (datetime.fromisoformat(str(value)) + timedelta(days=1)).date().isoformat()
+    return int(value) + 1
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True)
+class _Injected:
+    body: str | None
+    topic: str
+    version: int | None
+    reason: Reason | None
+    rescued: bool
+
+
+def _apply_fault(
+    fault: FaultKind | None, payload: dict[str, Any], contract: TopicContract, rng: random.Random
+) -> _Injected:
+    """Apply one error fault to ``payload`` (in place); say where the record must end up."""
+    version: int | None = contract.schema_versions[-1]
+    topic = contract.topic
+    body: str | None = None
+    reason: Reason | None = None
+    rescued = False
+
+    if fault is FaultKind.MALFORMED_JSON:
+        body = json.dumps(payload)[:-7] + '"broken'
+        reason = Reason.MALFORMED_JSON
+    elif fault is FaultKind.MISSING_KEY:
+        payload.pop(contract.key[0], None)
+        reason = Reason.MISSING_KEY
+    elif fault is FaultKind.MISSING_REQUIRED:
+        candidates = [f.name for f in contract.fields if f.required and f.name not in contract.key]
+        payload.pop(rng.choice(candidates), None)
+        reason = Reason.MISSING_REQUIRED_FIELD
+    elif fault is FaultKind.WRONG_TYPE:
+        optional = [f for f in contract.fields if not f.required and f.type.kind not in ("string", "struct")]
+        target = (
+            rng.choice(optional)
+            if optional
+            else next(
+                f
+                for f in contract.fields
+                if f.required and f.name not in contract.key and f.type.kind != "string"
+            )
+        )
+        payload[target.name] = "not-a-" + target.type.kind
+        rescued = not target.required
+        reason = None if rescued else Reason.INVALID_TYPE
+    elif fault is FaultKind.OUT_OF_RANGE:
+        bounded = [
+            f
+            for f in contract.fields
+            if f.allowed or f.max_length or (f.type.kind in _NUMERIC and f.maximum is not None)
+        ]
+        target = rng.choice(bounded)
+        if target.type.kind in _NUMERIC:
+            assert target.maximum is not None
+            payload[target.name] = target.maximum * 10 + 1
+            reason = Reason.VALUE_OUT_OF_RANGE
+        else:
+            payload[target.name] = "x" * ((target.max_length or 8) + 1) if not target.allowed else "bogus"
+            reason = Reason.INVALID_VALUE
+    elif fault is FaultKind.UNKNOWN_FIELDS:
+        payload["promo_channel"] = rng.choice(["email", "push", "partner"])
+        payload["experiment"] = {"id": f"exp-{rng.randrange(100)}", "arm": "b"}
+        rescued = True
+    elif fault is FaultKind.OVERSIZE_PAYLOAD:
+        payload["blob"] = "z" * (contract.max_payload_bytes + 16)
+        reason = Reason.OVERSIZE_PAYLOAD
+    elif fault is FaultKind.WRONG_TOPIC:
+        topic = f"{contract.topic}_misrouted"
+        reason = Reason.WRONG_TOPIC
+    elif fault is FaultKind.UNKNOWN_VERSION:
+        version = max(contract.schema_versions) + 1
+        reason = Reason.UNKNOWN_SCHEMA_VERSION
+
+    return _Injected(body, topic, version, reason, rescued)
+
+
+def _interleave(
+    records: list[RawRecord], extra: list[tuple[int, RawRecord]], ingestion: Callable[[int], datetime]
+) -> tuple[RawRecord, ...]:
+    """Put each extra record (duplicate, re-send) after its position; re-stamp ingestion
+    times so arrival order is ingestion order."""
+    by_position: dict[int, list[RawRecord]] = {}
+    for position, rec in extra:
+        by_position.setdefault(position, []).append(rec)
+    ordered: list[RawRecord] = []
+    for i, rec in enumerate(records):
+        ordered.append(rec)
+        ordered.extend(by_position.get(i, []))
+    return tuple(
+        RawRecord(r.message_id, r.topic, r.payload, ingestion(n), r.producer, r.schema_version)
+        for n, r in enumerate(ordered)
+    )
+
+
+def _assign_faults(events: int, counts: Mapping[FaultKind, int], rng: random.Random) -> dict[int, FaultKind]:
+    """Distinct events for each fault kind: event index -> fault."""
+    order = list(range(events))
+    rng.shuffle(order)
+    assigned: dict[int, FaultKind] = {}
+    cursor = 0
+    for kind in FaultKind:
+        for _ in range(counts.get(kind, 0)):
+            assigned[order[cursor]] = kind
+            cursor += 1
+    return assigned
+
+
+def _clean_payload(
+    contract: TopicContract, values: _Values, index: int, event_ts: datetime, seed: int
+) -> dict[str, Any]:
+    """A valid payload for event ``index``: every temporal field at ``event_ts``, the
+    ordering column (when separate) a little later, a unique key."""
+    payload: dict[str, Any] = {}
+    for spec in contract.fields:
+        if spec.type.kind == "timestamp":
+            payload[spec.name] = _iso(event_ts)
+        elif spec.type.kind == "date":
+            payload[spec.name] = event_ts.date().isoformat()
+        else:
+            payload[spec.name] = values.value(spec, spec.type, index)
+    for key in contract.key:
+        payload[key] = f"{contract.topic[:3]}-{seed}-{index:08d}"
+    ordering = next(f for f in contract.fields if f.name == contract.ordering_column)
+    if ordering.name != contract.partition.column and ordering.type.kind == "timestamp":
+        payload[ordering.name] = _iso(event_ts + timedelta(seconds=values.rng.randint(0, 600)))
+    return payload
+
+
+def generate_events(
+    contract: TopicContract,
+    events: int,
+    rates: Mapping[FaultKind, float] | None = None,
+    *,
+    seed: int = 7,
+    now: datetime | None = None,
+    producer: str = "lean-ops-seed",
+) -> GeneratedBatch:
+    """Generate ``events`` logical events (plus extra records for duplicates and re-sends).
+
+    Each event gets at most one fault; duplicates and re-sends copy clean events only, so
+    the expectation is exact. Deterministic for equal ``seed`` and ``now``.
+    """
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    values = _Values(rng, contract.topic, seed)
+    rates = dict(rates or {})
+    counts = {kind: round(events * rate) for kind, rate in rates.items() if rate > 0}
+    if sum(counts.values()) > events:
+        raise ValueError("more faults than events")
+
+    assigned = _assign_faults(events, counts, rng)
+    specs = {f.name: f for f in contract.fields}
+    ordering, partition = contract.ordering_column, contract.partition.column
+    expected = SeedExpectation()
+    records: list[RawRecord] = []
+    extra: list[tuple[int, RawRecord]] = []  # (insert-after index, record) for duplicates/re-sends
+    ingestion_start = now - timedelta(minutes=30)
+
+    def ingestion(position: int) -> datetime:
+        return ingestion_start + timedelta(milliseconds=position * 10)
+
+    for i in range(events):
+        fault = assigned.get(i)
+        event_ts = now - timedelta(seconds=rng.randint(60, 3 * 86_400))
+        if fault is FaultKind.LATE_EVENT:
+            event_ts = now - timedelta(days=rng.randint(30, 360))
+        payload = _clean_payload(contract, values, i, event_ts, seed)
+        injected_fault = _apply_fault(fault, payload, contract, rng)
+        topic, version = injected_fault.topic, injected_fault.version
+        reason, rescued = injected_fault.reason, injected_fault.rescued
+        record = RawRecord(
+            message_id=f"{contract.topic}-{seed}-{i:08d}",
+            topic=topic,
+            payload=injected_fault.body or json.dumps(payload, separators=(",", ":")),
+            ingestion_ts=ingestion(i),
+            producer=producer,
+            schema_version=version,
+        )
+        records.append(record)
+        if reason is not None:
+            expected.quarantined[reason.value] += 1
+            continue
+        expected.curated_keys += 1
+        expected.rescued += int(rescued)
+        if fault is FaultKind.EXACT_DUPLICATE:
+            extra.append((rng.randint(i, events - 1), record))
+            expected.superseded += 1
+        elif fault is FaultKind.RESENT_NEWER:
+            newer = dict(payload)
+            # a newer version of the same key; the partition column never changes for a key
+            step = timedelta(milliseconds=1) if ordering == partition else timedelta(minutes=5)
+            newer[ordering] = _bump(payload[ordering], specs[ordering].type.kind, step)
+            if "status" in specs and specs["status"].allowed:
+                newer["status"] = specs["status"].allowed[-1]
+            resent = RawRecord(
+                message_id=f"{record.message_id}-v2",
+                topic=topic,
+                payload=json.dumps(newer, separators=(",", ":")),
+                ingestion_ts=record.ingestion_ts,
+                producer=producer,
+                schema_version=version,
+            )
+            extra.append((rng.randint(i, events - 1), resent))
+            expected.superseded += 1
+
+    stamped = _interleave(records, extra, ingestion)
+    injected = {kind.value: counts.get(kind, 0) for kind in FaultKind}
+    return GeneratedBatch(contract.topic, stamped, events, injected, expected)

@@ -1,0 +1,337 @@
+"""Curation on the real local runtime: where every fault goes, the ledger, checkpoints,
+crash safety, ordering, late events, compaction, backlog, breaker and replay."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from chispa import assert_df_equality
+
+from lean_ops_spark.catalog.bootstrap import bootstrap_tables
+from lean_ops_spark.catalog.checkpoints import RAW_CHECKPOINT_KEY, current_snapshot_id, read_checkpoint
+from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.curation import pipeline
+from lean_ops_spark.curation.pipeline import (
+    STEP_MERGED,
+    STEP_QUARANTINE_WRITTEN,
+    CurationOptions,
+    run_curation,
+)
+from lean_ops_spark.curation.replay import STEP_REPLAY_MERGED, run_replay
+from lean_ops_spark.errors import CheckpointError, CircuitBreakerError
+from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_events
+from lean_ops_spark.raw.writer import append_raw
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+VOLATILE = ["_run_id", "_curated_at", "run_id", "quarantined_at", "last_attempt_at"]
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(step_name: str):
+    def hook(step: str) -> None:
+        if step == step_name:
+            raise Crash(step)
+
+    return hook
+
+
+def rows(spark, table, raw, order_by: str):
+    """The table without per-run values; raw snapshot ids as their position in raw's history
+    (two environments fed the same records have different ids but the same positions)."""
+    from pyspark.sql import functions as F
+
+    ids = [
+        r["snapshot_id"]
+        for r in spark.sql(
+            f"SELECT snapshot_id FROM {raw.metadata_table('snapshots')} ORDER BY committed_at"
+        ).collect()
+    ]
+    ordinal = F.create_map(*[F.lit(x) for i, sid in enumerate(ids) for x in (sid, i)])
+    df = spark.table(table)
+    column = "_raw_snapshot_id" if "_raw_snapshot_id" in df.columns else "raw_snapshot_id"
+    return (
+        df.withColumn(column, ordinal[F.col(column)])
+        .drop(*[c for c in VOLATILE if c in df.columns])
+        .orderBy(order_by)
+    )
+
+
+def order(key: str, ts: datetime, updated: datetime, status: str = "created", **extra) -> str:
+    payload = {
+        "order_id": key,
+        "customer_id": "c-1",
+        "status": status,
+        "order_ts": ts.isoformat().replace("+00:00", "Z"),
+        "updated_at": updated.isoformat().replace("+00:00", "Z"),
+        "currency": "EUR",
+        "total_amount": 10.5,
+        "shipping_address": {"street": "Main 1", "city": "Oslo", "postcode": "0150", "country": "NO"},
+        "items": [{"sku": "a", "quantity": 1, "unit_price": 10.5}],
+    }
+    payload.update(extra)
+    return json.dumps(payload)
+
+
+def raw_record(message_id: str, payload: str, minute: int = 0) -> RawRecord:
+    return RawRecord(message_id, "orders", payload, NOW + timedelta(minutes=minute), "test", 1)
+
+
+@pytest.fixture
+def orders_env(spark, fresh_config):
+    bootstrap_tables(spark, fresh_config, ["orders"])
+    return fresh_config, topic_tables(fresh_config.profile, "orders")
+
+
+def test_every_fault_kind_lands_where_expected_and_the_ledger_balances(spark, orders_env) -> None:
+    config, tables = orders_env
+    contract = config.topic("orders")
+    batch = generate_events(contract, 10_000, fault_rates(0.09, 0.1, 0.05), seed=11, now=NOW)
+    append_raw(spark, tables.raw, batch.records, appends=5)
+    assert set(batch.injected) == {k.value for k in FaultKind} and all(batch.injected.values())
+
+    result = run_curation(spark, config, "orders")
+
+    ledger = result.ledger
+    assert result.status == "committed" and ledger is not None and ledger.balanced
+    expected = batch.expected
+    assert ledger.read == len(batch.records) == ledger.expected_read
+    assert ledger.quarantined_by_reason == dict(expected.quarantined)
+    assert ledger.quarantined_by_class == {
+        "DROP": ledger.quarantined - batch.injected["unknown_version"],
+        "RETRY": batch.injected["unknown_version"],
+    }
+    assert ledger.upserted == expected.curated_keys
+    assert ledger.superseded_in_batch + ledger.stale == expected.superseded
+    assert ledger.rescued_records == expected.rescued
+    assert ledger.rescued_fields["promo_channel"] == batch.injected["unknown_fields"]
+    assert ledger.rescued_fields["items"] == batch.injected["wrong_type"]  # optional field, value kept
+
+    curated = spark.table(tables.curated.sql)
+    assert curated.count() == expected.curated_keys
+    assert curated.select("order_id").distinct().count() == expected.curated_keys
+    quarantine = {
+        r["reason_code"]: r["n"]
+        for r in spark.table(tables.quarantine.sql)
+        .groupBy("reason_code")
+        .count()
+        .withColumnRenamed("count", "n")
+        .collect()
+    }
+    assert quarantine == dict(expected.quarantined)
+    retry = spark.table(tables.quarantine.sql).where("error_class = 'RETRY'")
+    assert {r["replay_status"] for r in retry.collect()} == {"pending"}
+    # rescued values are kept as JSON text, nothing dropped
+    rescued = curated.where("_rescued_data LIKE '%promo_channel%'").first()
+    assert rescued is not None and "experiment" in json.loads(rescued["_rescued_data"])
+    # the checkpoint committed with the data
+    checkpoint = read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY)
+    assert checkpoint is not None
+    assert checkpoint.source_snapshot_id == current_snapshot_id(spark, tables.raw)
+    assert (
+        checkpoint.recorded_in_snapshot_id
+        == result.curated_snapshot_id
+        == current_snapshot_id(spark, tables.curated)
+    )
+    assert checkpoint.run_id == result.run_id
+
+    again = run_curation(spark, config, "orders")
+    assert again.status == "no_new_data"
+
+
+@pytest.mark.parametrize("step", [STEP_QUARANTINE_WRITTEN, STEP_MERGED])
+def test_rerun_after_a_crash_gives_the_same_tables(spark, project_config, step) -> None:
+    from lean_ops_spark.config import Databases
+    from tests.conftest import _namespace_counter
+
+    def env():
+        n = next(_namespace_counter)
+        cfg = replace(
+            project_config,
+            profile=replace(
+                project_config.profile,
+                databases=Databases(raw=f"t{n}_raw", curated=f"t{n}_curated", semantic=f"t{n}_semantic"),
+            ),
+        )
+        bootstrap_tables(spark, cfg, ["orders"])
+        return cfg, topic_tables(cfg.profile, "orders")
+
+    batch = generate_events(
+        project_config.topic("orders"), 300, fault_rates(0.09, 0.2, 0.05), seed=5, now=NOW
+    )
+    (clean_cfg, clean), (crash_cfg, crashed) = env(), env()
+    for tables in (clean, crashed):
+        append_raw(spark, tables.raw, batch.records, appends=3)
+    # several runs over a backlog; the crash happens in the middle one
+    for _ in range(3):
+        run_curation(spark, clean_cfg, "orders", options=CurationOptions(max_snapshots=1))
+    run_curation(spark, crash_cfg, "orders", options=CurationOptions(max_snapshots=1))
+    with pytest.raises(Crash):
+        run_curation(
+            spark, crash_cfg, "orders", options=CurationOptions(max_snapshots=1), after_step=crash_at(step)
+        )
+    while (
+        run_curation(spark, crash_cfg, "orders", options=CurationOptions(max_snapshots=1)).status
+        == "committed"
+    ):
+        pass
+
+    assert_df_equality(
+        rows(spark, crashed.curated.sql, crashed.raw, "order_id"),
+        rows(spark, clean.curated.sql, clean.raw, "order_id"),
+        ignore_row_order=True,
+    )
+    assert_df_equality(
+        rows(spark, crashed.quarantine.sql, crashed.raw, "message_id"),
+        rows(spark, clean.quarantine.sql, clean.raw, "message_id"),
+        ignore_row_order=True,
+    )
+    curated = spark.table(crashed.curated.sql)
+    assert curated.count() == curated.select("order_id").distinct().count() == batch.expected.curated_keys
+
+
+def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_their_partition(
+    spark, orders_env
+) -> None:
+    config, tables = orders_env
+    t0 = NOW - timedelta(days=1)
+    late = NOW - timedelta(days=200)
+    # run 1: the newest version of A arrives first; B has two versions in one batch, older last
+    append_raw(
+        spark,
+        tables.raw,
+        [
+            raw_record("a-v3", order("A", t0, t0 + timedelta(hours=3), "shipped")),
+            raw_record("b-v2", order("B", t0, t0 + timedelta(hours=2), "paid"), 1),
+            raw_record("b-v1", order("B", t0, t0 + timedelta(hours=1), "created"), 2),
+        ],
+    )
+    run_curation(spark, config, "orders")
+    # run 2: an older version of A arrives late; a late event for an old partition
+    append_raw(
+        spark,
+        tables.raw,
+        [
+            raw_record("a-v1", order("A", t0, t0 + timedelta(hours=1), "created"), 3),
+            raw_record("late-1", order("L", late, late + timedelta(minutes=5)), 4),
+        ],
+    )
+    second = run_curation(spark, config, "orders")
+    assert second.ledger is not None and (second.ledger.stale, second.ledger.upserted) == (1, 1)
+
+    state = {r["order_id"]: r for r in spark.table(tables.curated.sql).collect()}
+    assert state["A"]["status"] == "shipped" and state["A"]["_message_id"] == "a-v3"
+    assert state["B"]["status"] == "paid"
+    partitions = {
+        r["order_ts_day"]
+        for r in spark.sql(
+            f"SELECT partition.order_ts_day FROM {tables.curated.metadata_table('files')}"
+        ).collect()
+    }
+    assert late.date() in partitions and t0.date() in partitions
+
+
+def test_compaction_of_raw_between_runs_neither_rereads_nor_skips(spark, orders_env) -> None:
+    config, tables = orders_env
+    contract = config.topic("orders")
+    first = generate_events(contract, 300, seed=21, now=NOW)
+    append_raw(spark, tables.raw, first.records, appends=3)
+    run_curation(spark, config, "orders")
+    second = generate_events(contract, 200, seed=22, now=NOW)
+    append_raw(spark, tables.raw, second.records, appends=2)
+    spark.sql(
+        f"CALL {config.profile.catalog}.system.rewrite_data_files(table => '{tables.raw.identifier}', "
+        "options => map('rewrite-all', 'true'))"
+    )
+    operations = [
+        r["operation"]
+        for r in spark.sql(
+            f"SELECT operation FROM {tables.raw.metadata_table('snapshots')} ORDER BY committed_at"
+        ).collect()
+    ]
+    assert operations[-1] == "replace"
+
+    result = run_curation(spark, config, "orders")
+    assert result.ledger is not None and result.ledger.read == 200
+    assert spark.table(tables.curated.sql).count() == 500
+    assert run_curation(spark, config, "orders").status == "no_new_data"
+
+
+def test_backlog_is_drained_exactly_by_capped_runs(spark, orders_env) -> None:
+    config, tables = orders_env
+    batch = generate_events(config.topic("orders"), 60, seed=31, now=NOW)
+    append_raw(spark, tables.raw, batch.records, appends=6)
+    results = [
+        run_curation(spark, config, "orders", options=CurationOptions(max_snapshots=2)) for _ in range(4)
+    ]
+    assert [r.status for r in results] == ["committed"] * 3 + ["no_new_data"]
+    assert [r.backlog_snapshots for r in results[:3]] == [4, 2, 0]
+    assert [r.ledger.read for r in results[:3] if r.ledger] == [20, 20, 20]
+    assert results[0].backlog_records == 40
+    assert spark.table(tables.curated.sql).count() == 60
+
+
+def test_circuit_breaker_fails_before_any_write(spark, orders_env) -> None:
+    config, tables = orders_env
+    batch = generate_events(config.topic("orders"), 200, {FaultKind.MALFORMED_JSON: 0.3}, seed=41, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+    with pytest.raises(
+        CircuitBreakerError,
+        match=r"error rate 30\.0% .* above the threshold 10\.0% \(dominant: MALFORMED_JSON=60\)",
+    ):
+        run_curation(spark, config, "orders")
+    assert current_snapshot_id(spark, tables.curated) is None
+    assert current_snapshot_id(spark, tables.quarantine) is None
+    assert read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY) is None
+
+
+def test_a_batch_with_nothing_to_merge_still_advances_the_checkpoint(spark, orders_env) -> None:
+    config, tables = orders_env
+    config = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
+    )
+    append_raw(spark, tables.raw, [raw_record("bad-1", "{not json"), raw_record("bad-2", "[]", 1)])
+    result = run_curation(spark, config, "orders")
+    assert result.ledger is not None and result.ledger.quarantined == 2 and result.ledger.upserted == 0
+    assert (
+        read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY).source_snapshot_id
+        == result.raw_end_snapshot_id
+    )
+    assert run_curation(spark, config, "orders").status == "no_new_data"
+
+
+def test_a_commit_without_the_checkpoint_key_fails_loudly(spark, orders_env, monkeypatch) -> None:
+    config, tables = orders_env
+    append_raw(spark, tables.raw, generate_events(config.topic("orders"), 10, seed=51, now=NOW).records)
+    # what happens with PYSPARK_PIN_THREAD=false: the write commits, the properties are lost
+    monkeypatch.setattr(pipeline, "with_commit_properties", lambda _spark, _props, write: write())
+    with pytest.raises(CheckpointError, match=r"without lean-ops\.raw-snapshot-id"):
+        run_curation(spark, config, "orders")
+
+
+def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, orders_env) -> None:
+    config, tables = orders_env
+    batch = generate_events(config.topic("orders"), 100, {FaultKind.UNKNOWN_VERSION: 0.05}, seed=61, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+    run_curation(spark, config, "orders")
+    assert spark.table(tables.curated.sql).count() == 95
+
+    nothing_yet = run_replay(spark, config, "orders")  # contract unchanged: still RETRY
+    assert (nothing_yet.pending, nothing_yet.still_pending, nothing_yet.replayed) == (5, 5, 0)
+
+    fixed = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), schema_versions=(1, 2))}
+    )
+    with pytest.raises(Crash):
+        run_replay(spark, fixed, "orders", after_step=crash_at(STEP_REPLAY_MERGED))
+    result = run_replay(spark, fixed, "orders")
+    assert (result.pending, result.replayed) == (5, 5)
+    assert spark.table(tables.curated.sql).count() == 100
+    statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
+    assert {(r["replay_status"], r["attempt_count"]) for r in statuses} == {("replayed", 3)}
+    assert run_replay(spark, fixed, "orders").pending == 0
