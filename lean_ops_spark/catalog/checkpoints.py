@@ -12,10 +12,11 @@ PyIceberg reader of the checkpoints Lambda.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lean_ops_spark.catalog.metadata import SnapshotRecord, load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
 
@@ -37,17 +38,6 @@ __all__ = [
 RAW_CHECKPOINT_KEY = "lean-ops.raw-snapshot-id"
 CURATED_CHECKPOINT_KEY = "lean-ops.curated-snapshot-id"
 RUN_ID_KEY = "lean-ops.run-id"
-
-
-@dataclass(frozen=True)
-class SnapshotRecord:
-    """The parts of a snapshot the walk needs."""
-
-    snapshot_id: int
-    parent_id: int | None
-    summary: Mapping[str, str]
-    committed_at_ms: int = 0
-    operation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,33 +88,16 @@ def find_checkpoint(
 
 
 def snapshot_records(spark: SparkSession, table: TableRef) -> list[SnapshotRecord]:
-    """Every live snapshot of ``table`` from its ``snapshots`` metadata table."""
-    rows = spark.sql(
-        "SELECT snapshot_id, parent_id, summary, operation, "
-        f"CAST(unix_millis(committed_at) AS BIGINT) AS committed_ms FROM {table.metadata_table('snapshots')}"
-    ).collect()
-    return [
-        SnapshotRecord(
-            snapshot_id=r["snapshot_id"],
-            parent_id=r["parent_id"],
-            summary=dict(r["summary"] or {}),
-            committed_at_ms=r["committed_ms"],
-            operation=r["operation"],
-        )
-        for r in rows
-    ]
+    """Every live snapshot of ``table`` (from its current metadata, no Spark job)."""
+    return list(load_table_snapshots(spark, table).records)
 
 
 def current_snapshot_id(spark: SparkSession, table: TableRef) -> int | None:
     """The table's current snapshot id (None for a table with no snapshot)."""
-    row = spark.sql(
-        f"SELECT snapshot_id FROM {table.metadata_table('history')} "
-        "WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
-    ).first()
-    return None if row is None else int(row["snapshot_id"])
+    return load_table_snapshots(spark, table).current_snapshot_id
 
 
 def read_checkpoint(spark: SparkSession, table: TableRef, key: str) -> Checkpoint | None:
     """The checkpoint ``key`` of ``table`` as of its current snapshot (see :func:`find_checkpoint`)."""
-    spark.sql(f"REFRESH TABLE {table.sql}")
-    return find_checkpoint(snapshot_records(spark, table), current_snapshot_id(spark, table), key, table.sql)
+    snapshots = load_table_snapshots(spark, table)
+    return find_checkpoint(snapshots.records, snapshots.current_snapshot_id, key, table.sql)

@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 from lean_ops_spark.catalog.checkpoints import (
     RAW_CHECKPOINT_KEY,
     RUN_ID_KEY,
-    current_snapshot_id,
     read_checkpoint,
-    snapshot_records,
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
+from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, ProjectConfig, TopicContract
 from lean_ops_spark.curation.batch import BatchPlan, plan_batch
@@ -48,6 +47,7 @@ from lean_ops_spark.curation.transform import (
     parse_payload,
 )
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
+from lean_ops_spark.metrics import MetricSink
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -235,11 +235,13 @@ def _write_quarantine(spark: SparkSession, quarantine: TableRef, classified: Dat
         spark.catalog.dropTempView(view)
 
 
-def _summary(spark: SparkSession, table: TableRef, snapshot_id: int) -> dict[str, str]:
-    row = spark.sql(
-        f"SELECT summary FROM {table.metadata_table('snapshots')} WHERE snapshot_id = {int(snapshot_id)}"
-    ).first()
-    return dict(row["summary"]) if row is not None else {}
+@dataclass(frozen=True)
+class CommittedSnapshot:
+    """The curated snapshot a run committed, its summary, and the table's properties."""
+
+    snapshot_id: int
+    summary: Mapping[str, str]
+    table_properties: Mapping[str, str]
 
 
 def merge_into_curated(
@@ -251,18 +253,15 @@ def merge_into_curated(
     partition_days: list[date],
     run_id: str,
     properties: Mapping[str, str],
-) -> tuple[int, dict[str, str]]:
+) -> CommittedSnapshot:
     """MERGE ``versions`` (one per key, curated shape) into ``curated`` with ``properties``
     in the committed snapshot's summary; commit an empty append carrying them when the
     MERGE changed nothing, so the checkpoint always advances.
 
-    Returns:
-        The committed snapshot id and its summary.
-
     Raises:
         CheckpointError: a snapshot was committed without the properties.
     """
-    before = current_snapshot_id(spark, curated)
+    before = load_table_snapshots(spark, curated).current_snapshot_id
     view = view_name("lean_ops_merge", run_id)
     versions.createOrReplaceTempView(view)
     sql = curated_merge_sql(curated.sql, view, contract, partition_predicate(contract, partition_days))
@@ -270,39 +269,72 @@ def merge_into_curated(
         with_commit_properties(spark, properties, lambda: spark.sql(sql))
     finally:
         spark.catalog.dropTempView(view)
-    spark.sql(f"REFRESH TABLE {curated.sql}")
-    after = current_snapshot_id(spark, curated)
-    if after == before:
+    after = load_table_snapshots(spark, curated)
+    if after.current_snapshot_id == before:
         # Nothing to change (every version stale, or an all-bad batch): still record the checkpoint.
         empty = spark.createDataFrame([], spark.table(curated.sql).schema)
         writer = empty.writeTo(curated.sql)
         for key, value in properties.items():
             writer = writer.option(f"snapshot-property.{key}", value)
         writer.append()
-        after = current_snapshot_id(spark, curated)
-    assert after is not None
-    summary = _summary(spark, curated, after)
+        after = load_table_snapshots(spark, curated)
+    snapshot_id = after.current_snapshot_id
+    assert snapshot_id is not None
+    summary = after.by_id()[snapshot_id].summary
     missing = [k for k, v in properties.items() if summary.get(k) != v]
     if missing:
         raise CheckpointError(
-            f"{curated.sql}: snapshot {after} was committed without {', '.join(missing)} in its summary "
+            f"{curated.sql}: snapshot {snapshot_id} was committed without {', '.join(missing)} in its summary "
             "(is PYSPARK_PIN_THREAD disabled?); the next run will re-read the same raw range"
         )
-    return after, summary
+    return CommittedSnapshot(snapshot_id, summary, after.properties)
 
 
 def _upserted(
-    spark: SparkSession, curated: TableRef, summary: Mapping[str, str], run_id: str
+    spark: SparkSession, curated: TableRef, committed: CommittedSnapshot, run_id: str
 ) -> tuple[int, int | None, int | None]:
     """Rows inserted or updated by the run: from the snapshot summary on merge-on-read
     tables (new data files hold exactly those rows), else by counting the run's rows."""
-    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {curated.sql}").collect()}
-    if props.get("write.merge.mode") == "merge-on-read":
-        added = int(summary.get("added-records", "0"))
-        updated = int(summary.get("added-position-deletes", "0"))
+    if committed.table_properties.get("write.merge.mode") == "merge-on-read":
+        added = int(committed.summary.get("added-records", "0"))
+        updated = int(committed.summary.get("added-position-deletes", "0"))
         return added, added - updated, updated
     count = spark.sql(f"SELECT count(*) AS n FROM {curated.sql} WHERE _run_id = '{run_id}'").first()
     return (int(count["n"]) if count else 0), None, None
+
+
+def _check_batch(
+    stats: _BatchStats, plan: BatchPlan, contract: TopicContract, metrics: MetricSink | None
+) -> float:
+    """Pre-write checks: the read returned what raw metadata says was appended, and the
+    error rate is under the topic's threshold (the circuit breaker). Returns the error rate.
+
+    Raises:
+        LedgerError: rows went missing or appeared between metadata and the read.
+        CircuitBreakerError: too many bad records; says which reasons dominated.
+    """
+    topic = contract.topic
+    quarantined = sum(stats.by_reason.values())
+    error_rate = quarantined / stats.read if stats.read else 0.0
+    if stats.read != plan.expected_records or stats.read != stats.valid + quarantined:
+        raise LedgerError(
+            f"{topic}: {plan.describe()} added {plan.expected_records} records but the read returned "
+            f"{stats.read} ({stats.valid} valid + {quarantined} bad); nothing was written"
+        )
+    if error_rate > contract.error_rate_threshold:
+        dominant = ", ".join(
+            f"{k}={v}" for k, v in sorted(stats.by_reason.items(), key=lambda kv: -kv[1])[:3]
+        )
+        if metrics is not None:
+            metrics.emit("CircuitBreakerTripped", 1.0, "Count", {"Topic": topic, "Layer": "curated"})
+            metrics.emit("ErrorRate", error_rate, "None", {"Topic": topic, "Layer": "curated"})
+            metrics.flush()
+        raise CircuitBreakerError(
+            f"{topic}: error rate {error_rate:.1%} of {stats.read} records in {plan.describe()} is above "
+            f"the threshold {contract.error_rate_threshold:.1%} (dominant: {dominant}); nothing written, "
+            "checkpoint unchanged"
+        )
+    return error_rate
 
 
 def run_curation(
@@ -311,14 +343,14 @@ def run_curation(
     topic: str,
     *,
     options: CurationOptions | None = None,
-    metrics: Any = None,
+    metrics: MetricSink | None = None,
     after_step: Callable[[str], None] | None = None,
     now: Callable[[], float] = time.time,
 ) -> CurationResult:
     """Curate the next raw batch of ``topic`` (see the module docstring for the steps).
 
     Args:
-        metrics: a metrics sink with ``emit(name, value, unit, dimensions)`` (optional).
+        metrics: where run metrics go (records per class, error rate, duration, lag, backlog).
         after_step: called with a step name after each write (crash-safety tests).
 
     Raises:
@@ -336,9 +368,10 @@ def run_curation(
     spark.sql(f"REFRESH TABLE {tables.raw.sql}")
     checkpoint = read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY)
     start = checkpoint.source_snapshot_id if checkpoint else None
+    raw_snapshots = load_table_snapshots(spark, tables.raw)
     plan = plan_batch(
-        snapshot_records(spark, tables.raw),
-        current_snapshot_id(spark, tables.raw),
+        raw_snapshots.records,
+        raw_snapshots.current_snapshot_id,
         start,
         max_snapshots=options.max_snapshots or contract.max_snapshots_per_run,
         max_records=options.max_records or contract.max_records_per_run,
@@ -374,22 +407,7 @@ def run_curation(
     try:
         stats = _batch_stats(classified, contract)
         quarantined = sum(stats.by_reason.values())
-        error_rate = quarantined / stats.read if stats.read else 0.0
-        if stats.read != plan.expected_records or stats.read != stats.valid + quarantined:
-            raise LedgerError(
-                f"{topic}: {plan.describe()} added "
-                f"{plan.expected_records} records but the read returned {stats.read} "
-                f"({stats.valid} valid + {quarantined} bad); nothing was written"
-            )
-        if error_rate > contract.error_rate_threshold:
-            dominant = ", ".join(
-                f"{k}={v}" for k, v in sorted(stats.by_reason.items(), key=lambda kv: -kv[1])[:3]
-            )
-            raise CircuitBreakerError(
-                f"{topic}: error rate {error_rate:.1%} of {stats.read} records in {plan.describe()} "
-                "is above the threshold "
-                f"{contract.error_rate_threshold:.1%} (dominant: {dominant}); nothing written, checkpoint unchanged"
-            )
+        error_rate = _check_batch(stats, plan, contract, metrics)
         rescued_fields = _rescued_fields(classified) if stats.rescued_records else {}
 
         if quarantined:
@@ -412,7 +430,7 @@ def run_curation(
             "lean-ops.contract-version": str(contract.version),
             "lean-ops.records-read": str(stats.read),
         }
-        curated_snapshot, summary = merge_into_curated(
+        committed = merge_into_curated(
             spark,
             contract=contract,
             curated=tables.curated,
@@ -423,7 +441,7 @@ def run_curation(
         )
         if after_step:
             after_step(STEP_MERGED)
-        upserted, inserted, updated = _upserted(spark, tables.curated, summary, run_id)
+        upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
     finally:
         classified.unpersist()
 
@@ -440,15 +458,17 @@ def run_curation(
         rescued_records=stats.rescued_records,
         rescued_fields=rescued_fields,
     )
-    outcome = result("committed", curated_snapshot_id=curated_snapshot, ledger=ledger, error_rate=error_rate)
-    _emit_metrics(metrics, config, outcome)
+    outcome = result(
+        "committed", curated_snapshot_id=committed.snapshot_id, ledger=ledger, error_rate=error_rate
+    )
+    _emit_metrics(metrics, outcome)
     if not ledger.balanced:
         raise LedgerError(f"{topic}: run {run_id} ledger does not balance: {'; '.join(ledger.problems())}")
     log.info("%s: curated %s", topic, outcome.as_dict())
     return outcome
 
 
-def _emit_metrics(metrics: Any, config: ProjectConfig, outcome: CurationResult) -> None:
+def _emit_metrics(metrics: MetricSink | None, outcome: CurationResult) -> None:
     if metrics is None:
         return
     dims = {"Topic": outcome.topic, "Layer": "curated"}
@@ -479,3 +499,4 @@ def _emit_metrics(metrics: Any, config: ProjectConfig, outcome: CurationResult) 
             )
     for name, value, unit, dimensions in values:
         metrics.emit(name, value, unit, dimensions)
+    metrics.flush()

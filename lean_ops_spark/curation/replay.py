@@ -127,7 +127,7 @@ def run_replay(
                 r["d"]
                 for r in versions.select(F.to_date(contract.partition.column).alias("d")).distinct().collect()
             )
-            curated_snapshot, _ = merge_into_curated(
+            curated_snapshot = merge_into_curated(
                 spark,
                 contract=contract,
                 curated=tables.curated,
@@ -135,7 +135,7 @@ def run_replay(
                 partition_days=days,
                 run_id=run_id,
                 properties={RUN_ID_KEY: run_id, REPLAY_KEY: "true"},
-            )
+            ).snapshot_id
         if after_step:
             after_step(STEP_REPLAY_MERGED)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from lean_ops_spark.catalog.checkpoints import SnapshotRecord
+from lean_ops_spark.catalog.metadata import SnapshotRecord, TableSnapshots, parse_table_metadata
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CatalogError
 
@@ -50,21 +50,6 @@ PointerLookup = Callable[[Sequence[TableRef]], dict[str, str | None]]
 FileReader = Callable[[str], bytes]
 
 
-@dataclass(frozen=True)
-class TableSnapshots:
-    """One table's snapshots as its current metadata lists them."""
-
-    identifier: str
-    exists: bool
-    current_snapshot_id: int | None = None
-    records: tuple[SnapshotRecord, ...] = ()
-    columns: tuple[str, ...] = ()
-    metadata_location: str | None = None
-
-    def by_id(self) -> dict[int, SnapshotRecord]:
-        return {r.snapshot_id: r for r in self.records}
-
-
 class SnapshotSource(Protocol):
     """Anything that returns :class:`TableSnapshots` for a batch of tables."""
 
@@ -74,48 +59,6 @@ class SnapshotSource(Protocol):
 
 
 # --------------------------------------------------------------------------- the spec's metadata.json
-
-
-def parse_table_metadata(
-    identifier: str, document: Mapping[str, Any], location: str | None = None
-) -> TableSnapshots:
-    """Snapshots, current snapshot and current columns from a parsed Iceberg ``metadata.json``.
-
-    Follows the table spec (format v1-v3): ``current-snapshot-id`` (-1 or absent when the
-    table has none), ``snapshots[]`` with ``snapshot-id``, ``parent-snapshot-id``,
-    ``timestamp-ms`` and ``summary`` (whose ``operation`` is the snapshot operation), and
-    ``schemas`` + ``current-schema-id`` (``schema`` in v1).
-    """
-    current = document.get("current-snapshot-id")
-    if current is None or int(current) == -1:
-        main = (document.get("refs") or {}).get("main") or {}
-        current = main.get("snapshot-id")
-    records = tuple(
-        SnapshotRecord(
-            snapshot_id=int(s["snapshot-id"]),
-            parent_id=int(s["parent-snapshot-id"]) if s.get("parent-snapshot-id") is not None else None,
-            summary={str(k): str(v) for k, v in (s.get("summary") or {}).items()},
-            committed_at_ms=int(s.get("timestamp-ms") or 0),
-            operation=(s.get("summary") or {}).get("operation"),
-        )
-        for s in document.get("snapshots") or ()
-    )
-    schema: Mapping[str, Any] | None = None
-    schemas = document.get("schemas")
-    if schemas:
-        schema_id = document.get("current-schema-id")
-        schema = next((s for s in schemas if s.get("schema-id") == schema_id), schemas[-1])
-    else:
-        schema = document.get("schema")
-    columns = tuple(str(f["name"]) for f in (schema or {}).get("fields", ()))
-    return TableSnapshots(
-        identifier=identifier,
-        exists=True,
-        current_snapshot_id=None if current is None or int(current) == -1 else int(current),
-        records=records,
-        columns=columns,
-        metadata_location=location,
-    )
 
 
 def _decode(location: str, payload: bytes) -> Mapping[str, Any]:

@@ -335,3 +335,49 @@ def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, ord
     statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
     assert {(r["replay_status"], r["attempt_count"]) for r in statuses} == {("replayed", 3)}
     assert run_replay(spark, fixed, "orders").pending == 0
+
+
+def test_run_metrics_reach_cloudwatch_with_low_cardinality_dimensions(spark, orders_env) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from lean_ops_spark.metrics import CloudWatchSink
+
+    config, tables = orders_env
+    batch = generate_events(config.topic("orders"), 50, {FaultKind.MISSING_KEY: 0.04}, seed=71, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        run_curation(spark, config, "orders", metrics=CloudWatchSink("LeanOps", client=cloudwatch))
+        listed = cloudwatch.list_metrics(Namespace="LeanOps")["Metrics"]
+        names = {m["MetricName"] for m in listed}
+        assert {
+            "RecordsRead",
+            "RecordsUpserted",
+            "RecordsQuarantined",
+            "ErrorRate",
+            "DurationSeconds",
+            "LagSeconds",
+            "BacklogSnapshots",
+        } <= names
+        dimension_names = {d["Name"] for m in listed for d in m["Dimensions"]}
+        assert dimension_names <= {"Topic", "Layer", "ErrorClass"}  # no run ids: they would bill per run
+
+        def total(name: str, **dims: str) -> float:
+            stats = cloudwatch.get_metric_statistics(
+                Namespace="LeanOps",
+                MetricName=name,
+                Statistics=["Sum"],
+                Period=60,
+                StartTime=datetime.now(timezone.utc) - timedelta(hours=1),
+                EndTime=datetime.now(timezone.utc) + timedelta(hours=1),
+                Dimensions=[
+                    {"Name": k, "Value": v}
+                    for k, v in {"Topic": "orders", "Layer": "curated", **dims}.items()
+                ],
+            )
+            return sum(p["Sum"] for p in stats["Datapoints"])
+
+        assert total("RecordsRead") == 50
+        assert total("RecordsQuarantined", ErrorClass="DROP") == 2
+        assert total("RecordsUpserted") == 48
