@@ -11,12 +11,24 @@ import sys
 from collections.abc import Sequence
 
 from lean_ops_spark._version import __version__
-from lean_ops_spark.cli.commands import deploy, init, pipeline, setup_jars, tables, validate
+from lean_ops_spark.cli.commands import (
+    curate,
+    deploy,
+    health,
+    init,
+    maintain,
+    pipeline,
+    replay,
+    seed,
+    setup_jars,
+    tables,
+    validate,
+)
 from lean_ops_spark.cli.context import CliContext, add_common_options
 from lean_ops_spark.cli.output import print_json
 from lean_ops_spark.errors import LeanOpsError
 
-COMMANDS = (setup_jars, validate, init, tables, pipeline, deploy)
+COMMANDS = (setup_jars, validate, init, tables, seed, curate, replay, pipeline, deploy, health, maintain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,21 @@
+"""Glue / spark-submit entry: curate the next raw batch of one topic.
+
+Glue job arguments: --topic, --lean_ops_conf, --lean_ops_profile (always);
+--run_id, --max_snapshots, --max_records (optional). Locally also --home.
+Prints one JSON line (the run's ledger and snapshot ids) and exits non-zero on failure.
+"""
+
+import sys
+
+from lean_ops_spark.curation.job import OPTIONAL_ARGUMENTS, REQUIRED_ARGUMENTS, run_curation_job
+from lean_ops_spark.runtime.jobs import run_job
+
+try:  # on Glue only
+    from awsglue.utils import getResolvedOptions as glue_resolver  # type: ignore[import-not-found]
+except ImportError:
+    glue_resolver = None
+
+if __name__ == "__main__":
+    sys.exit(
+        run_job("curation", run_curation_job, sys.argv, REQUIRED_ARGUMENTS, OPTIONAL_ARGUMENTS, glue_resolver)
+    )

@@ -1,0 +1,99 @@
+"""``lean-ops seed``: append synthetic events with injected faults to a raw staging table."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.cli.context import CliContext
+from lean_ops_spark.cli.output import format_table, print_json
+from lean_ops_spark.errors import ConfigError
+from lean_ops_spark.raw import FaultKind, fault_rates, generate_events
+from lean_ops_spark.raw.writer import append_raw
+
+HELP = "append synthetic events (with injected faults) to a topic's raw staging table"
+
+
+def _fault(text: str) -> tuple[FaultKind, float]:
+    name, _, rate = text.partition("=")
+    try:
+        return FaultKind(name.strip()), float(rate)
+    except ValueError:
+        kinds = ", ".join(k.value for k in FaultKind)
+        raise argparse.ArgumentTypeError(
+            f"expected KIND=RATE with KIND one of {kinds}; got {text!r}"
+        ) from None
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = subparsers.add_parser(
+        "seed",
+        parents=[common],
+        help=HELP,
+        description=HELP + ". Writes several small appends, as Firehose's buffering does, and "
+        "reports how many records of each fault kind it injected and where each must end up "
+        "(curated, rescued, superseded, or quarantined with a reason).",
+    )
+    parser.add_argument("--topic", required=True, help="a configured topic")
+    parser.add_argument("--events", type=int, default=1000, help="logical events to generate (default 1000)")
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="share of events with an error fault, split evenly over the error kinds",
+    )
+    parser.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.0,
+        help="share of events re-delivered or re-sent with a newer version",
+    )
+    parser.add_argument("--late", type=float, default=0.0, help="share of events months late")
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="exact rate for one fault kind (repeatable): " + ", ".join(k.value for k in FaultKind),
+    )
+    parser.add_argument(
+        "--appends", type=int, default=5, help="raw commits to spread the records over (default 5)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed (same seed + --now = same events)")
+    parser.add_argument(
+        "--now",
+        type=datetime.fromisoformat,
+        default=None,
+        help="the generator's clock, ISO 8601 (default: now)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(ctx: CliContext) -> int:
+    args = ctx.args
+    contract = ctx.config.topic(args.topic)
+    if args.events < 1 or args.appends < 1:
+        raise ConfigError("--events and --appends must be at least 1")
+    try:
+        rates = fault_rates(args.error_rate, args.duplicates, args.late, dict(args.fault))
+        batch = generate_events(contract, args.events, rates, seed=args.seed, now=args.now)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    table = topic_tables(ctx.config.profile, args.topic).raw
+    snapshots = append_raw(ctx.spark(), table, batch.records, args.appends)
+    report = {**batch.as_dict(), "table": table.sql, "snapshot_ids": snapshots}
+    if ctx.json:
+        print_json({"ok": True, **report})
+        return 0
+    print(f"{table.sql}: {len(batch.records)} records for {batch.events} events in {len(snapshots)} appends")
+    print(format_table(["fault", "injected"], [[k, v] for k, v in sorted(batch.injected.items()) if v]))
+    expected = batch.expected
+    print(
+        f"expected after curation: {expected.curated_keys} keys in curated ({expected.rescued} with rescued "
+        f"data), {expected.superseded} superseded, quarantined {dict(sorted(expected.quarantined.items()))}"
+    )
+    return 0

@@ -1,0 +1,51 @@
+"""The curation job: what ``jobs/curation_job.py`` and ``lean-ops pipeline`` run per topic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from lean_ops_spark.config.models import ProjectConfig
+from lean_ops_spark.curation.pipeline import CurationOptions, run_curation
+from lean_ops_spark.errors import ConfigError
+from lean_ops_spark.metrics import build_sink
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["OPTIONAL_ARGUMENTS", "REQUIRED_ARGUMENTS", "run_curation_job"]
+
+REQUIRED_ARGUMENTS = ("topic",)
+OPTIONAL_ARGUMENTS = ("run_id", "max_snapshots", "max_records")
+
+
+def _positive(arguments: Mapping[str, str], name: str) -> int | None:
+    value = arguments.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"--{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"--{name} must be at least 1, got {number}")
+    return number
+
+
+def run_curation_job(
+    spark: SparkSession, config: ProjectConfig, arguments: Mapping[str, str]
+) -> Mapping[str, Any]:
+    """Curate one batch of ``arguments["topic"]``; metrics go to the profile's sink.
+
+    Arguments (Glue names): ``topic``; optional ``run_id`` (Step Functions passes one so the
+    committed snapshot can be found again), ``max_snapshots``, ``max_records``.
+    """
+    if "topic" not in arguments:
+        raise ConfigError("the curation job needs --topic")
+    options = CurationOptions(
+        max_snapshots=_positive(arguments, "max_snapshots"),
+        max_records=_positive(arguments, "max_records"),
+        run_id=arguments.get("run_id") or None,
+    )
+    sink = build_sink(config.profile.metrics, region=config.profile.region)
+    return run_curation(spark, config, arguments["topic"], options=options, metrics=sink).as_dict()

@@ -1,0 +1,97 @@
+"""What every Glue/spark-submit entry script shares: arguments, session, output, exit code.
+
+The scripts in ``jobs/`` stay a few lines: they import ``awsglue``'s ``getResolvedOptions``
+when it exists (on Glue) and hand it here; under ``spark-submit`` or locally it is absent
+and argparse reads the same ``--name value`` arguments.
+
+Glue's ``getResolvedOptions`` makes every listed name required and ignores unknown ones,
+so optional arguments are asked for only when present in ``argv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from lean_ops_spark.errors import LeanOpsError
+
+__all__ = ["GlueResolver", "JobRunner", "resolve_job_args", "run_job"]
+
+GlueResolver = Callable[[list[str], list[str]], Mapping[str, Any]]
+JobRunner = Callable[[Any, Any, Mapping[str, str]], Mapping[str, Any]]
+
+#: Always required: where the config is and which profile to run.
+COMMON = ("lean_ops_conf", "lean_ops_profile")
+_DEFAULTS = {"lean_ops_conf": "conf", "lean_ops_profile": "local"}
+
+
+def resolve_job_args(
+    argv: Sequence[str],
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    glue_resolver: GlueResolver | None = None,
+    description: str = "",
+) -> dict[str, str]:
+    """Job arguments as ``{name: value}`` (names without ``--``).
+
+    Args:
+        argv: ``sys.argv``.
+        required: names the job needs (``lean_ops_conf``/``lean_ops_profile`` are added).
+        optional: names read only when present.
+        glue_resolver: ``awsglue.utils.getResolvedOptions`` on Glue, else None.
+    """
+    names = [*COMMON, *[n for n in required if n not in COMMON]]
+    if glue_resolver is not None:
+        present = [n for n in optional if f"--{n}" in argv]
+        resolved = glue_resolver(list(argv), ["JOB_NAME", *names, *present])
+        return {k: str(v) for k, v in resolved.items() if k in names or k in present}
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(argv[0]) if argv else "job", description=description
+    )
+    for name in names:
+        default = _DEFAULTS.get(name)
+        parser.add_argument(f"--{name}", required=default is None, default=default)
+    for name in optional:
+        parser.add_argument(f"--{name}")
+    parser.add_argument("--home", default=".lean-ops", help="local profile home (not used on Glue)")
+    namespace, _unknown = parser.parse_known_args(list(argv[1:]))
+    return {k: str(v) for k, v in vars(namespace).items() if v is not None}
+
+
+def run_job(
+    job: str,
+    runner: JobRunner,
+    argv: Sequence[str],
+    *,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    glue_resolver: GlueResolver | None = None,
+) -> int:
+    """Parse, load config, build or adopt the session, run, print one JSON line, exit code.
+
+    Exit 0 on success; a ``LeanOpsError`` prints ``{"ok": false, ...}`` and returns its
+    exit code, so Glue marks the run failed and Step Functions' Catch records the cause.
+    """
+    from lean_ops_spark.config import load_project
+    from lean_ops_spark.session import LocalHome, build_session
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    arguments = resolve_job_args(argv, required, optional, glue_resolver, description=f"lean-ops {job} job")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        config = load_project(arguments["lean_ops_conf"], arguments["lean_ops_profile"])
+        home = LocalHome.at(arguments.get("home", ".lean-ops")) if config.profile.kind == "local" else None
+        spark = build_session(config.profile, home=home, app_name=f"lean-ops {job}")
+        result = runner(spark, config, arguments)
+    except LeanOpsError as exc:
+        print(
+            json.dumps({"ok": False, "job": job, "error": {"type": type(exc).__name__, "message": str(exc)}})
+        )
+        return exc.exit_code
+    print(json.dumps({"ok": True, "job": job, "result": result}, default=str))
+    return 0
