@@ -1,0 +1,224 @@
+"""Curation benchmarks, measured side by side in one run on the same data (prints ratios).
+
+1. Curation vs the plain Spark limit: the same raw rows read, parsed and appended to an
+   Iceberg table with no classification, dedupe or MERGE. Goal: curation <= 1.5x the limit.
+2. The same 100k-version batch MERGEd into curated tables of growing size (history over a
+   year, batch in recent days): our MERGE (partition predicate from the batch in the ON
+   clause) should stay flat (<= 1.3x from smallest to largest) while a naive key-only
+   MERGE grows. Each MERGE is rolled back afterwards so every one starts from the same table.
+
+    .venv/bin/python bench/bench_curation.py [--events 100000] [--sizes 100000,1000000,5000000] [--with-20m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lean_ops_spark.catalog.bootstrap import bootstrap_tables
+from lean_ops_spark.catalog.metadata import load_table_snapshots
+from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.config import Databases, load_project
+from lean_ops_spark.curation.pipeline import merge_into_curated, run_curation
+from lean_ops_spark.curation.transform import parse_payload
+from lean_ops_spark.raw import fault_rates, generate_events
+from lean_ops_spark.raw.writer import append_raw
+from lean_ops_spark.session import LocalHome, build_session
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+TOPIC = "orders"
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def with_databases(config, prefix: str):  # type: ignore[no-untyped-def]
+    databases = Databases(raw=f"{prefix}_raw", curated=f"{prefix}_curated", semantic=f"{prefix}_semantic")
+    return replace(config, profile=replace(config.profile, databases=databases))
+
+
+def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-untyped-def]
+    contract = config.topic(TOPIC)
+    raw_config = with_databases(config, "b1")
+    bootstrap_tables(spark, raw_config, [TOPIC])
+    raw = topic_tables(raw_config.profile, TOPIC).raw
+    batch = generate_events(contract, events, fault_rates(0.05, 0.05, 0.02), seed=1, now=NOW)
+    append_raw(spark, raw, batch.records, appends=10)
+    snapshot = load_table_snapshots(spark, raw).current_snapshot_id
+    print(f"\n[1] curation vs the plain limit: {len(batch.records)} raw records in 10 appends")
+
+    def plain(run: int) -> None:
+        target = with_databases(config, f"b1p{run + 1}")
+        bootstrap_tables(spark, target, [TOPIC])
+        table = topic_tables(target.profile, TOPIC).curated
+        columns = [name for name, _, _ in contract.flattened_fields()]
+        df = spark.read.format("iceberg").option("snapshot-id", str(snapshot)).load(raw.sql)
+        parsed = parse_payload(df, contract).select(*columns)
+        full = spark.table(table.sql).columns
+        from pyspark.sql import functions as F
+
+        parsed.select(*[F.col(c) if c in columns else F.lit(None).alias(c) for c in full]).writeTo(
+            table.sql
+        ).append()
+
+    def ours(run: int) -> None:
+        target = replace(
+            with_databases(config, f"b1c{run + 1}"),
+            topics={**config.topics, TOPIC: replace(contract, error_rate_threshold=1.0)},
+        )
+        target = replace(
+            target,
+            profile=replace(
+                target.profile,
+                databases=replace(target.profile.databases, raw=raw_config.profile.databases.raw),
+            ),
+        )
+        bootstrap_tables(spark, target, [TOPIC])
+        result = run_curation(spark, target, TOPIC)
+        assert result.ledger is not None and result.ledger.balanced
+
+    plain(-1)  # warm-up of both paths (JIT, class loading), not measured
+    ours(-1)
+    limit_times, our_times = [], []
+    for run in range(repeat):
+        limit_times.append(timed(lambda run=run: plain(run))[0])
+        our_times.append(timed(lambda run=run: ours(run))[0])
+    limit, curation = min(limit_times), min(our_times)
+    print(
+        f"{'plain read+parse+append':32s} {limit:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in limit_times)})"
+    )
+    print(f"{'lean-ops curation':32s} {curation:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in our_times)})")
+    print(f"ratio curation / limit: {curation / limit:.2f}x   (goal <= 1.5x)")
+
+
+def build_curated(spark, table: str, rows: int) -> None:  # type: ignore[no-untyped-def]
+    base = int(NOW.timestamp())
+    spark.sql(f"""
+        INSERT INTO {table}
+        SELECT concat('o-', id), concat('c-', id % 100000),
+               element_at(array('created','paid','shipped','delivered'), CAST(id % 4 + 1 AS INT)),
+               timestamp_seconds({base} - (id % 365) * 86400 - (id % 86000) - 300),
+               timestamp_seconds({base} - (id % 365) * 86400 - (id % 86000)),
+               'EUR', CAST((id % 100000) / 100 AS DECIMAL(12,2)),
+               'Main 1', 'Oslo', '0150', 'NO',
+               array(named_struct('sku', 'sku-1', 'quantity', 1, 'unit_price', CAST(9.99 AS DECIMAL(10,2)))),
+               CAST(NULL AS STRING), CAST(NULL AS STRING), 0L, concat('m-', id),
+               timestamp_seconds({base}), 'history', timestamp_seconds({base})
+        FROM range({rows})
+    """)
+
+
+def batch_versions(spark, versions: int):  # type: ignore[no-untyped-def]
+    """The same batch for every size: updates of existing recent keys (ids < 100k whose
+    day offset is 0..2) plus new keys, all with event times in the last three days."""
+    base = int(NOW.timestamp())
+    return spark.sql(f"""
+        WITH ids AS (
+          SELECT id, CASE WHEN id < 100000 AND id % 365 < 3 THEN concat('o-', id) ELSE concat('n-', id) END AS key
+          FROM range({versions})
+        )
+        SELECT key AS order_id, concat('c-', id % 100000) AS customer_id, 'paid' AS status,
+               timestamp_seconds({base} - (id % 3) * 86400 - (id % 86000) - 300) AS order_ts,
+               timestamp_seconds({base} + 60) AS updated_at, 'EUR' AS currency,
+               CAST(12.5 AS DECIMAL(12,2)) AS total_amount, 'Main 2' AS shipping_address_street,
+               'Oslo' AS shipping_address_city, '0150' AS shipping_address_postcode,
+               'NO' AS shipping_address_country,
+               array(named_struct('sku', 'sku-2', 'quantity', 2, 'unit_price', CAST(6.25 AS DECIMAL(10,2)))) AS items,
+               CAST(NULL AS STRING) AS coupon_code, CAST(NULL AS STRING) AS _rescued_data,
+               1L AS _raw_snapshot_id, concat('b-', id) AS _message_id,
+               timestamp_seconds({base} + 60) AS _ingestion_ts, 'bench' AS _run_id,
+               timestamp_seconds({base} + 60) AS _curated_at
+        FROM ids
+    """)
+
+
+def part2(spark, config, sizes: list[int], versions: int) -> None:  # type: ignore[no-untyped-def]
+    from pyspark import StorageLevel
+
+    contract = config.topic(TOPIC)
+    batch = batch_versions(spark, versions).persist(StorageLevel.MEMORY_AND_DISK)
+    days = sorted(r["d"] for r in batch.selectExpr("to_date(order_ts) AS d").distinct().collect())
+    print(f"\n[2] one {versions}-version batch ({len(days)} days) merged into curated tables of growing size")
+    print(f"{'curated rows':>14s} {'build s':>9s} {'ours s':>9s} {'naive s':>9s} {'naive/ours':>11s}")
+    results = []
+    for size in sizes:
+        target = with_databases(config, f"b2s{size}")
+        bootstrap_tables(spark, target, [TOPIC])
+        curated = topic_tables(target.profile, TOPIC).curated
+        build, _ = timed(lambda curated=curated, size=size: build_curated(spark, curated.sql, size))
+        base = load_table_snapshots(spark, curated).current_snapshot_id
+
+        def merge(pruned: bool, curated=curated, base=base) -> None:  # type: ignore[no-untyped-def]
+            merge_into_curated(
+                spark,
+                contract=contract,
+                curated=curated,
+                versions=batch,
+                partition_days=days if pruned else [],
+                run_id=f"bench-{'ours' if pruned else 'naive'}",
+                properties={"lean-ops.bench": "1"},
+            )
+            spark.sql(
+                f"CALL {config.profile.catalog}.system.rollback_to_snapshot('{curated.identifier}', {base})"
+            )
+
+        merge(True)  # warm-up of both statements on this table, not measured
+        merge(False)
+        ours = min(timed(lambda: merge(True))[0] for _ in range(2))
+        naive = min(timed(lambda: merge(False))[0] for _ in range(2))
+        results.append((size, ours, naive))
+        print(f"{size:>14,d} {build:9.1f} {ours:9.2f} {naive:9.2f} {naive / ours:10.2f}x", flush=True)
+    (small, ours_small, naive_small), (large, ours_large, naive_large) = results[0], results[-1]
+    print(f"ours  {large:,d} / {small:,d} rows: {ours_large / ours_small:.2f}x   (goal <= 1.3x)")
+    print(f"naive {large:,d} / {small:,d} rows: {naive_large / naive_small:.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sizes", default="100000,1000000,5000000")
+    parser.add_argument(
+        "--with-20m", action="store_true", help="add a 20M-row table (takes minutes to build)"
+    )
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--skip", choices=["1", "2"], help="skip one part")
+    args = parser.parse_args()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    sizes = [int(s) for s in args.sizes.split(",")] + ([20_000_000] if args.with_20m else [])
+    home_dir = Path(tempfile.mkdtemp(prefix="lean-ops-bench-"))
+    config = load_project(Path(__file__).resolve().parents[1] / "conf", "local")
+    spark = build_session(
+        config.profile,
+        home=LocalHome.at(home_dir),
+        app_name="lean-ops bench",
+        extra_conf={"spark.driver.memory": "6g"},
+    )
+    print(
+        f"Spark {spark.version}, {os.cpu_count()} cores, shuffle partitions "
+        f"{spark.conf.get('spark.sql.shuffle.partitions')}, home {home_dir}"
+    )
+    try:
+        if args.skip != "1":
+            part1(spark, config, args.events, args.repeat)
+        if args.skip != "2":
+            part2(spark, config, sizes, args.events)
+    finally:
+        spark.stop()
+        shutil.rmtree(home_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
