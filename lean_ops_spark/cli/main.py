@@ -14,13 +14,16 @@ from lean_ops_spark._version import __version__
 from lean_ops_spark.cli.commands import (
     curate,
     deploy,
+    grants,
     health,
+    iam,
     init,
     maintain,
     pipeline,
     replay,
     seed,
     setup_jars,
+    snowflake,
     tables,
     validate,
 )
@@ -28,7 +31,22 @@ from lean_ops_spark.cli.context import CliContext, add_common_options
 from lean_ops_spark.cli.output import print_json
 from lean_ops_spark.errors import LeanOpsError
 
-COMMANDS = (setup_jars, validate, init, tables, seed, curate, replay, pipeline, deploy, health, maintain)
+COMMANDS = (
+    setup_jars,
+    validate,
+    init,
+    tables,
+    seed,
+    curate,
+    replay,
+    pipeline,
+    deploy,
+    health,
+    maintain,
+    grants,
+    iam,
+    snowflake,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,8 +24,11 @@ from lean_ops_spark.errors import ConfigError
 from lean_ops_spark.runtime.jars import GLUE_ICEBERG_VERSIONS
 
 __all__ = [
+    "EncryptionSettings",
     "Environment",
     "GlueJobSettings",
+    "IamSettings",
+    "NetworkSettings",
     "RetryPolicy",
     "load_environment",
     "parse_environment",
@@ -38,6 +41,12 @@ REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+#: IAM resource granularity of the generated policies (see ``governance/iam.py``).
+IAM_RESOURCE_SCOPES = ("table", "database")
 WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.025X", "Z.2X")
 LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 
@@ -61,6 +70,45 @@ class GlueJobSettings:
     timeout_minutes: int = 60
     max_concurrent_runs: int = 1
     arguments: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: This job's own IAM role; None = the shared ``glue.role_arn``. One role per job is what
+    #: makes the generated IAM policies and Lake Formation grants least-privilege.
+    role_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class EncryptionSettings:
+    """SSE-KMS for what the Glue jobs write.
+
+    The key goes to Iceberg's S3FileIO (``s3.sse.type=kms``, ``s3.sse.key``) in the jobs'
+    ``--conf``; the Glue security configuration encrypts what Glue itself writes (CloudWatch
+    logs, job bookmarks, S3 output of Glue's own writers). S3FileIO does not read the
+    security configuration, which is why both are needed.
+    """
+
+    kms_key_arn: str
+    security_configuration: str
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """A Glue ``NETWORK`` connection that puts the jobs into a VPC subnet."""
+
+    connection_name: str
+    subnet_id: str
+    security_group_ids: tuple[str, ...]
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class IamSettings:
+    """How the generated least-privilege policies are scoped and whether deploy attaches them."""
+
+    #: ``table``: Glue and S3 resources name each table; ``database``: one ``<db>/*`` per layer
+    #: (smaller documents for many topics, less precise).
+    resource_scope: str = "table"
+    #: ``lean-ops deploy`` puts each role's generated policy inline on the role.
+    attach_policies: bool = False
+    policy_name: str = "lean-ops-least-privilege"
 
 
 @dataclass(frozen=True)
@@ -97,6 +145,21 @@ class Environment:
     pipeline_schedule: str | None = "rate(15 minutes)"
     maintenance_schedule: str = "cron(0 3 * * ? *)"
     source: str = ""
+    encryption: EncryptionSettings | None = None
+    network: NetworkSettings | None = None
+    iam: IamSettings = field(default_factory=IamSettings)
+
+    def job_role_arn(self, job: GlueJobSettings) -> str:
+        """The IAM role a Glue job runs as: its own ``role_arn`` or the shared ``glue.role_arn``."""
+        return job.role_arn or self.glue_role_arn
+
+    def glue_job_arn(self, job: GlueJobSettings) -> str:
+        return f"arn:{self.partition}:glue:{self.region}:{self.account_id}:job/{job.name}"
+
+    @property
+    def partition(self) -> str:
+        """``aws`` (or ``aws-cn``, ``aws-us-gov``), taken from the Glue role ARN."""
+        return self.glue_role_arn.split(":")[1]
 
     @property
     def iceberg_version(self) -> str:
@@ -162,11 +225,63 @@ def _parse_job(reader: MappingReader, key: str) -> GlueJobSettings:
         timeout_minutes=_positive(job, "timeout_minutes", 60),
         max_concurrent_runs=_positive(job, "max_concurrent_runs", 1),
         arguments=MappingProxyType(job.string_map("arguments")),
+        role_arn=_match(job, "role_arn", ARN, "IAM role ARN") if job.raw("role_arn") is not None else None,
     )
     for argument in settings.arguments:
         if not argument.startswith("--"):
             raise ConfigError(f"{job.path('arguments')}.{argument}: Glue job arguments start with '--'")
     job.finish()
+    return settings
+
+
+def _parse_encryption(reader: MappingReader) -> EncryptionSettings | None:
+    if reader.raw("encryption") is None:  # absent or empty: the feature is off
+        return None
+    section = reader.child("encryption", required=True)
+    settings = EncryptionSettings(
+        kms_key_arn=_match(
+            section, "kms_key_arn", KMS_KEY_ARN, "KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+        ),
+        security_configuration=_match(
+            section, "security_configuration", RESOURCE_NAME, "Glue security configuration name"
+        ),
+    )
+    section.finish()
+    return settings
+
+
+def _parse_network(reader: MappingReader) -> NetworkSettings | None:
+    if reader.raw("network") is None:  # absent or empty: the feature is off
+        return None
+    section = reader.child("network", required=True)
+    groups = section.sequence("security_group_ids", required=True)
+    if not groups:
+        raise ConfigError(f"{section.path('security_group_ids')}: at least one security group is needed")
+    for i, group in enumerate(groups):
+        if not isinstance(group, str) or not SECURITY_GROUP_ID.fullmatch(group):
+            raise ConfigError(
+                f"{section.path('security_group_ids')}[{i}]: {group!r} is not a security group id"
+            )
+    settings = NetworkSettings(
+        connection_name=_match(section, "connection", RESOURCE_NAME, "Glue connection name"),
+        subnet_id=_match(section, "subnet_id", SUBNET_ID, "subnet id (subnet-...)"),
+        security_group_ids=tuple(groups),
+        availability_zone=_match(section, "availability_zone", AVAILABILITY_ZONE, "availability zone"),
+    )
+    section.finish()
+    return settings
+
+
+def _parse_iam(reader: MappingReader) -> IamSettings:
+    section = reader.child("iam")
+    settings = IamSettings(
+        resource_scope=section.choice("resource_scope", IAM_RESOURCE_SCOPES, "table"),
+        attach_policies=section.boolean("attach_policies", False),
+        policy_name=_match(
+            section, "policy_name", RESOURCE_NAME, "IAM policy name", "lean-ops-least-privilege"
+        ),
+    )
+    section.finish()
     return settings
 
 
@@ -232,6 +347,10 @@ def parse_environment(data: object, where: str, name: str) -> Environment:  # no
     )
     schedules.finish()
 
+    encryption = _parse_encryption(reader)
+    network = _parse_network(reader)
+    iam = _parse_iam(reader)
+
     topics = tuple(check_identifier(t, f"{where}: topics") for t in reader.sequence("topics"))
     if len(set(topics)) != len(topics):
         raise ConfigError(f"{where}: topics: a topic is listed twice")
@@ -266,6 +385,9 @@ def parse_environment(data: object, where: str, name: str) -> Environment:  # no
         pipeline_schedule=pipeline_schedule,
         maintenance_schedule=maintenance_schedule,
         source=where,
+        encryption=encryption,
+        network=network,
+        iam=iam,
     )
     reader.finish()
     names = [curation.name, semantic.name, maintenance.name]

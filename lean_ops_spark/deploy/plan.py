@@ -3,8 +3,14 @@
 Each resource is compared on the fields we own and gets one action: ``create``,
 ``update`` (naming the fields that differ), ``unchanged`` or ``delete`` (a per-topic
 schedule whose topic left the config). :func:`apply_plan` runs only the actions that are
-not ``unchanged``, in dependency order (S3 objects, Glue jobs, Lambdas, the state machine,
-schedules), so a second deploy of the same config changes nothing.
+not ``unchanged``, in dependency order (S3 objects, the Glue security configuration and
+VPC connection, Glue jobs, Lambdas, the state machine, schedules, IAM inline policies), so
+a second deploy of the same config changes nothing.
+
+Governance settings of the environment file are applied here too: ``encryption`` (the
+jobs' S3FileIO writes SSE-KMS, a Glue security configuration encrypts logs and bookmarks),
+``network`` (a Glue NETWORK connection on every job), per-job ``role_arn``, and with
+``iam.attach_policies`` the generated least-privilege policy inline on each role.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ __all__ = [
     "PlannedChange",
     "apply_plan",
     "glue_default_arguments",
+    "glue_security_configuration",
     "plan_deployment",
+    "s3fileio_encryption_conf",
 ]
 
 SHA_METADATA_KEY = "lean-ops-sha256"
@@ -60,6 +68,8 @@ class AwsClients:
     lambda_: Any
     stepfunctions: Any
     scheduler: Any
+    #: Only used with ``iam.attach_policies``.
+    iam: Any = None
 
     @classmethod
     def for_region(cls, region: str) -> AwsClients:
@@ -69,7 +79,12 @@ class AwsClients:
             return boto3.client(name, region_name=region)
 
         return cls(
-            client("s3"), client("glue"), client("lambda"), client("stepfunctions"), client("scheduler")
+            client("s3"),
+            client("glue"),
+            client("lambda"),
+            client("stepfunctions"),
+            client("scheduler"),
+            client("iam"),
         )
 
 
@@ -168,6 +183,29 @@ def _plan_object(clients: AwsClients, env: Environment, artifact: Artifact) -> P
 # --------------------------------------------------------------------------- Glue jobs
 
 
+def s3fileio_encryption_conf(env: Environment, profile: Profile) -> dict[str, str]:
+    """Iceberg S3FileIO SSE-KMS catalog properties (``s3.sse.type``/``s3.sse.key``), or none.
+
+    Property names as in ``org.apache.iceberg.aws.s3.S3FileIOProperties`` (``SSE_TYPE``,
+    ``SSE_KEY``; ``kms`` = SSE-KMS, key = KMS key id or ARN).
+    """
+    if env.encryption is None:
+        return {}
+    prefix = f"spark.sql.catalog.{profile.catalog}"
+    return {f"{prefix}.s3.sse.type": "kms", f"{prefix}.s3.sse.key": env.encryption.kms_key_arn}
+
+
+def glue_security_configuration(env: Environment) -> dict[str, Any]:
+    """The ``EncryptionConfiguration`` of the jobs' Glue security configuration (SSE-KMS throughout)."""
+    assert env.encryption is not None
+    key = env.encryption.kms_key_arn
+    return {
+        "S3Encryption": [{"S3EncryptionMode": "SSE-KMS", "KmsKeyArn": key}],
+        "CloudWatchEncryption": {"CloudWatchEncryptionMode": "SSE-KMS", "KmsKeyArn": key},
+        "JobBookmarksEncryption": {"JobBookmarksEncryptionMode": "CSE-KMS", "KmsKeyArn": key},
+    }
+
+
 def glue_default_arguments(
     env: Environment, profile: Profile, wheel_uri: str, job: GlueJobSettings
 ) -> dict[str, str]:
@@ -177,6 +215,7 @@ def glue_default_arguments(
     ``--lean_ops_conf`` (and the profile in ``--lean_ops_profile``).
     """
     catalog = {k: v for k, v in catalog_conf(profile).items() if not k.endswith(".client.region")}
+    catalog.update(s3fileio_encryption_conf(env, profile))
     spark_conf = [f"spark.sql.extensions={ICEBERG_EXTENSIONS}"] + [f"{k}={v}" for k, v in catalog.items()]
     return {
         "--datalake-formats": "iceberg",
@@ -192,8 +231,8 @@ def glue_default_arguments(
 def _glue_job_spec(
     env: Environment, profile: Profile, role: str, job: GlueJobSettings, wheel_uri: str
 ) -> dict[str, Any]:
-    return {
-        "Role": env.glue_role_arn,
+    spec: dict[str, Any] = {
+        "Role": env.job_role_arn(job),
         "Command": {
             "Name": "glueetl",
             "ScriptLocation": env.s3_uri("jobs", JOB_SCRIPTS[role]),
@@ -207,6 +246,12 @@ def _glue_job_spec(
         "ExecutionProperty": {"MaxConcurrentRuns": job.max_concurrent_runs},
         "MaxRetries": 0,
     }
+    # Only when configured: an environment without them keeps the exact spec it had.
+    if env.encryption is not None:
+        spec["SecurityConfiguration"] = env.encryption.security_configuration
+    if env.network is not None:
+        spec["Connections"] = {"Connections": [env.network.connection_name]}
+    return spec
 
 
 def _plan_glue_job(clients: AwsClients, name: str, spec: dict[str, Any]) -> PlannedChange:
@@ -218,6 +263,144 @@ def _plan_glue_job(clients: AwsClients, name: str, spec: dict[str, Any]) -> Plan
     create = _guard(f"glue job {name}", lambda: clients.glue.create_job(Name=name, **spec))
     update = _guard(f"glue job {name}", lambda: clients.glue.update_job(JobName=name, JobUpdate=spec))
     return _compare("glue_job", name, current, spec, create=create, update=update)
+
+
+def _plan_security_configuration(clients: AwsClients, env: Environment) -> PlannedChange:
+    """Glue security configurations cannot be updated: a changed one is deleted and re-created."""
+    assert env.encryption is not None
+    name = env.encryption.security_configuration
+    desired = {"EncryptionConfiguration": glue_security_configuration(env)}
+    try:
+        got = clients.glue.get_security_configuration(Name=name)["SecurityConfiguration"]
+        current: dict[str, Any] | None = {"EncryptionConfiguration": got.get("EncryptionConfiguration")}
+    except clients.glue.exceptions.EntityNotFoundException:
+        current = None
+
+    def create() -> None:
+        clients.glue.create_security_configuration(Name=name, **desired)
+
+    def replace() -> None:
+        clients.glue.delete_security_configuration(Name=name)
+        create()
+
+    return _compare(
+        "glue_security_configuration",
+        name,
+        current,
+        desired,
+        create=_guard(f"glue security configuration {name}", create),
+        update=_guard(f"glue security configuration {name}", replace),
+    )
+
+
+def _plan_network_connection(clients: AwsClients, env: Environment) -> PlannedChange:
+    assert env.network is not None
+    net = env.network
+    desired = {
+        "PhysicalConnectionRequirements": {
+            "SubnetId": net.subnet_id,
+            "SecurityGroupIdList": list(net.security_group_ids),
+            "AvailabilityZone": net.availability_zone,
+        },
+    }
+    connection_input = {
+        "Name": net.connection_name,
+        "ConnectionType": "NETWORK",
+        "ConnectionProperties": {},
+        **desired,
+    }
+    try:
+        got = clients.glue.get_connection(Name=net.connection_name)["Connection"]
+        requirements = got.get("PhysicalConnectionRequirements") or {}
+        current: dict[str, Any] | None = {
+            "PhysicalConnectionRequirements": {
+                k: requirements.get(k) for k in ("SubnetId", "SecurityGroupIdList", "AvailabilityZone")
+            },
+        }
+    except clients.glue.exceptions.EntityNotFoundException:
+        current = None
+        got = {}
+    if got.get("ConnectionType") not in (None, "NETWORK"):  # (moto 5.2.5 does not return the type)
+        raise DeployError(
+            f"glue connection {net.connection_name} exists as {got['ConnectionType']}, not NETWORK: "
+            "choose another network.connection name"
+        )
+    what = f"glue connection {net.connection_name}"
+    return _compare(
+        "glue_connection",
+        net.connection_name,
+        current,
+        desired,
+        create=_guard(what, lambda: clients.glue.create_connection(ConnectionInput=connection_input)),
+        update=_guard(
+            what,
+            lambda: clients.glue.update_connection(
+                Name=net.connection_name, ConnectionInput=connection_input
+            ),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- IAM (opt-in)
+
+
+def _plan_role_policies(clients: AwsClients, inputs: DeploymentInputs) -> list[PlannedChange]:
+    """The generated least-privilege policy inline on each role (``iam.attach_policies``)."""
+    # governance imports deploy.artifacts: imported here, not at the top, to keep imports acyclic
+    from lean_ops_spark.config.sources import LocalConfigSource
+    from lean_ops_spark.governance.config import load_governance
+    from lean_ops_spark.governance.iam import INLINE_POLICY_LIMIT, role_policies
+    from lean_ops_spark.governance.layers import GovernedScope
+    from lean_ops_spark.governance.semantic_tables import discover_semantic_tables
+
+    env = inputs.environment
+    source = LocalConfigSource(inputs.conf_root)
+    governance = load_governance(inputs.conf_root, env.name, source=source, required=False)
+    explicit = governance.semantic_tables if governance else ()
+    scope = GovernedScope(inputs.profile, inputs.topics, discover_semantic_tables(source, explicit))
+    changes = []
+    for policy in role_policies(env, scope, governance):
+        if not policy.fits_inline:
+            raise ConfigError(
+                f"{env.source}: the generated policy of {policy.role_arn} ({', '.join(policy.roles)}) has "
+                f"{policy.size} characters, over IAM's {INLINE_POLICY_LIMIT} for a role's inline policies: "
+                "give each job its own glue.jobs.<job>.role_arn or set iam.resource_scope: database"
+            )
+        document = policy.document()
+        try:
+            got = clients.iam.get_role_policy(RoleName=policy.role_name, PolicyName=env.iam.policy_name)
+            current: dict[str, Any] | None = {"PolicyDocument": _policy_document(got["PolicyDocument"])}
+        except clients.iam.exceptions.NoSuchEntityException:
+            current = None
+
+        def put(role: str = policy.role_name, text: str = policy.text()) -> None:
+            _guard(
+                f"iam role {role} policy {env.iam.policy_name}",
+                lambda: clients.iam.put_role_policy(
+                    RoleName=role, PolicyName=env.iam.policy_name, PolicyDocument=text
+                ),
+            )()
+
+        changes.append(
+            _compare(
+                "iam_role_policy",
+                f"{policy.role_name}/{env.iam.policy_name}",
+                current,
+                {"PolicyDocument": document},
+                create=put,
+                update=put,
+            )
+        )
+    return changes
+
+
+def _policy_document(value: Any) -> Any:
+    """IAM returns the document URL-encoded (real IAM) or parsed (boto3 decodes it)."""
+    if isinstance(value, str):
+        from urllib.parse import unquote
+
+        return json.loads(unquote(value))
+    return value
 
 
 # --------------------------------------------------------------------------- Lambda
@@ -393,6 +576,10 @@ def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan
     package = lambda_package(inputs.project_root)
     try:
         changes: list[PlannedChange] = [_plan_object(clients, env, a) for a in artifacts]
+        if env.encryption is not None:
+            changes.append(_plan_security_configuration(clients, env))
+        if env.network is not None:
+            changes.append(_plan_network_connection(clients, env))
         wheel_uri = env.s3_uri(wheel_key)
         for role, job in (
             ("curation", env.curation_job),
@@ -409,6 +596,8 @@ def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan
             changes.append(_plan_lambda(clients, env, fn_name, LAMBDA_HANDLERS[fn_role], package))
         changes.append(_plan_state_machine(clients, env))
         changes.extend(_plan_schedules(clients, env, inputs.topics))
+        if env.iam.attach_policies:
+            changes.extend(_plan_role_policies(clients, inputs))
     except LeanOpsError:
         raise
     except Exception as exc:

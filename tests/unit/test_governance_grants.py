@@ -1,0 +1,267 @@
+"""Lake Formation grants against moto: plan from config, apply the difference, idempotent rerun,
+extras reported and (only when asked) revoked, other principals never touched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lean_ops_spark.cli.main import main
+from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
+from lean_ops_spark.governance.grants import (
+    GrantPlan,
+    LfGrant,
+    LfResource,
+    apply_grant_plan,
+    normalize_permission_entry,
+    plan_grants,
+)
+from tests.unit.test_governance_config import ACCOUNT, governance_doc, role, write_project
+
+CURATION = role("curation-job")
+SNOWFLAKE = role("snowflake")
+
+
+@pytest.fixture
+def lf(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("lakeformation", region_name="us-east-1")
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> GovernanceContext:
+    return load_governance_context(write_project(tmp_path), "test")
+
+
+def _plan(context: GovernanceContext, lf: Any, **kwargs: Any) -> GrantPlan:
+    return plan_grants(context.governance, context.environment, context.scope(), lf, **kwargs)
+
+
+def _listed(lf: Any) -> set[tuple[str, str, str]]:
+    out = set()
+    for entry in lf.list_permissions(CatalogId=ACCOUNT)["PrincipalResourcePermissions"]:
+        for grant, _raw in normalize_permission_entry(entry):
+            out.add((grant.principal, grant.resource.describe(), grant.permission))
+    return out
+
+
+def test_first_run_grants_the_config_and_the_second_changes_nothing(
+    context: GovernanceContext, lf: Any
+) -> None:
+    first = _plan(context, lf)
+    assert first.unchanged == 0 and first.extra == () and first.warnings == ()
+    apply_grant_plan(first, lf)
+    listed = _listed(lf)
+    # curation: SELECT/DESCRIBE on raw, ALL on curated and quarantine, CREATE_TABLE on the curated db
+    assert (CURATION, "table lakehouse_raw.orders_staging", "SELECT") in listed
+    assert (CURATION, "table lakehouse_raw.orders_staging", "ALL") not in listed
+    assert (CURATION, "table lakehouse_curated.orders_quarantine", "ALL") in listed
+    assert (CURATION, "database lakehouse_curated", "CREATE_TABLE") in listed
+    assert (
+        CURATION,
+        "data location arn:aws:s3:::example-lakehouse-warehouse/iceberg/lakehouse_curated.db",
+        "DATA_LOCATION_ACCESS",
+    ) in listed
+    # semantic job reads curated, never quarantine
+    semantic = {(r, p) for who, r, p in listed if who == role("semantic-job")}
+    assert ("table lakehouse_curated.orders", "SELECT") in semantic
+    assert not any("quarantine" in r or "lakehouse_raw" in r for r, _ in semantic)
+    # Snowflake: SELECT without the sensitive column, DESCRIBE on the table, nothing outside semantic
+    snowflake = {(r, p) for who, r, p in listed if who == SNOWFLAKE}
+    assert snowflake == {
+        ("table lakehouse_semantic.customer_orders (columns except email)", "SELECT"),
+        ("table lakehouse_semantic.customer_orders", "DESCRIBE"),
+        ("table lakehouse_semantic.daily_sessions", "SELECT"),
+        ("table lakehouse_semantic.daily_sessions", "DESCRIBE"),
+    }
+    assert len(listed) == sum(len(c.permissions) for c in first.missing)
+
+    second = _plan(context, lf)
+    assert second.missing == () and second.extra == ()
+    assert second.unchanged == len(listed)
+    apply_grant_plan(second, lf)
+    assert _listed(lf) == listed
+
+
+def test_the_column_exclusion_is_granted_as_table_with_columns(context: GovernanceContext, lf: Any) -> None:
+    apply_grant_plan(_plan(context, lf), lf)
+    found = [
+        e
+        for e in lf.list_permissions(CatalogId=ACCOUNT)["PrincipalResourcePermissions"]
+        if e["Principal"]["DataLakePrincipalIdentifier"] == SNOWFLAKE
+        and "customer_orders" in json.dumps(e["Resource"])
+    ]
+    shapes = {json.dumps(e["Resource"], sort_keys=True): sorted(e["Permissions"]) for e in found}
+    assert shapes[
+        json.dumps(
+            {
+                "TableWithColumns": {
+                    "ColumnWildcard": {"ExcludedColumnNames": ["email"]},
+                    "DatabaseName": "lakehouse_semantic",
+                    "Name": "customer_orders",
+                }
+            },
+            sort_keys=True,
+        )
+    ] == ["SELECT"]
+    assert shapes[
+        json.dumps(
+            {"Table": {"DatabaseName": "lakehouse_semantic", "Name": "customer_orders"}}, sort_keys=True
+        )
+    ] == ["DESCRIBE"]
+
+
+def test_extras_are_reported_kept_by_default_and_revoked_when_asked(
+    context: GovernanceContext, lf: Any
+) -> None:
+    apply_grant_plan(_plan(context, lf), lf)
+    # someone widened the curation role by hand, and gave an unmanaged role access
+    lf.grant_permissions(
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource={"Table": {"DatabaseName": "lakehouse_semantic", "Name": "customer_orders"}},
+        Permissions=["SELECT", "DROP"],
+    )
+    lf.grant_permissions(
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": role("someone-else")},
+        Resource={"Table": {"DatabaseName": "lakehouse_semantic", "Name": "customer_orders"}},
+        Permissions=["SELECT"],
+    )
+    lf.grant_permissions(  # outside this environment's databases: never in scope
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource={"Database": {"Name": "another_team"}},
+        Permissions=["DESCRIBE"],
+    )
+    kept = _plan(context, lf)
+    assert kept.missing == ()
+    assert [(c.principal, c.resource.describe(), c.permissions) for c in kept.extra] == [
+        (CURATION, "table lakehouse_semantic.customer_orders", ("DROP", "SELECT"))
+    ]
+    assert kept.extra[0].principal_names == ("curation_job",)
+    apply_grant_plan(kept, lf)
+    assert (CURATION, "table lakehouse_semantic.customer_orders", "DROP") in _listed(lf)
+
+    revoked = _plan(context, lf, revoke_extra=True)
+    apply_grant_plan(revoked, lf)
+    after = _listed(lf)
+    assert (CURATION, "table lakehouse_semantic.customer_orders", "DROP") not in after
+    assert (role("someone-else"), "table lakehouse_semantic.customer_orders", "SELECT") in after
+    assert (CURATION, "database another_team", "DESCRIBE") in after
+    final = _plan(context, lf, revoke_extra=True)
+    assert final.missing == () and final.extra == ()
+
+
+def test_a_changed_config_grants_and_revokes_only_the_difference(tmp_path: Path, lf: Any) -> None:
+    before = load_governance_context(write_project(tmp_path / "a"), "test")
+    apply_grant_plan(_plan(before, lf), lf)
+    doc = governance_doc()
+    doc["lake_formation"]["grants"]["analyst"] = {"semantic": ["SELECT", "DESCRIBE"]}  # + DESCRIBE
+    del doc["lake_formation"]["grants"]["lambda"]["raw"]  # - DESCRIBE on raw
+    after = load_governance_context(write_project(tmp_path / "b", gov_doc=doc), "test")
+    plan = _plan(after, lf, revoke_extra=True)
+    assert sorted((c.action, c.resource.describe(), c.permissions) for c in plan.pending) == [
+        ("grant", "table lakehouse_semantic.customer_orders", ("DESCRIBE",)),
+        ("grant", "table lakehouse_semantic.daily_sessions", ("DESCRIBE",)),
+        ("revoke", "table lakehouse_raw.clickstream_staging", ("DESCRIBE",)),
+        ("revoke", "table lakehouse_raw.orders_staging", ("DESCRIBE",)),
+    ]
+    apply_grant_plan(plan, lf)
+    assert _plan(after, lf, revoke_extra=True).pending == ()
+
+
+def test_a_shared_role_is_warned_about(tmp_path: Path, lf: Any) -> None:
+    from tests.unit.test_governance_config import governed_env_doc
+
+    env = governed_env_doc()
+    for job in env["glue"]["jobs"].values():
+        job.pop("role_arn")
+    context = load_governance_context(write_project(tmp_path, env_doc=env), "test")
+    plan = _plan(context, lf)
+    assert plan.warnings == (
+        "curation_job, semantic_job share the role arn:aws:iam::123456789012:role/glue: it gets the union "
+        "of their grants (give each its own role for least privilege)",
+    )
+
+
+def test_an_excluded_column_table_must_be_in_its_layer(tmp_path: Path, lf: Any) -> None:
+    from lean_ops_spark.errors import ConfigError
+
+    doc = governance_doc()
+    doc["lake_formation"]["grants"]["snowflake"]["semantic"]["excluded_columns"] = {"nope": ["x"]}
+    context = load_governance_context(write_project(tmp_path, gov_doc=doc), "test")
+    with pytest.raises(
+        ConfigError, match=r"excluded_columns: 'nope' is not a semantic table \(known: customer_orders"
+    ):
+        _plan(context, lf)
+
+
+def test_listed_shapes_normalize_to_the_same_grant() -> None:
+    """Lake Formation reports a table-level SELECT as TableWithColumns + an empty ColumnWildcard."""
+    principal = {"DataLakePrincipalIdentifier": SNOWFLAKE}
+    as_columns = normalize_permission_entry(
+        {
+            "Principal": principal,
+            "Resource": {
+                "TableWithColumns": {
+                    "CatalogId": ACCOUNT,
+                    "DatabaseName": "d",
+                    "Name": "t",
+                    "ColumnWildcard": {},
+                }
+            },
+            "Permissions": ["SELECT"],
+        }
+    )
+    as_table = normalize_permission_entry(
+        {
+            "Principal": principal,
+            "Resource": {"Table": {"DatabaseName": "d", "Name": "t"}},
+            "Permissions": ["SELECT"],
+        }
+    )
+    assert (
+        [g for g, _ in as_columns]
+        == [g for g, _ in as_table]
+        == [LfGrant(SNOWFLAKE, LfResource("table", "d", "t"), "SELECT")]
+    )
+    # the listed shape is kept for the revoke call
+    assert as_columns[0][1]["TableWithColumns"]["ColumnWildcard"] == {}
+    location = normalize_permission_entry(
+        {
+            "Principal": principal,
+            "Resource": {"DataLocation": {"ResourceArn": "arn:aws:s3:::b/p/"}},
+            "Permissions": ["DATA_LOCATION_ACCESS"],
+        }
+    )
+    assert location[0][0].resource == LfResource("data_location", location="arn:aws:s3:::b/p")
+
+
+def test_cli_dry_run_changes_nothing_then_apply_then_nothing_to_do(
+    tmp_path: Path, lf: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = write_project(tmp_path)
+    argv = ["grants", "--env", "test", "--conf", str(conf)]
+    assert main([*argv, "--dry-run", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["dry_run"] is True and document["missing"] and document["extra"] == []
+    assert lf.list_permissions(CatalogId=ACCOUNT)["PrincipalResourcePermissions"] == []
+    assert main(argv) == 0
+    assert "to grant" in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["missing"] == [] and again["extra"] == [] and again["unchanged"] > 0

@@ -1,0 +1,318 @@
+"""Least-privilege IAM documents: no wildcard actions, every remaining wildcard explained and
+expected, each role limited to what its code touches, valid IAM syntax (moto's validator)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lean_ops_spark.cli.main import main
+from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
+from lean_ops_spark.governance.iam import INLINE_POLICY_LIMIT, PolicyStatement, RolePolicy, role_policies
+from tests.unit.test_governance_config import KMS_KEY, governance_doc, governed_env_doc, role, write_project
+
+WAREHOUSE = "arn:aws:s3:::example-lakehouse-warehouse/iceberg"
+ARTIFACTS = "arn:aws:s3:::lean-ops-test-artifacts/lean-ops/test"
+REGION_ACCOUNT = "us-east-1:123456789012"
+
+#: Every wildcard resource a generated policy may hold, and why (asserted per statement).
+ALLOWED_WILDCARDS = {
+    "*": ("no resource-level permissions",),
+    f"{WAREHOUSE}/*.db/*/*": ("object keys under a table's own location",),
+    f"{WAREHOUSE}/*.db/*/metadata/*": ("metadata.json files",),
+    f"{ARTIFACTS}/wheels/*": ("wheel's file name",),
+    f"{ARTIFACTS}/conf/*": ("conf/ is a folder tree",),
+    f"{ARTIFACTS}/snowflake/sql/*": ("one refresh SQL file per run",),
+    f"arn:aws:logs:{REGION_ACCOUNT}:log-group:/aws-glue/jobs*": ("Glue names the job log groups",),
+    f"arn:aws:logs:{REGION_ACCOUNT}:log-group:/aws-glue/jobs*:log-stream:*": (
+        "Glue names the job log groups",
+    ),
+    f"arn:aws:logs:{REGION_ACCOUNT}:log-group:/aws/lambda/*:log-stream:*": ("one log stream per execution",),
+    f"arn:aws:ec2:{REGION_ACCOUNT}:network-interface/*": ("elastic network interface per run",),
+    f"arn:aws:secretsmanager:{REGION_ACCOUNT}:secret:*-??????": ("random 6-character suffix",),
+}
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> GovernanceContext:
+    gov = governance_doc()
+    gov["snowflake"]["connection"] = {
+        "account": "xy12345",
+        "user": "LEAN_OPS",
+        "secret_id": "lean-ops/test/snowflake",
+    }
+    return load_governance_context(write_project(tmp_path, gov_doc=gov), "test")
+
+
+def _policies(context: GovernanceContext) -> dict[str, RolePolicy]:
+    policies = role_policies(context.environment, context.scope(), context.governance)
+    return {"+".join(p.roles): p for p in policies}
+
+
+def _statements(policy: RolePolicy, action: str) -> list[dict[str, Any]]:
+    out = []
+    for statement in policy.document()["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if action in actions:
+            out.append(statement)
+    return out
+
+
+def _resources(policy: RolePolicy, action: str) -> set[str]:
+    found: set[str] = set()
+    for statement in _statements(policy, action):
+        value = statement["Resource"]
+        found.update(value if isinstance(value, list) else [value])
+    return found
+
+
+def test_one_policy_per_role_with_no_wildcard_action(context: GovernanceContext) -> None:
+    policies = _policies(context)
+    assert set(policies) == {
+        "curation_job",
+        "semantic_job",
+        "maintenance_job",
+        "lambda",
+        "state_machine",
+        "scheduler",
+        "snowflake",
+    }
+    for policy in policies.values():
+        for statement in policy.document()["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert re.fullmatch(r"[A-Za-z0-9]+", statement["Sid"])
+            for action in statement["Action"]:
+                assert "*" not in action and "?" not in action, (policy.roles, action)
+        assert policy.fits_inline, (policy.roles, policy.size)
+
+
+def test_every_remaining_wildcard_is_expected_and_explained(context: GovernanceContext) -> None:
+    seen = set()
+    for policy in _policies(context).values():
+        for wildcard in policy.wildcards():
+            resource = wildcard["resource"]
+            matches = (
+                ["*"]
+                if resource == "*"
+                else [p for p in ALLOWED_WILDCARDS if p != "*" and fnmatch.fnmatchcase(resource, p)]
+            )
+            assert matches, f"unexpected wildcard {wildcard}"
+            assert any(any(w in wildcard["why"] for w in ALLOWED_WILDCARDS[p]) for p in matches), wildcard
+            seen.add(matches[0])
+    # a "*" resource only where the action has no resource-level permissions, each conditioned or justified
+    for policy in _policies(context).values():
+        for statement in policy.document()["Statement"]:
+            if statement["Resource"] == "*":
+                assert set(statement["Action"]) <= {
+                    "cloudwatch:PutMetricData",
+                    "lakeformation:GetDataAccess",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeRouteTables",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcAttribute",
+                    "ec2:DescribeVpcEndpoints",
+                }, statement
+    assert "*" in seen and f"arn:aws:ec2:{REGION_ACCOUNT}:network-interface/*" in seen
+
+
+def test_metrics_are_limited_to_the_namespace(context: GovernanceContext) -> None:
+    policies = _policies(context)
+    for name, namespace in (("curation_job", "LeanOps"), ("state_machine", "LeanOps")):
+        (statement,) = _statements(policies[name], "cloudwatch:PutMetricData")
+        assert statement["Resource"] == "*"
+        assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": [namespace]}}
+
+
+def test_curation_reads_raw_and_writes_curated_and_quarantine_only(context: GovernanceContext) -> None:
+    curation = _policies(context)["curation_job"]
+    writes = _resources(curation, "s3:PutObject")
+    assert writes == {
+        f"{WAREHOUSE}/lakehouse_curated.db/{t}/*"
+        for t in ("orders", "orders_quarantine", "clickstream", "clickstream_quarantine")
+    }
+    reads = _resources(curation, "s3:GetObject")
+    assert f"{WAREHOUSE}/lakehouse_raw.db/orders_staging/*" in reads
+    assert not any("lakehouse_semantic" in r for r in reads | writes)
+    glue_writes = _resources(curation, "glue:UpdateTable")
+    assert "arn:aws:glue:us-east-1:123456789012:table/lakehouse_raw/orders_staging" not in glue_writes
+    assert "arn:aws:glue:us-east-1:123456789012:table/lakehouse_curated/orders_quarantine" in glue_writes
+    assert _resources(curation, "s3:GetObject") >= {
+        f"{ARTIFACTS}/jobs/curation_job.py",
+        f"{ARTIFACTS}/wheels/*",
+        f"{ARTIFACTS}/conf/*",
+    }
+    (listing,) = [s for s in _statements(curation, "s3:ListBucket") if "TableFiles" in s["Sid"]]
+    assert listing["Resource"] == "arn:aws:s3:::example-lakehouse-warehouse"
+    assert "iceberg/lakehouse_raw.db/orders_staging/*" in listing["Condition"]["StringLike"]["s3:prefix"]
+
+
+def test_semantic_never_touches_raw_or_quarantine_and_can_refresh_snowflake(
+    context: GovernanceContext,
+) -> None:
+    semantic = _policies(context)["semantic_job"]
+    text = json.dumps(semantic.document())
+    assert "quarantine" not in text and "lakehouse_raw" not in text
+    assert _resources(semantic, "s3:PutObject") == {
+        f"{WAREHOUSE}/lakehouse_semantic.db/customer_orders/*",
+        f"{WAREHOUSE}/lakehouse_semantic.db/daily_sessions/*",
+        f"{ARTIFACTS}/snowflake/sql/*",
+        f"{ARTIFACTS}/state/snowflake-schemas.json",
+    }
+    assert _resources(semantic, "secretsmanager:GetSecretValue") == {
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:lean-ops/test/snowflake-??????"
+    }
+
+
+def test_lambda_reads_table_metadata_only(context: GovernanceContext) -> None:
+    policy = _policies(context)["lambda"]
+    actions = {a for s in policy.document()["Statement"] for a in s["Action"]}
+    assert not any(a.startswith(("s3:Put", "s3:Delete", "glue:Create", "glue:Update")) for a in actions)
+    reads = _resources(policy, "s3:GetObject")
+    assert f"{WAREHOUSE}/lakehouse_raw.db/orders_staging/metadata/*" in reads
+    assert not any(r.startswith(WAREHOUSE) and not r.endswith("/metadata/*") for r in reads)
+    assert not any("quarantine" in r or "semantic" in r for r in reads)
+    (kms,) = _statements(policy, "kms:Decrypt")
+    assert kms["Resource"] == KMS_KEY
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": ["s3.us-east-1.amazonaws.com"]}}
+
+
+def test_state_machine_and_scheduler_name_their_targets(context: GovernanceContext) -> None:
+    policies = _policies(context)
+    sm = policies["state_machine"]
+    assert _resources(sm, "lambda:InvokeFunction") == {
+        "arn:aws:lambda:us-east-1:123456789012:function:lean-ops-test-checkpoints",
+        "arn:aws:lambda:us-east-1:123456789012:function:lean-ops-test-curation-result",
+    }
+    assert _resources(sm, "glue:StartJobRun") == {
+        "arn:aws:glue:us-east-1:123456789012:job/lean-ops-test-curation",
+        "arn:aws:glue:us-east-1:123456789012:job/lean-ops-test-semantic",
+    }
+    scheduler = policies["scheduler"]
+    assert _resources(scheduler, "states:StartExecution") == {
+        "arn:aws:states:us-east-1:123456789012:stateMachine:lean-ops-test-pipeline"
+    }
+    assert _resources(scheduler, "glue:StartJobRun") == {
+        "arn:aws:glue:us-east-1:123456789012:job/lean-ops-test-maintenance"
+    }
+
+
+def test_kms_and_vpc_appear_only_when_configured(tmp_path: Path, context: GovernanceContext) -> None:
+    curation = _policies(context)["curation_job"]
+    assert _resources(curation, "kms:GenerateDataKey") == {KMS_KEY}
+    assert "logs:AssociateKmsKey" in {a for s in curation.document()["Statement"] for a in s["Action"]}
+    assert _resources(curation, "ec2:CreateNetworkInterface") == {
+        "arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0123456789abcdef0",
+        "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0",
+        "arn:aws:ec2:us-east-1:123456789012:network-interface/*",
+    }
+    assert _resources(curation, "glue:GetConnection") >= {
+        "arn:aws:glue:us-east-1:123456789012:connection/lean-ops-test-vpc"
+    }
+    plain_env = governed_env_doc()
+    del plain_env["encryption"], plain_env["network"]
+    plain = load_governance_context(write_project(tmp_path / "plain", env_doc=plain_env), "test")
+    text = json.dumps(
+        [p.document() for p in role_policies(plain.environment, plain.scope(), plain.governance)]
+    )
+    assert "kms:" not in text and "ec2:" not in text and "logs:AssociateKmsKey" not in text
+
+
+def test_snowflake_role_reads_semantic_only(context: GovernanceContext) -> None:
+    policy = _policies(context)["snowflake"]
+    assert _resources(policy, "s3:GetObject") == {
+        f"{WAREHOUSE}/lakehouse_semantic.db/customer_orders/*",
+        f"{WAREHOUSE}/lakehouse_semantic.db/daily_sessions/*",
+    }
+    assert _statements(policy, "lakeformation:GetDataAccess") == []  # external volume, not vended
+
+
+def test_database_scope_is_smaller_and_explained(tmp_path: Path) -> None:
+    doc = governed_env_doc(iam={"resource_scope": "database"})
+    for job in doc["glue"]["jobs"].values():
+        job.pop("role_arn")  # one shared role: the biggest document
+    context = load_governance_context(write_project(tmp_path, env_doc=doc), "test")
+    policies = _policies(context)
+    shared = policies["curation_job+semantic_job+maintenance_job"]
+    assert shared.role_arn == role("glue")
+    assert _resources(shared, "glue:UpdateTable") >= {
+        "arn:aws:glue:us-east-1:123456789012:table/lakehouse_raw/*"
+    }
+    assert any(w["why"].startswith("iam.resource_scope: database") for w in shared.wildcards())
+    assert shared.fits_inline
+    # the jobs' like statements are merged: each resource listed once
+    statements = shared.document()["Statement"]
+    assert {"GlueCatalogRead", "TableFilesRead", "TableFilesWrite", "Metrics"} <= {
+        s["Sid"] for s in statements
+    }
+    for statement in statements:
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        assert len(resources) == len(set(resources)), statement["Sid"]
+
+
+def test_a_statement_refuses_wildcard_actions_and_unexplained_wildcards() -> None:
+    with pytest.raises(ValueError, match="wildcard actions are not allowed"):
+        PolicyStatement("S3All", ("s3:*",), ("arn:aws:s3:::b",))
+    with pytest.raises(ValueError, match="needs a reason"):
+        PolicyStatement("S3Objects", ("s3:GetObject",), ("arn:aws:s3:::b/*",))
+
+
+def test_documents_are_valid_iam_policies(
+    context: GovernanceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        iam = boto3.client("iam")
+        for policy in _policies(context).values():
+            assert policy.size <= INLINE_POLICY_LIMIT
+            iam.create_policy(
+                PolicyName=policy.role_name, PolicyDocument=policy.text()
+            )  # raises if malformed
+
+
+def test_cli_prints_documents_and_writes_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write_project(tmp_path)
+    out = tmp_path / "policies"
+    assert main(["iam", "--env", "test", "--conf", str(conf), "--json", "--out", str(out)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {r["role_arn"] for r in document["roles"]} >= {role("curation-job"), role("lambda")}
+    assert sorted(os.listdir(out))[:2] == ["curation-job.json", "lambda.json"]
+    assert main(["iam", "--env", "test", "--conf", str(conf)]) == 0
+    text = capsys.readouterr().out
+    assert "# arn:aws:iam::123456789012:role/curation-job  (curation_job;" in text
+    assert (
+        "CurationJobMetrics: * -- cloudwatch:PutMetricData: the action has no resource-level permissions"
+        in text
+    )
+
+
+def test_an_estate_without_semantic_tables_still_gets_valid_documents(tmp_path: Path) -> None:
+    doc = governance_doc()
+    doc["semantic_tables"] = []
+    conf = write_project(tmp_path, gov_doc=doc)
+    for model in (conf / "semantic").iterdir():
+        model.unlink()
+    context = load_governance_context(conf, "test")
+    assert context.semantic_tables == ()
+    policies = _policies(context)
+    assert _resources(policies["semantic_job"], "s3:PutObject") == {
+        f"{ARTIFACTS}/snowflake/sql/*",
+        f"{ARTIFACTS}/state/snowflake-schemas.json",
+    }
+    for policy in policies.values():
+        assert all(statement["Resource"] for statement in policy.document()["Statement"])
