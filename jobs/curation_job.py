@@ -17,5 +17,12 @@ except ImportError:
 
 if __name__ == "__main__":
     sys.exit(
-        run_job("curation", run_curation_job, sys.argv, REQUIRED_ARGUMENTS, OPTIONAL_ARGUMENTS, glue_resolver)
+        run_job(
+            "curation",
+            run_curation_job,
+            sys.argv,
+            required=REQUIRED_ARGUMENTS,
+            optional=OPTIONAL_ARGUMENTS,
+            glue_resolver=glue_resolver,
+        )
     )

@@ -1,0 +1,119 @@
+"""The Glue entry scripts run unchanged under spark-submit on the local profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from lean_ops_spark.catalog.bootstrap import bootstrap_tables
+from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.raw import fault_rates, generate_events
+from lean_ops_spark.raw.writer import append_raw
+from lean_ops_spark.runtime.jars import default_jars_dir, local_jar_paths
+from tests.conftest import CONF, REPO
+
+
+def conf_for(config, tmp_path: Path) -> Path:
+    """A copy of conf/ whose local profile points at the test's own namespaces."""
+    root = tmp_path / "conf"
+    shutil.copytree(CONF, root)
+    profile_file = root / "profiles" / "local.yaml"
+    profile = yaml.safe_load(profile_file.read_text())
+    databases = config.profile.databases
+    profile["databases"] = {
+        "raw": databases.raw,
+        "curated": databases.curated,
+        "semantic": databases.semantic,
+    }
+    profile_file.write_text(yaml.safe_dump(profile))
+    return root
+
+
+def result_line(stdout: str) -> dict:
+    """The job's one JSON result line (spark-submit also puts the driver's log on stdout)."""
+    lines = [line for line in stdout.splitlines() if line.startswith('{"ok"')]
+    assert lines, stdout[-3000:]
+    return json.loads(lines[-1])
+
+
+def spark_submit(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    jars = ",".join(
+        str(p)
+        for p in local_jar_paths(default_jars_dir(), os.environ.get("LEAN_OPS_ICEBERG_VERSION") or "1.10.0")
+    )
+    submit = Path(sys.executable).parent / "spark-submit"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [str(submit), "--master", "local[1]", "--jars", jars, str(REPO / "jobs" / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_curation_job_under_spark_submit(spark, fresh_config, local_home, tmp_path) -> None:
+    bootstrap_tables(spark, fresh_config, ["clickstream"])
+    tables = topic_tables(fresh_config.profile, "clickstream")
+    batch = generate_events(fresh_config.topic("clickstream"), 200, fault_rates(0.02, 0.05), seed=3)
+    append_raw(spark, tables.raw, batch.records, appends=2)
+
+    done = spark_submit(
+        "curation_job.py",
+        "--topic",
+        "clickstream",
+        "--run_id",
+        "job-test-1",
+        "--lean_ops_conf",
+        str(conf_for(fresh_config, tmp_path)),
+        "--lean_ops_profile",
+        "local",
+        "--home",
+        str(local_home.root),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    document = result_line(done.stdout)
+    assert document["ok"] is True and document["job"] == "curation"
+    assert document["result"]["run_id"] == "job-test-1"
+    assert document["result"]["ledger"]["balanced"] is True
+    spark.sql(f"REFRESH TABLE {tables.curated.sql}")
+    assert spark.table(tables.curated.sql).count() == batch.expected.curated_keys
+
+
+def test_curation_job_failure_is_one_json_line_and_a_non_zero_exit(
+    fresh_config, local_home, tmp_path
+) -> None:
+    # the config is checked before any Spark starts, so plain python runs the same script
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "jobs" / "curation_job.py"),
+            "--topic",
+            "payments",
+            "--lean_ops_conf",
+            str(conf_for(fresh_config, tmp_path)),
+            "--home",
+            str(local_home.root),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    document = result_line(done.stdout)
+    assert document["ok"] is False
+    assert (
+        document["error"]["type"] == "ConfigError"
+        and "unknown topic 'payments'" in document["error"]["message"]
+    )
