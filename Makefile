@@ -31,7 +31,7 @@ $(VENV)/.installed: setup.py pyproject.toml
 	@touch $@
 
 jars: $(VENV)/.installed
-	$(BIN)/lean-ops setup-jars --iceberg-version $(ICEBERG_VERSION) --maven-repo $(MAVEN_REPO)
+	$(BIN)/lean-ops setup-jars --with-aws --iceberg-version $(ICEBERG_VERSION) --maven-repo $(MAVEN_REPO)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check lean_ops_spark jobs orchestration tests bench
