@@ -48,6 +48,8 @@ def _pending_chain(
     snapshot_id: int | None = current
     while snapshot_id is not None and snapshot_id != start:
         record = by_id.get(snapshot_id)
+        if record is None and start is None:
+            break  # history before here was expired; reading from the beginning is still exact
         if record is None:
             raise CheckpointError(
                 f"{table}: snapshot {snapshot_id} between the checkpoint {start} and the current snapshot "
@@ -101,6 +103,9 @@ def plan_batch(
         taken.append(record)
         total += added(record)
     rest = appends[len(taken) :]
+    if start_snapshot_id is None:
+        # Read as of the end snapshot: every row up to it, also rows of expired snapshots.
+        total = int(taken[-1].summary.get("total-records", total))
     # End at the current snapshot when everything is taken, so trailing replace snapshots
     # (compaction) are behind the checkpoint too.
     end = current_snapshot_id if not rest else taken[-1].snapshot_id

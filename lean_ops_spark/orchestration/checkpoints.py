@@ -18,6 +18,7 @@ bits and lose precision in JSON tooling that reads numbers as doubles.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from lean_ops_spark.catalog.checkpoints import (
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.config.sources import ConfigSource
+from lean_ops_spark.curation.batch import plan_batch
 from lean_ops_spark.errors import CheckpointError, LeanOpsError
 from lean_ops_spark.orchestration.schema_check import SemanticSchemaCheck, check_semantic_schema
 from lean_ops_spark.orchestration.snapshots import SnapshotSource, TableSnapshots
@@ -67,48 +69,26 @@ class Backlog:
 
     snapshots: int
     records: int
-    #: False when the walk hit an expired snapshot before the checkpoint (counts are a floor).
+    #: Kept for the payload's shape: counts come from snapshot summaries and are exact.
     exact: bool = True
 
 
 def compute_backlog(raw: TableSnapshots, checkpoint_raw_snapshot_id: int | None) -> Backlog:
-    """Append snapshots after ``checkpoint_raw_snapshot_id`` on the raw table's current ancestry.
-
-    The walk goes from the current snapshot through parents and stops at the checkpoint
-    (exclusive), or at the first snapshot whose parent is the checkpoint (an incremental
-    read needs only the checkpoint's child). Only ``append`` snapshots count, as only they
-    are returned by an incremental read; their ``added-records`` are summed.
+    """Append snapshots (and their records) after ``checkpoint_raw_snapshot_id`` on the raw
+    table's current ancestry: the same planning curation does, without a cap.
 
     Raises:
         CheckpointError: the checkpoint is not an ancestor of the current raw snapshot (the
-            raw table was rolled back or replaced), so no incremental read can start there.
+            raw table was rolled back or replaced), or a pending snapshot was expired.
     """
-    if raw.current_snapshot_id is None:
-        return Backlog(0, 0)
-    by_id = raw.by_id()
-    snapshots = records = 0
-    snapshot_id: int | None = raw.current_snapshot_id
-    while snapshot_id is not None and snapshot_id != checkpoint_raw_snapshot_id:
-        record = by_id.get(snapshot_id)
-        if record is None:  # expired: the history before it is gone
-            if checkpoint_raw_snapshot_id is None:
-                return Backlog(snapshots, records, exact=False)
-            raise CheckpointError(
-                f"{raw.identifier}: snapshot {snapshot_id} is expired before the curation checkpoint "
-                f"{checkpoint_raw_snapshot_id} was reached; incremental reads cannot resume there"
-            )
-        if (record.operation or record.summary.get("operation")) == "append":
-            snapshots += 1
-            records += int(record.summary.get("added-records", "0"))
-        if record.parent_id == checkpoint_raw_snapshot_id and checkpoint_raw_snapshot_id is not None:
-            return Backlog(snapshots, records)
-        snapshot_id = record.parent_id
-    if snapshot_id is None and checkpoint_raw_snapshot_id is not None:
-        raise CheckpointError(
-            f"{raw.identifier}: curation checkpoint {checkpoint_raw_snapshot_id} is not an ancestor of the "
-            f"current snapshot {raw.current_snapshot_id}"
-        )
-    return Backlog(snapshots, records)
+    plan = plan_batch(
+        raw.records,
+        raw.current_snapshot_id,
+        checkpoint_raw_snapshot_id,
+        max_snapshots=sys.maxsize,
+        table=raw.identifier,
+    )
+    return Backlog(len(plan.append_snapshots), plan.expected_records)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ def test_wheel_is_pure_python_and_never_declares_pyspark(wheel: Path) -> None:
         names = archive.namelist()
         metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     assert "lean_ops_spark/py.typed" in names
+    # every module of the source tree is in the wheel (a folder without __init__.py is not)
+    source = {str(p.relative_to(REPO)) for p in (REPO / "lean_ops_spark").rglob("*.py")}
+    assert source <= set(names), sorted(source - set(names))
     assert not any(n.startswith(("tests/", "conf/", "jobs/")) for n in names)
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     base = [r for r in requires if "extra ==" not in r]
