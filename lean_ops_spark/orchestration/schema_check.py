@@ -1,24 +1,27 @@
 """CheckSchemaExists: may the semantic job run for a topic?
 
 The state machine asks this right after a curation run (in the ResolveCuratedSnapshot
-step). The answer is "yes" when the topic has a semantic model
-(``conf/semantic/<topic>.yaml``) and every curated column the model uses exists in the
-curated table. A "no" routes the execution to NotifyMissingSchema (metric + log) and
-CurationOnlySuccess.
+step). The answer is "yes" when the topic has a semantic model file
+(``conf/semantic/<topic>.yaml``) that loads, and every curated column its models read
+(columns, measures and filters, found by :mod:`lean_ops_spark.semantic.expressions`) is
+in the curated table. A "no" routes the execution to NotifyMissingSchema (metric + a log
+line carrying :attr:`SchemaCheck.reason`, which names the missing file, the invalid key or
+the missing columns) and CurationOnlySuccess: curation has already succeeded.
 
-:func:`check_semantic_schema` is the one place to change when the semantic model format
-lands: parse the model, list the curated columns it reads, report the missing ones. Until
-then it checks that the model file exists and, when it has a top-level ``columns`` list of
-mappings with a ``source`` (or ``name``) key, that those columns exist in curated.
+No Spark and no catalog access: the caller passes the curated table's columns (read from
+its metadata file in the Lambda).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from lean_ops_spark.config.sources import ConfigSource
+from lean_ops_spark.errors import ConfigError
+from lean_ops_spark.semantic.loader import load_semantic_models
+from lean_ops_spark.semantic.loader import semantic_model_path as _model_path
 
 __all__ = ["SchemaCheck", "SemanticSchemaCheck", "check_semantic_schema", "semantic_model_path"]
 
@@ -47,38 +50,28 @@ class SemanticSchemaCheck(Protocol):
 
 def semantic_model_path(topic: str) -> str:
     """Where a topic's semantic model lives under the config root."""
-    return f"semantic/{topic}.yaml"
-
-
-def _referenced_columns(model: Any) -> list[str]:
-    if not isinstance(model, dict):
-        return []
-    names: list[str] = []
-    for column in model.get("columns") or ():
-        if isinstance(column, dict):
-            source = column.get("source", column.get("name"))
-            if isinstance(source, str):
-                names.append(source)
-    return names
+    return _model_path(topic)
 
 
 def check_semantic_schema(source: ConfigSource, topic: str, curated_columns: Collection[str]) -> SchemaCheck:
-    """Default CheckSchemaExists: the model file exists and its source columns are in curated."""
-    import yaml
-
+    """The model file exists and loads, and every curated column its models read exists."""
     relative = semantic_model_path(topic)
-    text = source.read_text(relative)
     where = source.describe(relative)
-    if text is None:
-        return SchemaCheck(False, f"no semantic model for topic {topic!r} at {where}")
     try:
-        model = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return SchemaCheck(False, f"{where}: not valid YAML: {exc}", where)
+        models = load_semantic_models(source, topic)
+    except ConfigError as exc:
+        return SchemaCheck(False, f"invalid semantic model: {exc}", where)
+    if models is None:
+        return SchemaCheck(False, f"no semantic model for topic {topic!r} at {where}")
     available = set(curated_columns)
-    missing = tuple(c for c in _referenced_columns(model) if c not in available)
+    missing = tuple(c for c in models.curated_columns if c not in available)
     if missing:
         return SchemaCheck(
-            False, f"{where}: curated table lacks column(s) {', '.join(missing)}", where, missing
+            False,
+            f"{where}: curated table lacks column(s) {', '.join(missing)} "
+            f"(read by model(s) {', '.join(m.name for m in models.models if set(m.curated_columns) & set(missing))})",
+            where,
+            missing,
         )
-    return SchemaCheck(True, f"semantic model {where}", where)
+    names = ", ".join(m.name for m in models.models)
+    return SchemaCheck(True, f"semantic model {where} ({names})", where)

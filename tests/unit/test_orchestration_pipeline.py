@@ -97,7 +97,9 @@ def test_no_model_then_model_then_nothing_new(lake: Lake) -> None:
     assert [m["name"] for m in first.metrics] == ["MissingSemanticSchema"]
     assert first.jobs[0]["summary"] == {"read": 3, "upserted": 3, "quarantined": 0}
 
-    (lake.conf / "semantic" / "orders.yaml").write_text("columns:\n  - {source: order_id}\n")
+    (lake.conf / "semantic" / "orders.yaml").write_text(
+        "topic: orders\nmodels:\n  - {name: orders, kind: entity, key: [order_id], columns: [order_id]}\n"
+    )
     lake.land(2)
     events: list[str] = []
     second = lake.run(on_event=lambda topic, e: events.append(f"{topic}:{e.kind}:{e.state}")).topics[0]

@@ -1,0 +1,304 @@
+"""Drift handling inside a curation run, and drift detection without writing anything.
+
+:func:`handle_drift` is the one call curation makes, after parsing and classifying a batch
+and before the circuit breaker and any data write:
+
+1. reconcile the contract with the curated table (columns an earlier ``evolve`` added,
+   contract edits the table lacks) and re-parse if that changes the contract;
+2. observe the batch's payload schema and diff it against that contract;
+3. decide per drift by the topic's ``drift_mode``; ``fail`` records the drift and raises
+   :class:`~lean_ops_spark.errors.DriftError` with nothing written (checkpoint unchanged);
+4. otherwise apply the table changes (``ALTER TABLE``: idempotent, because the next run's
+   reconciliation sees what is already there), re-parse with the evolved contract, keep
+   partly parsed values in ``_rescued_data``, and record every drift (audit row, metric,
+   log line).
+
+:func:`detect_drift` does steps 1-3 on the latest raw data and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lean_ops_spark.catalog.checkpoints import (
+    RAW_CHECKPOINT_KEY,
+    current_snapshot_id,
+    read_checkpoint,
+    snapshot_records,
+)
+from lean_ops_spark.catalog.naming import TableRef, topic_tables
+from lean_ops_spark.config.models import ProjectConfig, TopicContract
+from lean_ops_spark.curation.batch import plan_batch
+from lean_ops_spark.curation.transform import classify, parse_payload
+from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME, record_drift
+from lean_ops_spark.drift.diff import (
+    DriftThresholds,
+    ObservedSchema,
+    Reconciliation,
+    diff_batch,
+    reconcile_with_curated,
+)
+from lean_ops_spark.drift.observe import lossy_columns, observe_batch, rescue_partial_values
+from lean_ops_spark.drift.policy import DriftPlan, alter_statements, plan_drift
+from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
+from lean_ops_spark.errors import DriftError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["DriftOutcome", "DriftReport", "detect_drift", "handle_drift"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    """What drift handling did in a run; ``contract`` and ``classified`` replace the run's own."""
+
+    plan: DriftPlan
+    observed: ObservedSchema
+    contract: TopicContract
+    classified: DataFrame
+    statements: tuple[str, ...]
+    rescued_columns: tuple[str, ...]
+    audit_rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.plan.as_dict(),
+            "applied": list(self.statements),
+            "partly_parsed_columns_rescued": list(self.rescued_columns),
+            "audit_rows": self.audit_rows,
+        }
+
+
+def _parse(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
+    from pyspark import StorageLevel
+
+    return classify(parse_payload(raw_batch, contract), contract).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _failure_message(topic: str, plan: DriftPlan) -> str:
+    items = "; ".join(
+        f"{d.drift.kind.value} {d.drift.field_path} ({d.drift.old_type or '-'} -> {d.drift.new_type or '-'})"
+        for d in plan.failed
+    )
+    return (
+        f"{topic}: schema drift with drift_mode fail: {items}; nothing written, checkpoint unchanged "
+        f"(update conf/topics/{topic}.yaml or switch the topic to evolve/rescue)"
+    )
+
+
+def _last_payload_column(schema: Any) -> str | None:
+    payload = [f.name for f in schema.fields if f.name not in NON_PAYLOAD_COLUMNS]
+    return payload[-1] if payload else None
+
+
+def handle_drift(
+    spark: SparkSession,
+    *,
+    contract: TopicContract,
+    curated: TableRef,
+    raw_batch: DataFrame,
+    classified: DataFrame,
+    run_id: str,
+    metrics: Any = None,
+    audit: TableRef | None = None,
+    thresholds: DriftThresholds | None = None,
+) -> DriftOutcome:
+    """Detect and handle schema drift for one curation batch (see the module docstring).
+
+    Args:
+        contract: the topic contract the batch was parsed with.
+        curated: the topic's curated table (must exist).
+        raw_batch: the raw rows of the batch (re-parsed when the contract changes).
+        classified: ``classify(parse_payload(raw_batch, contract), contract)``, persisted.
+            The handler owns it: when the returned ``classified`` is a new DataFrame
+            (persisted), this one has been unpersisted.
+        audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
+
+    Raises:
+        DriftError: the topic's drift_mode is ``fail`` and the batch drifted (recorded first).
+        ContractError: the contract and the curated table cannot be reconciled in place.
+    """
+    audit_ref = audit or TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit")
+    spark.sql(f"REFRESH TABLE {curated.sql}")
+    schema = spark.table(curated.sql).schema
+    reconciliation = reconcile_with_curated(contract, schema)
+    batch = classified
+    try:
+        if reconciliation.contract != contract:
+            batch = _parse(raw_batch, reconciliation.contract)
+        observed = observe_batch(batch, reconciliation.contract)
+        drifts = diff_batch(observed, reconciliation.contract, thresholds)
+        plan = plan_drift(reconciliation, drifts, contract.drift_mode)
+        mode = contract.drift_mode.value
+        if plan.failed:
+            record_drift(
+                spark,
+                audit_ref,
+                plan.decisions,
+                topic=contract.topic,
+                run_id=run_id,
+                mode=mode,
+                metrics=metrics,
+            )
+            raise DriftError(_failure_message(contract.topic, plan))
+        statements = alter_statements(
+            curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
+        )
+        for statement in statements:
+            log.info("%s: %s", contract.topic, statement)
+            spark.sql(statement)
+        if statements:
+            spark.sql(f"REFRESH TABLE {curated.sql}")
+        if plan.contract != reconciliation.contract:
+            reparsed = _parse(raw_batch, plan.contract)
+            if batch is not classified:
+                batch.unpersist()
+            batch = reparsed
+        rescued = lossy_columns(plan.contract, observed)
+        if rescued:
+            from pyspark import StorageLevel
+
+            kept = rescue_partial_values(batch, plan.contract, rescued).persist(StorageLevel.MEMORY_AND_DISK)
+            if batch is not classified:
+                batch.unpersist()
+            batch = kept
+        rows = record_drift(
+            spark, audit_ref, plan.decisions, topic=contract.topic, run_id=run_id, mode=mode, metrics=metrics
+        )
+    except BaseException:
+        if batch is not classified:
+            batch.unpersist()
+        raise
+    if batch is not classified:
+        classified.unpersist()
+    return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, rows)
+
+
+# --------------------------------------------------------------------------- detection only
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Drift between the latest raw data and the contract (and curated), nothing written."""
+
+    topic: str
+    drift_mode: str
+    raw_table: str
+    raw_range: str
+    records_read: int
+    observed: ObservedSchema
+    plan: DriftPlan
+    statements: tuple[str, ...]
+
+    @property
+    def drifted(self) -> bool:
+        return any(d.drift.source.value != "curated" for d in self.plan.decisions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "drift_mode": self.drift_mode,
+            "raw_table": self.raw_table,
+            "raw_range": self.raw_range,
+            "records_read": self.records_read,
+            "records_observed": self.observed.records,
+            "drifted": self.drifted,
+            "would": [d.as_dict() for d in self.plan.decisions],
+            "would_apply": list(self.statements),
+            "partly_parsed_columns": dict(self.observed.lossy_records),
+        }
+
+
+def _latest_raw(spark: SparkSession, config: ProjectConfig, topic: str) -> tuple[DataFrame | None, str]:
+    """The raw rows the next curation run would read, else the newest raw append snapshot."""
+    from pyspark.sql import functions as F
+
+    contract = config.topic(topic)
+    tables = topic_tables(config.profile, topic)
+    spark.sql(f"REFRESH TABLE {tables.raw.sql}")
+    checkpoint = read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY)
+    records = snapshot_records(spark, tables.raw)
+    current = current_snapshot_id(spark, tables.raw)
+    plan = plan_batch(
+        records,
+        current,
+        checkpoint.source_snapshot_id if checkpoint else None,
+        max_snapshots=contract.max_snapshots_per_run,
+        max_records=contract.max_records_per_run,
+        table=tables.raw.sql,
+    )
+    reader = spark.read.format("iceberg")
+    if plan.has_new_data:
+        if plan.start_snapshot_id is None:
+            reader = reader.option("snapshot-id", str(plan.end_snapshot_id))
+        else:
+            reader = reader.option("start-snapshot-id", str(plan.start_snapshot_id)).option(
+                "end-snapshot-id", str(plan.end_snapshot_id)
+            )
+        where = f"pending: {plan.describe()}"
+    else:
+        by_id = {r.snapshot_id: r for r in records}
+        snapshot_id = current
+        while snapshot_id is not None and snapshot_id in by_id and by_id[snapshot_id].operation != "append":
+            snapshot_id = by_id[snapshot_id].parent_id
+        if snapshot_id is None or snapshot_id not in by_id:
+            return None, f"{tables.raw.sql} has no appended data"
+        parent = by_id[snapshot_id].parent_id
+        if parent is None:
+            reader = reader.option("snapshot-id", str(snapshot_id))
+        else:
+            reader = reader.option("start-snapshot-id", str(parent)).option(
+                "end-snapshot-id", str(snapshot_id)
+            )
+        where = f"latest append: {tables.raw.sql} snapshot {snapshot_id} (nothing pending)"
+    return reader.load(tables.raw.sql).withColumn("_raw_snapshot_id", F.lit(None).cast("bigint")), where
+
+
+def detect_drift(
+    spark: SparkSession, config: ProjectConfig, topic: str, *, thresholds: DriftThresholds | None = None
+) -> DriftReport:
+    """What the next curation run would find and do about drift; reads only.
+
+    Raises:
+        CatalogError/CheckpointError: the topic's tables are missing or unreadable.
+        ContractError: the contract and the curated table cannot be reconciled.
+    """
+    from pyspark import StorageLevel
+
+    contract = config.topic(topic)
+    tables = topic_tables(config.profile, topic)
+    spark.sql(f"REFRESH TABLE {tables.curated.sql}")
+    schema = spark.table(tables.curated.sql).schema
+    reconciliation: Reconciliation = reconcile_with_curated(contract, schema)
+    raw, where = _latest_raw(spark, config, topic)
+    if raw is None:
+        empty = ObservedSchema(0, {})
+        plan = plan_drift(reconciliation, (), contract.drift_mode)
+        statements = alter_statements(
+            tables.curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id="(dry run)"
+        )
+        return DriftReport(
+            topic, contract.drift_mode.value, tables.raw.sql, where, 0, empty, plan, tuple(statements)
+        )
+    batch = classify(parse_payload(raw, reconciliation.contract), reconciliation.contract).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        read = batch.count()
+        observed = observe_batch(batch, reconciliation.contract)
+    finally:
+        batch.unpersist()
+    plan = plan_drift(
+        reconciliation, diff_batch(observed, reconciliation.contract, thresholds), contract.drift_mode
+    )
+    statements = alter_statements(
+        tables.curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id="(dry run)"
+    )
+    return DriftReport(
+        topic, contract.drift_mode.value, tables.raw.sql, where, read, observed, plan, tuple(statements)
+    )

@@ -1,0 +1,587 @@
+"""One semantic run of a topic: curated (pinned) -> every semantic model of the topic, each
+written to an audit branch, validated with its suite and published by fast-forward.
+
+Per model: create the table if needed -> read the checkpoint on main -> plan the change
+window (:mod:`.incremental`) -> compute the changed entity rows or the affected groups
+from curated *as of the pinned snapshot* -> MERGE them into the audit branch with the
+checkpoint in the same snapshot -> run the suite on the branch -> fast-forward main.
+Entity rows whose new version fails the model's filters are deleted; groups are
+recomputed whole (from every row of the group, not the changed ones only) and groups left
+empty are deleted.
+
+A topic without a semantic model, or whose model needs a curated column that does not
+exist, takes the NotifyMissingSchema path: a ``MissingSemanticSchema`` metric and a
+warning naming what is missing, status ``missing_schema``, nothing written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from lean_ops_spark.catalog.checkpoints import (
+    CURATED_CHECKPOINT_KEY,
+    RUN_ID_KEY,
+    SnapshotRecord,
+    current_snapshot_id,
+    read_checkpoint,
+    snapshot_records,
+)
+from lean_ops_spark.catalog.commit import with_commit_properties
+from lean_ops_spark.catalog.naming import TableRef, topic_tables
+from lean_ops_spark.catalog.schemas import sql_string
+from lean_ops_spark.config.models import ProjectConfig, TopicContract
+from lean_ops_spark.config.sources import open_config_source
+from lean_ops_spark.curation.merge import partition_predicate, view_name
+from lean_ops_spark.errors import CheckpointError, ConfigError, DataQualityError
+from lean_ops_spark.quality.results import DQResult
+from lean_ops_spark.quality.suites import QualitySuite, load_suites
+from lean_ops_spark.semantic.compiler import (
+    EXISTS_COLUMN,
+    KEEP_COLUMN,
+    aggregate_rows,
+    entity_rows,
+    group_keys,
+    in_groups,
+    null_safe_join,
+)
+from lean_ops_spark.semantic.incremental import (
+    FULL,
+    UP_TO_DATE,
+    ChangeWindow,
+    changed_rows,
+    plan_changes,
+    read_pinned,
+)
+from lean_ops_spark.semantic.loader import load_semantic_models
+from lean_ops_spark.semantic.models import AUDIT_COLUMNS, ModelKind, SemanticModel, SemanticModels
+from lean_ops_spark.semantic.publish import (
+    AUDIT_BRANCH,
+    branches,
+    drop_branch,
+    fast_forward,
+    read_branch,
+    wap_branch,
+)
+from lean_ops_spark.semantic.tables import ensure_semantic_table, semantic_table, semantic_table_definition
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "STEP_AUDITED",
+    "STEP_PUBLISHED",
+    "STEP_WRITTEN",
+    "ModelResult",
+    "SemanticResult",
+    "run_semantic",
+    "run_semantic_job",
+]
+
+log = logging.getLogger(__name__)
+
+#: Step names passed to ``after_step`` (tests simulate crashes between steps).
+STEP_WRITTEN = "written"  # the MERGE committed to the audit branch
+STEP_AUDITED = "audited"  # the suite passed, main not yet moved
+STEP_PUBLISHED = "published"  # main fast-forwarded, branch not yet dropped
+MISSING_SCHEMA_METRIC = "MissingSemanticSchema"
+_MAX_PARTITION_VALUES = 200
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """What one model's run did. ``status``: published | audit_failed | up_to_date."""
+
+    model: str
+    kind: str
+    table: str
+    status: str
+    curated_snapshot_id: int
+    checkpoint_before: int | None
+    window: str
+    run_ids: tuple[str, ...] = ()
+    rows_merged: int = 0
+    semantic_snapshot_id: int | None = None
+    branch: str | None = None
+    dq: DQResult | None = None
+    duration_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "kind": self.kind,
+            "table": self.table,
+            "status": self.status,
+            "curated_snapshot_id": str(self.curated_snapshot_id),
+            "checkpoint_before": None if self.checkpoint_before is None else str(self.checkpoint_before),
+            "window": self.window,
+            "run_ids": list(self.run_ids),
+            "rows_merged": self.rows_merged,
+            "semantic_snapshot_id": None
+            if self.semantic_snapshot_id is None
+            else str(self.semantic_snapshot_id),
+            "branch_kept": self.branch,
+            "dq": self.dq.as_dict() if self.dq else None,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class SemanticResult:
+    """A topic's semantic run. ``status``: published | up_to_date | audit_failed |
+    missing_schema | no_curated_data."""
+
+    topic: str
+    run_id: str
+    status: str
+    curated_table: str
+    curated_snapshot_id: int | None
+    models: tuple[ModelResult, ...] = ()
+    missing: tuple[str, ...] = ()
+    reason: str = ""
+    duration_seconds: float = 0.0
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "audit_failed"
+
+    def failures(self) -> str:
+        """The failed audits in words (empty when none failed)."""
+        return "; ".join(
+            f"{m.table}: {m.dq.summary()} (branch {m.branch} kept, main unchanged)"
+            for m in self.models
+            if m.status == "audit_failed" and m.dq is not None
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "run_id": self.run_id,
+            "status": self.status,
+            "curated_table": self.curated_table,
+            "curated_snapshot_id": None
+            if self.curated_snapshot_id is None
+            else str(self.curated_snapshot_id),
+            "models": [m.as_dict() for m in self.models],
+            "missing": list(self.missing),
+            "reason": self.reason,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+# --------------------------------------------------------------------------- SQL helpers
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    return sql_string(str(value))
+
+
+def value_predicate(column: str, values: Sequence[Any]) -> str | None:
+    """A predicate matching every row whose ``column`` is one of ``values`` (a range when
+    there are many); Iceberg turns it into a partition filter through the table's transform."""
+    present = sorted({v for v in values if v is not None})
+    parts = []
+    if present:
+        if len(present) > _MAX_PARTITION_VALUES:
+            parts.append(f"{column} BETWEEN {_literal(present[0])} AND {_literal(present[-1])}")
+        else:
+            parts.append(f"{column} IN ({', '.join(_literal(v) for v in present)})")
+    if any(v is None for v in values):
+        parts.append(f"{column} IS NULL")
+    return "(" + " OR ".join(parts) + ")" if parts else None
+
+
+def merge_sql(target: str, source: str, model: SemanticModel, predicate: str | None) -> str:
+    """The MERGE of an entity's changed rows or an aggregate's recomputed groups (pure)."""
+    equal = "=" if model.kind is ModelKind.ENTITY else "<=>"
+    on = " AND ".join(f"t.{k} {equal} s.{k}" for k in model.key)
+    if predicate:
+        on = f"{on} AND {predicate}"
+    flag = KEEP_COLUMN if model.kind is ModelKind.ENTITY else EXISTS_COLUMN
+    columns = [*model.output_columns, *(name for name, _ in AUDIT_COLUMNS)]
+    updates = ", ".join(f"t.{c} = s.{c}" for c in columns if c not in model.key)
+    return (
+        f"MERGE INTO {target} t\nUSING {source} s\nON {on}\n"
+        f"WHEN MATCHED AND NOT s.{flag} THEN DELETE\n"
+        f"WHEN MATCHED THEN UPDATE SET {updates}\n"
+        f"WHEN NOT MATCHED AND s.{flag} THEN INSERT ({', '.join(columns)}) "
+        f"VALUES ({', '.join(f's.{c}' for c in columns)})"
+    )
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _with_columns_of(df: DataFrame, reference: DataFrame, names: Sequence[str]) -> DataFrame:
+    """``df`` with any of ``names`` it lacks (an older snapshot, before an evolve) as NULLs."""
+    from pyspark.sql import functions as F
+
+    types = {f.name: f.dataType for f in reference.schema.fields}
+    missing = [n for n in names if n not in df.columns and n in types]
+    return df.withColumns({n: F.lit(None).cast(types[n]) for n in missing}) if missing else df
+
+
+@dataclass(frozen=True)
+class _Run:
+    spark: SparkSession
+    config: ProjectConfig
+    contract: TopicContract
+    curated: TableRef
+    pinned_snapshot_id: int
+    records: tuple[SnapshotRecord, ...]
+    run_id: str
+    metrics: Any
+    after_step: Callable[[str], None] | None
+
+
+def _previous_versions(
+    run: _Run, window: ChangeWindow, changed: DataFrame, model: SemanticModel
+) -> DataFrame | None:
+    """The versions the changed keys had at the checkpoint (what the semantic table was
+    computed from), read pruned to the changed rows' curated partitions."""
+    from pyspark.sql import functions as F
+
+    if window.checkpoint_snapshot_id is None or window.mode == FULL:
+        return None
+    contract = run.contract
+    days = [
+        r["d"]
+        for r in changed.select(F.to_date(F.col(contract.partition.column)).alias("d")).distinct().collect()
+        if r["d"] is not None
+    ]
+    previous = read_pinned(run.spark, run.curated, window.checkpoint_snapshot_id).alias("c")
+    predicate = partition_predicate(contract, days, alias="c")
+    if predicate:
+        previous = previous.where(F.expr(predicate))
+    previous = previous.join(changed.select(*contract.key).distinct(), on=list(contract.key), how="left_semi")
+    return _with_columns_of(previous, changed, model.curated_columns)
+
+
+def _aggregate_source(
+    pinned: DataFrame, changed: DataFrame, previous: DataFrame | None, model: SemanticModel
+) -> DataFrame:
+    """Every affected group (of a changed row's new or old version) recomputed from all its
+    rows as of the pinned snapshot; ``_exists`` is false for a group left without rows."""
+    from pyspark.sql import functions as F
+
+    affected = group_keys(changed, model)
+    if previous is not None:
+        affected = affected.unionByName(group_keys(previous, model))
+    affected = affected.distinct()
+    recomputed = aggregate_rows(in_groups(pinned, model, affected), model).withColumn(
+        EXISTS_COLUMN, F.lit(True)
+    )
+    joined = null_safe_join(affected, recomputed, model.key, "left")
+    return joined.withColumn(EXISTS_COLUMN, F.coalesce(F.col(EXISTS_COLUMN), F.lit(False)))
+
+
+@dataclass(frozen=True)
+class _Staged:
+    source: DataFrame  # persisted
+    rows: int
+    predicate: str | None
+
+
+def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFrame) -> _Staged:
+    """The rows to MERGE (persisted; the caller unpersists) and the target partition predicate."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    changed = changed_rows(run.spark, run.curated, window).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        previous = _previous_versions(run, window, changed, model)
+        if model.kind is ModelKind.ENTITY:
+            staged = entity_rows(changed, model)
+            old = entity_rows(previous, model) if previous is not None else None
+        else:
+            staged = _aggregate_source(pinned, changed, previous, model)
+            old = None  # the affected groups already include the old versions' groups
+        source = staged.withColumns(
+            {
+                "_curated_snapshot_id": F.lit(run.pinned_snapshot_id).cast("bigint"),
+                "_run_id": F.lit(run.run_id),
+            }
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        rows = source.count()
+        predicate = None
+        if model.partition is not None and rows:
+            column = model.partition.column
+            values = [r[0] for r in source.select(column).distinct().collect()]
+            if old is not None:
+                values += [r[0] for r in old.select(column).distinct().collect()]
+            predicate = value_predicate(f"t.{column}", values)
+    finally:
+        changed.unpersist()
+    return _Staged(source, rows, predicate)
+
+
+def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged) -> int:
+    """MERGE into the audit branch (an empty append when nothing changed) with the checkpoint
+    in the snapshot summary; returns the branch head.
+
+    Raises:
+        CheckpointError: the branch head lacks the checkpoint (properties were lost).
+    """
+    spark = run.spark
+    properties = {
+        CURATED_CHECKPOINT_KEY: str(run.pinned_snapshot_id),
+        RUN_ID_KEY: run.run_id,
+        "lean-ops.semantic-rows": str(staged.rows),
+    }
+    view = view_name(f"lean_ops_semantic_{model.name}", run.run_id)
+    staged.source.createOrReplaceTempView(view)
+    sql = merge_sql(table.sql, view, model, staged.predicate)
+    try:
+        with wap_branch(spark, AUDIT_BRANCH):
+            if staged.rows:
+                with_commit_properties(spark, properties, lambda: spark.sql(sql))
+            else:
+                columns = [*model.output_columns, *(n for n, _ in AUDIT_COLUMNS)]
+                writer = staged.source.limit(0).select(*columns).writeTo(table.sql)
+                for key, value in properties.items():
+                    writer = writer.option(f"snapshot-property.{key}", value)
+                writer.append()
+    finally:
+        spark.catalog.dropTempView(view)
+    head = branches(spark, table).get(AUDIT_BRANCH)
+    if head is None:
+        raise CheckpointError(
+            f"{table.sql}: the write did not create branch {AUDIT_BRANCH} (is write.wap.enabled off?)"
+        )
+    row = spark.sql(
+        f"SELECT summary FROM {table.metadata_table('snapshots')} WHERE snapshot_id = {head}"
+    ).first()
+    summary = dict(row["summary"]) if row is not None else {}
+    missing = [k for k, v in properties.items() if summary.get(k) != v]
+    if missing:
+        raise CheckpointError(
+            f"{table.sql}: branch snapshot {head} was committed without {', '.join(missing)} in its summary "
+            "(is PYSPARK_PIN_THREAD disabled?); nothing was published"
+        )
+    return head
+
+
+def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: QualitySuite | None) -> ModelResult:
+    from lean_ops_spark.quality.runner import run_suite
+
+    started = time.time()
+    spark = run.spark
+    table = semantic_table(run.config.profile, model)
+    compiled = (
+        entity_rows(pinned, model).drop(KEEP_COLUMN)
+        if model.kind is ModelKind.ENTITY
+        else aggregate_rows(pinned, model)
+    )
+    ensure_semantic_table(spark, semantic_table_definition(table, model, compiled.schema))
+    log.debug("%s: table ready (%.1fs)", table.sql, time.time() - started)
+    checkpoint = read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY)
+    before = checkpoint.source_snapshot_id if checkpoint else None
+    window = plan_changes(run.records, before, run.pinned_snapshot_id, run.curated.sql)
+
+    def result(status: str, **extra: Any) -> ModelResult:
+        return ModelResult(
+            model=model.name,
+            kind=model.kind.value,
+            table=table.sql,
+            status=status,
+            curated_snapshot_id=run.pinned_snapshot_id,
+            checkpoint_before=before,
+            window=window.mode,
+            run_ids=window.run_ids,
+            duration_seconds=time.time() - started,
+            **extra,
+        )
+
+    # A leftover branch is from a run that failed its audit or died before or after
+    # publishing; main is the truth either way, so the branch is rebuilt from it.
+    drop_branch(spark, table, AUDIT_BRANCH)
+    if window.mode == UP_TO_DATE:
+        return result("up_to_date")
+    log.debug("%s: window %s (%.1fs)", table.sql, window.describe(), time.time() - started)
+    staged = _stage(run, window, model, pinned)
+    log.debug("%s: staged %d rows (%.1fs)", table.sql, staged.rows, time.time() - started)
+    try:
+        _commit(run, table, model, staged)
+    finally:
+        staged.source.unpersist()
+    count = staged.rows
+    log.debug("%s: written to branch %s (%.1fs)", table.sql, AUDIT_BRANCH, time.time() - started)
+    if run.after_step:
+        run.after_step(STEP_WRITTEN)
+
+    dq = None
+    if suite is not None:
+        dq = run_suite(read_branch(spark, table, AUDIT_BRANCH), suite, table=f"{table.sql}@{AUDIT_BRANCH}")
+        if not dq.success:
+            log.warning(
+                "%s: audit failed, main unchanged, branch %s kept: %s", table.sql, AUDIT_BRANCH, dq.summary()
+            )
+            return result("audit_failed", rows_merged=count, branch=AUDIT_BRANCH, dq=dq)
+    if run.after_step:
+        run.after_step(STEP_AUDITED)
+    published = fast_forward(spark, table, AUDIT_BRANCH)
+    if run.after_step:
+        run.after_step(STEP_PUBLISHED)
+    drop_branch(spark, table, AUDIT_BRANCH)
+    log.info("%s: published snapshot %s (curated %s)", table.sql, published, run.pinned_snapshot_id)
+    return result("published", rows_merged=count, semantic_snapshot_id=published, dq=dq)
+
+
+# --------------------------------------------------------------------------- the topic
+
+
+def _notify_missing(metrics: Any, topic: str, reason: str) -> None:
+    log.warning("topic %s: semantic step skipped (NotifyMissingSchema): %s", topic, reason)
+    if metrics is not None:
+        metrics.emit(MISSING_SCHEMA_METRIC, 1.0, "Count", {"Topic": topic})
+
+
+def _emit(metrics: Any, topic: str, outcome: ModelResult) -> None:
+    if metrics is None:
+        return
+    dims = {"Topic": topic, "Table": outcome.model, "Layer": "semantic"}
+    metrics.emit("SemanticRowsMerged", float(outcome.rows_merged), "Count", dims)
+    metrics.emit("SemanticPublished", 1.0 if outcome.status == "published" else 0.0, "Count", dims)
+    metrics.emit("DurationSeconds", outcome.duration_seconds, "Seconds", dims)
+    if outcome.dq is not None:
+        metrics.emit("DataQualityFailedExpectations", float(len(outcome.dq.failed)), "Count", dims)
+        if not outcome.dq.success:
+            metrics.emit("DataQualityFailed", 1.0, "Count", dims)
+
+
+def run_semantic(
+    spark: SparkSession,
+    config: ProjectConfig,
+    topic: str,
+    *,
+    curated_snapshot_id: int | None = None,
+    run_id: str | None = None,
+    models: SemanticModels | None = None,
+    suites: Mapping[str, QualitySuite] | None = None,
+    metrics: Any = None,
+    after_step: Callable[[str], None] | None = None,
+) -> SemanticResult:
+    """Run every semantic model of ``topic`` (see the module docstring).
+
+    Args:
+        curated_snapshot_id: the curated snapshot to read (the one the curation run
+            committed); default the curated table's current snapshot.
+        models: the topic's models (default: ``semantic/<topic>.yaml`` under the config root).
+        suites: data-quality suites by table name (default: ``quality/semantic/<topic>.yaml``);
+            a table without a suite is published unchecked.
+        after_step: called with a step name after each write (crash-safety tests).
+
+    Raises:
+        CheckpointError: the pinned snapshot is unknown or not a descendant of a checkpoint.
+        ConfigError: a model or suite file is invalid, or a table no longer matches its model.
+    """
+    from lean_ops_spark.curation.pipeline import check_run_id
+
+    started = time.time()
+    contract = config.topic(topic)
+    curated = topic_tables(config.profile, topic).curated
+    run_id = check_run_id(run_id or f"sem-{uuid.uuid4().hex[:12]}")
+    source = open_config_source(config.root or "conf")
+
+    def result(status: str, pinned: int | None, **extra: Any) -> SemanticResult:
+        return SemanticResult(
+            topic, run_id, status, curated.sql, pinned, duration_seconds=time.time() - started, **extra
+        )
+
+    if models is None:
+        models = load_semantic_models(source, topic)
+    if models is None:
+        reason = (
+            f"no semantic model for topic {topic!r} ({source.describe(f'semantic/{topic}.yaml')} is missing)"
+        )
+        _notify_missing(metrics, topic, reason)
+        return result("missing_schema", curated_snapshot_id, reason=reason)
+    spark.sql(f"REFRESH TABLE {curated.sql}")
+    pinned_id = (
+        curated_snapshot_id if curated_snapshot_id is not None else current_snapshot_id(spark, curated)
+    )
+    if pinned_id is None:
+        return result("no_curated_data", None, reason=f"{curated.sql} has no snapshot yet")
+    records = tuple(snapshot_records(spark, curated))
+    if pinned_id not in {r.snapshot_id for r in records}:
+        raise CheckpointError(f"{curated.sql}: pinned snapshot {pinned_id} does not exist")
+    pinned = read_pinned(spark, curated, pinned_id)
+    missing = tuple(c for c in models.curated_columns if c not in set(pinned.columns))
+    if missing:
+        reason = (
+            f"{models.source}: curated table {curated.sql} (snapshot {pinned_id}) lacks column(s) "
+            f"{', '.join(missing)} that the semantic models need"
+        )
+        _notify_missing(metrics, topic, reason)
+        return result("missing_schema", pinned_id, missing=missing, reason=reason)
+    if suites is None:
+        suites = load_suites(source, "semantic", topic)
+    run = _Run(spark, config, contract, curated, pinned_id, records, run_id, metrics, after_step)
+    outcomes = []
+    for model in models.models:
+        outcome = _run_model(run, model, pinned, suites.get(model.name))
+        _emit(metrics, topic, outcome)
+        outcomes.append(outcome)
+    statuses = {o.status for o in outcomes}
+    status = (
+        "audit_failed"
+        if "audit_failed" in statuses
+        else "up_to_date"
+        if statuses == {"up_to_date"}
+        else "published"
+    )
+    return result(status, pinned_id, models=tuple(outcomes))
+
+
+def _snapshot_argument(value: str | None) -> int | None:
+    if value is None or value.strip().lower() in ("", "none", "null"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--curated_snapshot_id must be a snapshot id, got {value!r}") from None
+
+
+def run_semantic_job(
+    spark: SparkSession, config: ProjectConfig, arguments: Mapping[str, str]
+) -> Mapping[str, Any]:
+    """The semantic job (Glue, ``lean-ops pipeline``): ``topic``, ``run_id``, ``curated_snapshot_id``.
+
+    Raises:
+        DataQualityError: a suite failed: that table's main is unchanged and its audit branch
+            kept; the message names the failed expectations with sample values.
+    """
+    from lean_ops_spark.metrics import build_sink
+
+    if "topic" not in arguments:
+        raise ConfigError("the semantic job needs --topic")
+    sink = build_sink(config.profile.metrics, region=config.profile.region)
+    try:
+        outcome = run_semantic(
+            spark,
+            config,
+            arguments["topic"],
+            curated_snapshot_id=_snapshot_argument(arguments.get("curated_snapshot_id")),
+            run_id=arguments.get("run_id") or None,
+            metrics=sink,
+        )
+    finally:
+        sink.flush()
+    if not outcome.ok:
+        raise DataQualityError(f"{outcome.topic}: {outcome.failures()}")
+    return outcome.as_dict()

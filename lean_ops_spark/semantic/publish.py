@@ -1,0 +1,101 @@
+"""Write-audit-publish on Iceberg branches for the semantic tables.
+
+write:   with ``write.wap.enabled=true`` on the table and ``spark.wap.branch=<b>`` set for
+         the session, the run's MERGE (data + checkpoint in the summary) commits to branch
+         ``b``, which Iceberg creates from main on the first write;
+audit:   the branch is read (``branch`` read option) and validated with the table's suite;
+publish: ``CALL <catalog>.system.fast_forward('<db.table>', 'main', '<b>')`` moves main to
+         the audited snapshot, so the checkpoint reaches main only with audited data.
+
+Readers of main (Snowflake through the Glue catalog) never see unaudited rows. A failed
+audit leaves main untouched and the branch in place for inspection (``lean-ops dq
+--table semantic.<t> --branch <b>``); the next run of the table drops it and rebuilds it
+from main, so the branch name can be fixed per table and a re-run after a crash anywhere
+in write-audit-publish is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from lean_ops_spark.catalog.naming import TableRef
+from lean_ops_spark.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "AUDIT_BRANCH",
+    "WAP_BRANCH_CONF",
+    "drop_branch",
+    "fast_forward",
+    "read_branch",
+    "wap_branch",
+]
+
+#: The audit branch of every semantic table (one writer per table; reset by each run).
+AUDIT_BRANCH = "lean_ops_audit"
+WAP_BRANCH_CONF = "spark.wap.branch"
+
+
+@contextmanager
+def wap_branch(spark: SparkSession, branch: str) -> Iterator[None]:
+    """Send Iceberg writes of WAP-enabled tables to ``branch`` inside the block.
+
+    The session is shared (tests, the local pipeline), so the previous value is always
+    restored, also when the write fails.
+    """
+    previous = spark.conf.get(WAP_BRANCH_CONF, None)
+    spark.conf.set(WAP_BRANCH_CONF, branch)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(WAP_BRANCH_CONF)
+        else:
+            spark.conf.set(WAP_BRANCH_CONF, previous)
+
+
+def branches(spark: SparkSession, table: TableRef) -> dict[str, int]:
+    """``{branch name: head snapshot id}`` of ``table`` (main included once it has a snapshot)."""
+    rows = spark.sql(
+        f"SELECT name, snapshot_id FROM {table.metadata_table('refs')} WHERE type = 'BRANCH'"
+    ).collect()
+    return {r["name"]: int(r["snapshot_id"]) for r in rows}
+
+
+def drop_branch(spark: SparkSession, table: TableRef, branch: str) -> bool:
+    """Drop ``branch`` if it exists (a leftover of a failed or interrupted run). Returns True if dropped."""
+    if branch not in branches(spark, table):
+        return False
+    spark.sql(f"ALTER TABLE {table.sql} DROP BRANCH IF EXISTS {branch}")
+    return True
+
+
+def read_branch(spark: SparkSession, table: TableRef, branch: str) -> DataFrame:
+    """The table as of ``branch``'s head (read with the WAP conf unset)."""
+    return spark.read.format("iceberg").option("branch", branch).load(table.sql)
+
+
+def fast_forward(spark: SparkSession, table: TableRef, branch: str) -> int:
+    """Publish: move main to ``branch``'s head. Returns the new main snapshot id.
+
+    Raises:
+        CheckpointError: main moved since the branch was made (another writer); nothing
+            was published and a re-run rebuilds the branch from the new main.
+    """
+    try:
+        row = spark.sql(
+            f"CALL {table.catalog}.system.fast_forward('{table.identifier}', 'main', '{branch}')"
+        ).first()
+    except Exception as exc:
+        if "not an ancestor" in str(exc):
+            raise CheckpointError(
+                f"{table.sql}: main moved while branch {branch} was audited (another writer?); "
+                "nothing was published, re-run to rebuild the branch from main"
+            ) from exc
+        raise
+    assert row is not None
+    return int(row["updated_ref"])

@@ -1,0 +1,300 @@
+"""The semantic layer on the real local runtime: hand-computed entity and aggregate rows,
+updates to existing keys on a merge-on-read curated table, the pinned snapshot, and re-runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from chispa import assert_df_equality
+
+from lean_ops_spark.catalog.bootstrap import bootstrap_tables
+from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, read_checkpoint
+from lean_ops_spark.catalog.naming import TableRef, topic_tables
+from lean_ops_spark.curation.pipeline import run_curation
+from lean_ops_spark.raw import RawRecord
+from lean_ops_spark.raw.writer import append_raw
+from lean_ops_spark.semantic.job import STEP_AUDITED, STEP_PUBLISHED, run_semantic
+from lean_ops_spark.semantic.publish import AUDIT_BRANCH, branches
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+DAY1 = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
+DAY2 = datetime(2026, 11, 19, 15, 30, tzinfo=timezone.utc)
+NO_SUITES: dict = {}
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def order(
+    key: str,
+    ts: datetime,
+    version: int,
+    *,
+    status: str = "created",
+    currency: str = "EUR",
+    total: str = "10.50",
+    items: list[tuple[str, int, str]] | None = None,
+    coupon: str | None = None,
+) -> str:
+    payload = {
+        "order_id": key,
+        "customer_id": f"c-{key}",
+        "status": status,
+        "order_ts": iso(ts),
+        "updated_at": iso(ts + timedelta(minutes=version)),
+        "currency": currency,
+        "total_amount": float(total),
+        "shipping_address": {"street": "Main 1", "city": "Oslo", "postcode": "0150", "country": "NO"},
+        "items": [
+            {"sku": s, "quantity": q, "unit_price": float(p)} for s, q, p in (items or [("a", 1, total)])
+        ],
+    }
+    if coupon:
+        payload["coupon_code"] = coupon
+    return json.dumps(payload)
+
+
+class Lake:
+    """A fresh orders environment: land raw records, curate, run semantic."""
+
+    def __init__(self, spark, config) -> None:
+        self.spark = spark
+        self.config = config
+        bootstrap_tables(spark, config, ["orders"])
+        self.tables = topic_tables(config.profile, "orders")
+        self.sequence = 0
+
+    def land(self, *payloads: str) -> None:
+        records = []
+        for payload in payloads:
+            self.sequence += 1
+            records.append(
+                RawRecord(
+                    f"m-{self.sequence}", "orders", payload, NOW + timedelta(seconds=self.sequence), "t", 1
+                )
+            )
+        append_raw(self.spark, self.tables.raw, records)
+
+    def curate(self) -> int:
+        result = run_curation(self.spark, self.config, "orders")
+        assert result.status == "committed" and result.curated_snapshot_id is not None
+        return result.curated_snapshot_id
+
+    def semantic(self, **kwargs):
+        kwargs.setdefault("suites", NO_SUITES)
+        return run_semantic(self.spark, self.config, "orders", **kwargs)
+
+    def table(self, name: str) -> TableRef:
+        return TableRef(self.config.profile.catalog, self.config.profile.databases.semantic, name, "semantic")
+
+    def entity(self):
+        self.spark.sql(f"REFRESH TABLE {self.table('orders').sql}")
+        return self.spark.table(self.table("orders").sql).select(
+            "order_id",
+            "order_status",
+            "order_date",
+            "currency",
+            "total_amount",
+            "item_count",
+            "items_amount",
+            "has_coupon",
+        )
+
+    def revenue(self):
+        self.spark.sql(f"REFRESH TABLE {self.table('orders_daily_revenue').sql}")
+        return self.spark.table(self.table("orders_daily_revenue").sql).select(
+            "order_date", "currency", "order_count", "revenue", "items_sold"
+        )
+
+
+ENTITY_SCHEMA = (
+    "order_id string, order_status string, order_date date, currency string, total_amount decimal(12,2), "
+    "item_count int, items_amount decimal(18,2), has_coupon boolean"
+)
+REVENUE_SCHEMA = (
+    "order_date date, currency string, order_count bigint, revenue decimal(22,2), items_sold bigint"
+)
+
+
+def expect(spark, rows, schema):
+    return spark.createDataFrame(rows, schema)
+
+
+@pytest.fixture
+def lake(spark, fresh_config) -> Lake:
+    return Lake(spark, fresh_config)
+
+
+def test_entity_and_aggregate_rows_after_inserts_and_updates_on_merge_on_read_curated(spark, lake) -> None:
+    d1, d2 = DAY1.date(), DAY2.date()
+    lake.land(
+        order("A", DAY1, 1, items=[("a", 2, "5.25")]),
+        order(
+            "B", DAY1, 1, status="paid", currency="USD", total="20.00", items=[("b", 1, "20.00")], coupon="X"
+        ),
+        order("C", DAY2, 1, total="5.00", items=[("c", 5, "1.00")]),
+    )
+    first = lake.semantic(curated_snapshot_id=lake.curate())
+    assert first.status == "published"
+    assert {m.model: (m.window, m.rows_merged) for m in first.models} == {
+        "orders": ("full", 3),
+        "orders_daily_revenue": ("full", 3),
+    }
+    assert_df_equality(
+        lake.entity(),
+        expect(
+            spark,
+            [
+                ("A", "created", d1, "EUR", Decimal("10.50"), 2, Decimal("10.50"), False),
+                ("B", "paid", d1, "USD", Decimal("20.00"), 1, Decimal("20.00"), True),
+                ("C", "created", d2, "EUR", Decimal("5.00"), 5, Decimal("5.00"), False),
+            ],
+            ENTITY_SCHEMA,
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+    assert_df_equality(
+        lake.revenue(),
+        expect(
+            spark,
+            [
+                (d1, "EUR", 1, Decimal("10.50"), 2),
+                (d1, "USD", 1, Decimal("20.00"), 1),
+                (d2, "EUR", 1, Decimal("5.00"), 5),
+            ],
+            REVENUE_SCHEMA,
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+
+    # updates to existing keys: A paid with a new total, C cancelled (leaves both tables), D new
+    lake.land(
+        order("A", DAY1, 2, status="paid", total="12.00", items=[("a", 2, "5.25"), ("z", 1, "1.50")]),
+        order("C", DAY2, 2, status="cancelled", total="5.00", items=[("c", 5, "1.00")]),
+        order("D", DAY1, 1, total="7.00", items=[("d", 7, "1.00")]),
+    )
+    pinned = lake.curate()
+    delete_files = spark.sql(
+        f"SELECT count(*) AS n FROM {lake.tables.curated.metadata_table('files')} WHERE content = 1"
+    ).first()["n"]
+    assert delete_files > 0  # merge-on-read: the updates left position delete files
+
+    second = lake.semantic(curated_snapshot_id=pinned)
+    (curation_run,) = {m.run_ids for m in second.models}
+    assert len(curation_run) == 1  # only the second curation run's rows were read
+    assert {m.model: (m.window, m.rows_merged) for m in second.models} == {
+        "orders": ("incremental", 3),  # A updated, C deleted, D inserted
+        "orders_daily_revenue": ("incremental", 2),  # (d1, EUR) recomputed, (d2, EUR) emptied
+    }
+    assert_df_equality(
+        lake.entity(),
+        expect(
+            spark,
+            [
+                ("A", "paid", d1, "EUR", Decimal("12.00"), 3, Decimal("12.00"), False),
+                ("B", "paid", d1, "USD", Decimal("20.00"), 1, Decimal("20.00"), True),
+                ("D", "created", d1, "EUR", Decimal("7.00"), 7, Decimal("7.00"), False),
+            ],
+            ENTITY_SCHEMA,
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+    assert_df_equality(
+        lake.revenue(),
+        expect(
+            spark,
+            [(d1, "EUR", 2, Decimal("19.00"), 10), (d1, "USD", 1, Decimal("20.00"), 1)],
+            REVENUE_SCHEMA,
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+    for name in ("orders", "orders_daily_revenue"):
+        checkpoint = read_checkpoint(spark, lake.table(name), CURATED_CHECKPOINT_KEY)
+        assert checkpoint is not None and checkpoint.source_snapshot_id == pinned
+        assert AUDIT_BRANCH not in branches(spark, lake.table(name))
+    assert lake.semantic(curated_snapshot_id=pinned).status == "up_to_date"
+
+
+def only(name: str):
+    from lean_ops_spark.config.sources import open_config_source
+    from lean_ops_spark.semantic.loader import load_semantic_models
+    from lean_ops_spark.semantic.models import SemanticModels
+
+    shipped = load_semantic_models(open_config_source("conf"), "orders")
+    assert shipped is not None
+    return SemanticModels("orders", (shipped.model(name),), shipped.source)
+
+
+def test_the_run_reads_curated_as_of_the_pinned_snapshot(spark, lake) -> None:
+    lake.land(order("A", DAY1, 1, total="1.00"), order("B", DAY1, 1, total="2.00"))
+    first = lake.curate()
+    # curation commits again before the semantic job of the first run starts
+    lake.land(order("A", DAY1, 2, status="paid", total="3.00"), order("E", DAY2, 1, total="4.00"))
+    second = lake.curate()
+
+    result = lake.semantic(curated_snapshot_id=first, models=only("orders"))
+    (model,) = result.models
+    assert (model.status, model.curated_snapshot_id) == ("published", first)
+    state = {r["order_id"]: (r["order_status"], r["total_amount"]) for r in lake.entity().collect()}
+    assert state == {"A": ("created", Decimal("1.00")), "B": ("created", Decimal("2.00"))}
+    assert read_checkpoint(spark, lake.table("orders"), CURATED_CHECKPOINT_KEY).source_snapshot_id == first
+
+    caught_up = lake.semantic(curated_snapshot_id=second, models=only("orders"))
+    assert caught_up.models[0].window == "incremental" and caught_up.models[0].rows_merged == 2
+    state = {r["order_id"]: (r["order_status"], r["total_amount"]) for r in lake.entity().collect()}
+    assert state == {
+        "A": ("paid", Decimal("3.00")),
+        "B": ("created", Decimal("2.00")),
+        "E": ("created", Decimal("4.00")),
+    }
+    # a stale token (an older execution re-run) changes nothing
+    assert lake.semantic(curated_snapshot_id=first, models=only("orders")).status == "up_to_date"
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(step_name: str):
+    def hook(step: str) -> None:
+        if step == step_name:
+            raise Crash(step)
+
+    return hook
+
+
+def test_a_rerun_after_a_crash_in_the_middle_of_publish_is_safe(spark, lake) -> None:
+    models = only("orders_daily_revenue")
+    table = lake.table("orders_daily_revenue")
+    lake.land(order("A", DAY1, 1, total="1.00"), order("B", DAY1, 1, total="2.00"))
+    pinned = lake.curate()
+    # audited, main not moved yet: main is untouched, the re-run rebuilds the branch from main
+    with pytest.raises(Crash):
+        lake.semantic(curated_snapshot_id=pinned, models=models, after_step=crash_at(STEP_AUDITED))
+    assert AUDIT_BRANCH in branches(spark, table) and "main" not in branches(spark, table)
+    assert lake.semantic(curated_snapshot_id=pinned, models=models).status == "published"
+    expected = [(DAY1.date(), "EUR", 2, Decimal("3.00"), 2)]
+    assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
+
+    # published, the branch not dropped yet: the re-run finds the checkpoint on main
+    lake.land(order("A", DAY1, 2, total="5.00"))
+    pinned = lake.curate()
+    with pytest.raises(Crash):
+        lake.semantic(curated_snapshot_id=pinned, models=models, after_step=crash_at(STEP_PUBLISHED))
+    again = lake.semantic(curated_snapshot_id=pinned, models=models)
+    assert again.status == "up_to_date" and AUDIT_BRANCH not in branches(spark, table)
+    expected = [(DAY1.date(), "EUR", 2, Decimal("7.00"), 2)]
+    assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
+    assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == pinned
