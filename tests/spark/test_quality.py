@@ -1,0 +1,86 @@
+"""Write-audit-publish with Great Expectations on the real runtime: a bad batch fails the
+suite and leaves main untouched (branch kept, metric, failed expectations with samples);
+fixing the data publishes; ``lean-ops dq``'s check runs a suite on a table or a branch."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, current_snapshot_id, read_checkpoint
+from lean_ops_spark.metrics import MemorySink
+from lean_ops_spark.quality.check import check_table
+from lean_ops_spark.quality.suites import Expectation, QualitySuite
+from lean_ops_spark.semantic.publish import AUDIT_BRANCH, branches, read_branch
+from tests.spark.test_semantic import DAY1, DAY2, Lake, only, order
+
+SUITE = QualitySuite(
+    layer="semantic",
+    topic="orders",
+    table="orders",
+    expectations=(
+        Expectation("not_null", ("order_id",)),
+        Expectation("unique", ("order_id",)),
+        Expectation("between", ("item_count",), minimum=0, maximum=10_000),
+    ),
+)
+
+
+def state(rows) -> dict[str, tuple]:
+    return {r["order_id"]: (r["item_count"], r["total_amount"]) for r in rows}
+
+
+def test_a_bad_batch_fails_the_audit_main_stays_and_a_fixed_one_publishes(spark, fresh_config) -> None:
+    lake = Lake(spark, fresh_config)
+    table = lake.table("orders")
+    models, suites = only("orders"), {"orders": SUITE}
+
+    lake.land(
+        order("A", DAY1, 1, items=[("a", 2, "5.25")]),
+        order("B", DAY2, 1, total="2.00", items=[("b", 1, "2.00")]),
+    )
+    good = lake.semantic(curated_snapshot_id=lake.curate(), models=models, suites=suites)
+    assert good.status == "published" and good.models[0].dq is not None and good.models[0].dq.success
+    published = current_snapshot_id(spark, table)
+    before = state(lake.entity().collect())
+    assert before == {"A": (2, Decimal("10.50")), "B": (1, Decimal("2.00"))}
+
+    # A arrives with an absurd quantity: valid for curation, not for the semantic suite
+    lake.land(order("A", DAY1, 2, items=[("a", 20_000, "5.25")]), order("C", DAY2, 1, total="3.00"))
+    bad_snapshot = lake.curate()
+    sink = MemorySink()
+    bad = lake.semantic(curated_snapshot_id=bad_snapshot, models=models, suites=suites, metrics=sink)
+    (model,) = bad.models
+    assert (bad.status, model.status, model.branch) == ("audit_failed", "audit_failed", AUDIT_BRANCH)
+    assert model.dq is not None and not model.dq.success
+    (failed,) = model.dq.failed
+    assert failed.expectation.kind == "between" and failed.sample_values == (20_000,)
+    assert failed.unexpected_count == 1
+    assert "between(item_count)" in bad.failures() and "main unchanged" in bad.failures()
+    assert sink.values("DataQualityFailed", Topic="orders", Table="orders") == [1.0]
+    assert sink.values("SemanticPublished", Topic="orders", Table="orders") == [0.0]
+    # readers of main see nothing of it; the branch is kept for inspection
+    assert current_snapshot_id(spark, table) == published
+    assert state(lake.entity().collect()) == before
+    assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id != bad_snapshot
+    assert AUDIT_BRANCH in branches(spark, table)
+    on_branch = state(read_branch(spark, table, AUDIT_BRANCH).collect())
+    assert on_branch["A"][0] == 20_000 and "C" in on_branch
+    # the on-demand check sees the same on the branch and passes on main
+    suite_source = fresh_config.root
+    assert suite_source
+    assert not check_table(spark, fresh_config, "semantic.orders", branch=AUDIT_BRANCH).success
+    main_check = check_table(spark, fresh_config, "semantic.orders")
+    assert main_check.success, main_check.summary()
+
+    # the producer fixes A: the next run re-reads both curation runs since the checkpoint
+    lake.land(order("A", DAY1, 3, items=[("a", 2, "5.25")]))
+    fixed_snapshot = lake.curate()
+    fixed = lake.semantic(curated_snapshot_id=fixed_snapshot, models=models, suites=suites)
+    assert fixed.status == "published" and len(fixed.models[0].run_ids) == 2
+    assert state(lake.entity().collect()) == {
+        "A": (2, Decimal("10.50")),
+        "B": (1, Decimal("2.00")),
+        "C": (1, Decimal("3.00")),
+    }
+    assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == fixed_snapshot
+    assert AUDIT_BRANCH not in branches(spark, table)
