@@ -20,11 +20,13 @@ import yaml
 from lean_ops_spark.config._reader import MappingReader, check_identifier
 from lean_ops_spark.config.models import (
     DECIMAL_PATTERN,
+    MAINTENANCE_LAYERS,
     SCALAR_TYPES,
     Databases,
     DriftMode,
     FieldSpec,
     FieldType,
+    HealthThresholds,
     MaintenanceOperation,
     MaintenancePolicy,
     MetricsSettings,
@@ -39,6 +41,7 @@ from lean_ops_spark.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MAINTENANCE",
+    "MAINTENANCE_OPTIONS",
     "load_project",
     "parse_maintenance",
     "parse_profile",
@@ -55,7 +58,15 @@ DEFAULT_MAINTENANCE: dict[str, Any] = {
         "expire_snapshots": {"frequency": "daily", "options": {"retain_last": 20, "older_than_days": 7}},
         "rewrite_manifests": {"frequency": "daily"},
         "remove_orphan_files": {"frequency": "weekly", "options": {"older_than_hours": 72}},
-        "rewrite_data_files": {"frequency": "daily", "options": {"hot_partition_days": 7}},
+        "rewrite_data_files": {
+            "frequency": "daily",
+            "options": {
+                "hot_partition_days": 7,
+                "max_concurrent_file_group_rewrites": 2,
+                "partial_progress_max_commits": 10,
+                "delete_file_threshold": 1,
+            },
+        },
         "rewrite_position_delete_files": {"frequency": "weekly"},
     },
     "table_properties": {"write.target-file-size-bytes": 268435456},
@@ -277,33 +288,179 @@ def parse_profile(data: object, where: str, name: str) -> Profile:
 # --------------------------------------------------------------------------- maintenance
 
 
-def parse_maintenance(data: object, where: str) -> MaintenancePolicy:
-    """Parse ``maintenance/default.yaml``: per-operation frequency and options."""
-    reader = MappingReader(data, f"{where}:")
+#: Each operation's options: name -> (kind, minimum). Unknown option keys are refused.
+MAINTENANCE_OPTIONS: dict[str, dict[str, tuple[str, float]]] = {
+    "expire_snapshots": {"retain_last": ("int", 1), "older_than_days": ("number", 0)},
+    "rewrite_manifests": {},
+    # The procedure itself refuses less than 24 h; 72 h is the production default.
+    "remove_orphan_files": {"older_than_hours": ("number", 24)},
+    "rewrite_data_files": {
+        "hot_partition_days": ("int", 0),
+        "max_concurrent_file_group_rewrites": ("int", 1),
+        "partial_progress_max_commits": ("int", 1),
+        "delete_file_threshold": ("int", 1),
+    },
+    "rewrite_position_delete_files": {},
+}
+#: Threshold name -> (kind, minimum, maximum); see HealthThresholds.
+_THRESHOLDS: dict[str, tuple[str, float, float | None]] = {
+    "small_file_fraction": ("number", 0.0, 1.0),
+    "small_file_ratio": ("number", 0.0, 1.0),
+    "min_small_files": ("int", 2, None),
+    "max_manifests": ("int", 1, None),
+    "small_manifest_bytes": ("int", 1, None),
+    "delete_file_ratio": ("number", 0.0, None),
+    "min_position_delete_files": ("int", 1, None),
+}
+#: Properties Iceberg manages itself: a maintenance policy cannot enforce them.
+_RESERVED_TABLE_PROPERTIES = frozenset(
+    {"format-version", "current-snapshot-id", "format", "provider", "location"}
+)
+
+
+def _parse_operation_options(reader: MappingReader, operation: str) -> dict[str, str]:
+    allowed = MAINTENANCE_OPTIONS[operation]
+    options: dict[str, str] = {}
+    for key, (kind, minimum) in allowed.items():
+        if not reader.has(key):
+            continue
+        if kind == "int":
+            value: float | None = reader.integer(key, minimum=int(minimum))
+        else:
+            value = reader.number(key, minimum=minimum)
+        if value is not None:
+            options[key] = str(int(value)) if kind == "int" else _number_text(value)
+    _finish_with_choices(reader, tuple(allowed))
+    return options
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _finish_with_choices(reader: MappingReader, known: tuple[str, ...]) -> None:
+    try:
+        reader.finish()
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (known: {', '.join(known) or 'none'})") from None
+
+
+def _parse_thresholds(reader: MappingReader, base: HealthThresholds) -> HealthThresholds:
+    values: dict[str, Any] = {}
+    for key, (kind, minimum, maximum) in _THRESHOLDS.items():
+        if not reader.has(key):
+            continue
+        if kind == "int":
+            values[key] = reader.integer(key, minimum=int(minimum))
+        else:
+            values[key] = reader.number(key, minimum=minimum, maximum=maximum)
+    _finish_with_choices(reader, tuple(_THRESHOLDS))
+    return replace(base, **{k: v for k, v in values.items() if v is not None})
+
+
+def _parse_policy_section(reader: MappingReader, base: MaintenancePolicy, source: str) -> MaintenancePolicy:
+    """Apply one section (operations, thresholds, table_properties) on top of ``base``.
+
+    Keys of ``reader`` other than these three are left for the caller to read or refuse.
+    """
     ops_reader = reader.child("operations")
     operations = []
-    for name in MAINTENANCE_OPERATIONS:
-        default = DEFAULT_MAINTENANCE["operations"][name]
-        op = MappingReader(ops_reader.raw(name, default), ops_reader.path(name))
-        options = dict(default.get("options", {}))
-        options.update(op.string_map("options"))
+    for base_op in base.operations:
+        if not ops_reader.has(base_op.name):
+            ops_reader.raw(base_op.name)  # mark as read (absent or null: inherit)
+            operations.append(base_op)
+            continue
+        op = MappingReader(ops_reader.raw(base_op.name), ops_reader.path(base_op.name))
+        options = dict(base_op.options)
+        options.update(_parse_operation_options(op.child("options"), base_op.name))
         operations.append(
             MaintenanceOperation(
-                name=name,
-                enabled=op.boolean("enabled", True),
-                frequency=op.choice("frequency", ("hourly", "daily", "weekly"), default["frequency"]),
-                options=MappingProxyType({k: str(v) for k, v in options.items()}),
+                name=base_op.name,
+                enabled=op.boolean("enabled", base_op.enabled),
+                frequency=op.choice("frequency", ("hourly", "daily", "weekly"), base_op.frequency),
+                options=MappingProxyType(options),
             )
         )
-        op.finish()
-    ops_reader.finish()
-    properties = {k: str(v) for k, v in DEFAULT_MAINTENANCE["table_properties"].items()}
-    properties.update(reader.string_map("table_properties"))
-    policy = MaintenancePolicy(
-        operations=tuple(operations), table_properties=MappingProxyType(properties), source=where
+        _finish_with_choices(op, ("enabled", "frequency", "options"))
+    _finish_with_choices(ops_reader, MAINTENANCE_OPERATIONS)
+    thresholds = _parse_thresholds(reader.child("thresholds"), base.thresholds)
+    overrides = reader.string_map("table_properties")
+    reserved = sorted(set(overrides) & _RESERVED_TABLE_PROPERTIES)
+    if reserved:
+        raise ConfigError(
+            f"{reader.path('table_properties')}: {', '.join(reserved)} cannot be enforced by maintenance "
+            "(Iceberg manages it)"
+        )
+    return MaintenancePolicy(
+        operations=tuple(operations),
+        table_properties=MappingProxyType({**base.table_properties, **overrides}),
+        source=source,
+        thresholds=thresholds,
     )
+
+
+def _builtin_maintenance() -> MaintenancePolicy:
+    operations = tuple(
+        MaintenanceOperation(
+            name=name,
+            frequency=spec["frequency"],
+            options=MappingProxyType({k: str(v) for k, v in spec.get("options", {}).items()}),
+        )
+        for name, spec in DEFAULT_MAINTENANCE["operations"].items()
+    )
+    properties = {k: str(v) for k, v in DEFAULT_MAINTENANCE["table_properties"].items()}
+    return MaintenancePolicy(operations, MappingProxyType(properties), "built-in defaults")
+
+
+def _mapping_keys(reader: MappingReader, key: str) -> list[str]:
+    value = reader.raw(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{reader.path(key)}: expected a mapping, got {value!r}")
+    return [str(k) for k in value]
+
+
+def parse_maintenance(data: object, where: str) -> MaintenancePolicy:
+    """Parse ``maintenance/default.yaml`` into a policy with resolved overrides.
+
+    Top level: ``operations`` (frequency, enabled, options per operation), ``thresholds``
+    (the health levels that make an operation run), ``table_properties`` (enforced on every
+    table), then ``layers.<layer>`` and ``tables.<layer>.<table>`` sections with the same
+    three keys. Overrides merge key by key: defaults < layer < table.
+
+    Raises:
+        ConfigError: unknown keys, bad values or names, naming the file and key.
+    """
+    reader = MappingReader(data, f"{where}:")
+    defaults = _parse_policy_section(reader, _builtin_maintenance(), where)
+
+    layers: dict[str, MaintenancePolicy] = {}
+    layers_reader = reader.child("layers")
+    for layer in _mapping_keys(reader, "layers"):
+        if layer not in MAINTENANCE_LAYERS:
+            raise ConfigError(
+                f"{layers_reader.path(layer)}: unknown layer (use one of {', '.join(MAINTENANCE_LAYERS)})"
+            )
+        section = MappingReader(layers_reader.raw(layer), layers_reader.path(layer))
+        layers[layer] = _parse_policy_section(section, defaults, f"{where} layers.{layer}")
+        _finish_with_choices(section, ("operations", "thresholds", "table_properties"))
+
+    tables: dict[str, MaintenancePolicy] = {}
+    tables_reader = reader.child("tables")
+    for key in _mapping_keys(reader, "tables"):
+        layer, _, name = key.partition(".")
+        if layer not in MAINTENANCE_LAYERS or not name:
+            raise ConfigError(
+                f"{tables_reader.path(key)}: a table key is <layer>.<table> with layer one of "
+                f"{', '.join(MAINTENANCE_LAYERS)}, e.g. curated.orders"
+            )
+        check_identifier(name, tables_reader.path(key))
+        section = MappingReader(tables_reader.raw(key), tables_reader.path(key))
+        base = layers.get(layer, defaults)
+        tables[key] = _parse_policy_section(section, base, f"{where} tables.{key}")
+        _finish_with_choices(section, ("operations", "thresholds", "table_properties"))
+
     reader.finish()
-    return policy
+    return replace(defaults, layers=MappingProxyType(layers), tables=MappingProxyType(tables))
 
 
 # --------------------------------------------------------------------------- project

@@ -16,11 +16,13 @@ from lean_ops_spark.errors import ConfigError
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "MAINTENANCE_LAYERS",
     "RESCUED_DATA_COLUMN",
     "Databases",
     "DriftMode",
     "FieldSpec",
     "FieldType",
+    "HealthThresholds",
     "MaintenanceOperation",
     "MaintenancePolicy",
     "MetricsSettings",
@@ -203,29 +205,78 @@ class Profile:
     source: str = ""
 
 
+#: Layers a maintenance override can name (``TableRef.layer`` values).
+MAINTENANCE_LAYERS = ("raw", "curated", "quarantine", "semantic")
+
+
 @dataclass(frozen=True)
 class MaintenanceOperation:
-    """One maintenance procedure's schedule and scope."""
+    """One maintenance procedure's schedule and scope.
+
+    ``options`` hold the operation's validated settings as text (the loader checks every
+    key and value); read them through the typed accessors.
+    """
 
     name: str
     enabled: bool = True
     frequency: str = "daily"
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
+    def int_option(self, key: str, default: int) -> int:
+        value = self.options.get(key)
+        return default if value is None else int(value)
+
+    def float_option(self, key: str, default: float) -> float:
+        value = self.options.get(key)
+        return default if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """Measured-health levels above which a maintenance procedure is worth running."""
+
+    #: A data file is small below this fraction of the table's target file size
+    #: (Iceberg's own ``min-file-size-bytes`` default is 75% of the target).
+    small_file_fraction: float = 0.75
+    #: Compaction runs when more than this share of data files is small ...
+    small_file_ratio: float = 0.30
+    #: ... and at least one hot partition holds this many small files (binpack's minimum input).
+    min_small_files: int = 5
+    #: rewrite_manifests runs when the current snapshot has more manifests than this ...
+    max_manifests: int = 20
+    #: ... and they average below this size (Iceberg's manifest target is 8 MiB).
+    small_manifest_bytes: int = 4 * 1024 * 1024
+    #: Compaction that applies deletes runs when delete files / data files exceeds this.
+    delete_file_ratio: float = 0.10
+    #: Below that ratio, rewrite_position_delete_files runs from this many position delete files.
+    min_position_delete_files: int = 10
+
 
 @dataclass(frozen=True)
 class MaintenancePolicy:
-    """Maintenance defaults for all tables (per-layer/per-table overrides come with issue 6)."""
+    """Maintenance settings: the defaults, plus fully resolved per-layer and per-table policies.
+
+    ``layers`` and ``tables`` hold complete policies (defaults < layer < table, merged by the
+    loader); use :meth:`for_table` rather than reading them directly. Table keys are
+    ``<layer>.<table name>``, e.g. ``curated.orders`` or ``raw.orders_staging``.
+    """
 
     operations: tuple[MaintenanceOperation, ...]
     table_properties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str = ""
+    thresholds: HealthThresholds = field(default_factory=HealthThresholds)
+    layers: Mapping[str, MaintenancePolicy] = field(default_factory=lambda: MappingProxyType({}))
+    tables: Mapping[str, MaintenancePolicy] = field(default_factory=lambda: MappingProxyType({}))
 
     def operation(self, name: str) -> MaintenanceOperation:
         for op in self.operations:
             if op.name == name:
                 return op
         raise KeyError(name)
+
+    def for_table(self, layer: str, name: str) -> MaintenancePolicy:
+        """The policy that applies to table ``name`` of ``layer`` (table > layer > defaults)."""
+        return self.tables.get(f"{layer}.{name}") or self.layers.get(layer) or self
 
 
 @dataclass(frozen=True)

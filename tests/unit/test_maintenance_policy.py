@@ -1,0 +1,313 @@
+"""Policy decisions, without Spark: each operation runs or not, and the reason says why."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from lean_ops_spark.catalog.naming import TableRef
+from lean_ops_spark.config import parse_maintenance
+from lean_ops_spark.config.models import MaintenancePolicy
+from lean_ops_spark.maintenance.health import PartitionField, PartitionHealth, SnapshotPoint, TableHealth
+from lean_ops_spark.maintenance.policy import OPERATION_ORDER, PlanContext, PlannedOperation, plan_maintenance
+from lean_ops_spark.maintenance.procedures import (
+    ExpireSnapshotsCall,
+    RemoveOrphanFilesCall,
+    RewriteDataFilesCall,
+    RewritePositionDeletesCall,
+)
+from lean_ops_spark.maintenance.protection import ExpiryProtection, ProtectedSnapshot
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW_MS = int(NOW.timestamp() * 1000)
+HOUR = 3_600_000
+DAY = 24 * HOUR
+MB = 1024 * 1024
+TABLE = TableRef("lake", "raw", "orders_staging", "raw", "orders")
+DAY_FIELD = PartitionField("ingestion_ts_day", "day", "ingestion_ts", "timestamp")
+
+
+def partition(
+    day: date, files: int, small: int, *, updated_days_ago: float = 0, deletes: int = 0
+) -> PartitionHealth:
+    return PartitionHealth(
+        values=(("ingestion_ts_day", day),),
+        data_file_count=files,
+        small_file_count=small,
+        data_bytes=files * MB,
+        record_count=files * 100,
+        position_delete_file_count=deletes,
+        last_updated_ms=NOW_MS - int(updated_days_ago * DAY),
+    )
+
+
+def snapshots(count: int, *, oldest_days: float) -> tuple[SnapshotPoint, ...]:
+    """``count`` snapshots evenly spread from ``oldest_days`` ago to now."""
+    step = int(oldest_days * DAY / max(count - 1, 1))
+    start = NOW_MS - int(oldest_days * DAY)
+    return tuple(
+        SnapshotPoint(i + 1, i or None, start + i * step, "append", total_data_files=i + 1)
+        for i in range(count)
+    )
+
+
+def health(*parts: PartitionHealth, **overrides: object) -> TableHealth:
+    base = TableHealth(
+        table=TABLE,
+        measured_at_ms=NOW_MS,
+        current_snapshot_id=5,
+        target_file_size_bytes=256 * MB,
+        small_file_threshold_bytes=192 * MB,
+        data_file_count=sum(p.data_file_count for p in parts),
+        small_file_count=sum(p.small_file_count for p in parts),
+        data_bytes=sum(p.data_bytes for p in parts),
+        record_count=sum(p.record_count for p in parts),
+        position_delete_file_count=sum(p.position_delete_file_count for p in parts),
+        manifest_count=3,
+        manifest_bytes=3 * 8000,
+        snapshot_count=5,
+        partition_fields=(DAY_FIELD,),
+        partitions=parts,
+        snapshots=snapshots(5, oldest_days=1),
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+POLICY = parse_maintenance({}, "m.yaml")
+
+
+def plan(
+    h: TableHealth, policy: MaintenancePolicy = POLICY, **context: object
+) -> dict[str, PlannedOperation]:
+    ctx = PlanContext(now=NOW, **context)  # type: ignore[arg-type]
+    planned = plan_maintenance(h, policy, ctx)
+    assert tuple(p.name for p in planned) == OPERATION_ORDER
+    return {p.name: p for p in planned}
+
+
+# --------------------------------------------------------------------------- compaction
+
+
+def test_compaction_runs_on_hot_partitions_with_enough_small_files() -> None:
+    hot_a = partition(date(2026, 11, 20), files=12, small=12)
+    hot_b = partition(date(2026, 11, 19), files=6, small=6, updated_days_ago=1)
+    hot_few = partition(date(2026, 11, 18), files=3, small=3, updated_days_ago=2)  # < min_small_files (5)
+    cold = partition(date(2026, 10, 1), files=30, small=30, updated_days_ago=40)  # outside 7 days
+    decision = plan(health(hot_a, hot_b, hot_few, cold))["rewrite_data_files"]
+    assert decision.run
+    assert "small-file ratio 1.00 (51 of 51 data files below 192.0 MiB) > 0.30" in decision.reason
+    assert "2 hot partition(s) hold >= 5 small files" in decision.reason
+    assert decision.scope == ("ingestion_ts_day=2026-11-20", "ingestion_ts_day=2026-11-19")
+    assert isinstance(decision.call, RewriteDataFilesCall)
+    assert decision.call.where == (
+        "(ingestion_ts >= TIMESTAMP '2026-11-19 00:00:00.000Z' AND ingestion_ts < TIMESTAMP '2026-11-20 00:00:00.000Z')"
+        " OR "
+        "(ingestion_ts >= TIMESTAMP '2026-11-20 00:00:00.000Z' AND ingestion_ts < TIMESTAMP '2026-11-21 00:00:00.000Z')"
+    )
+    options = decision.call.options
+    assert options["partial-progress.enabled"] == "true"
+    assert options["partial-progress.max-failed-commits"] == "0"
+    assert options["min-input-files"] == "5"
+    assert options["target-file-size-bytes"] == str(256 * MB)
+    assert "delete-file-threshold" not in options and "remove-dangling-deletes" not in options
+
+
+def test_compaction_does_not_run_when_the_ratio_is_within_threshold() -> None:
+    h = health(partition(date(2026, 11, 20), files=20, small=5))
+    decision = plan(h)["rewrite_data_files"]
+    assert not decision.run
+    assert decision.reason.startswith(
+        "small-file ratio 0.25 (5 of 20 data files below 192.0 MiB) is within 0.30"
+    )
+    assert decision.call is None
+
+
+def test_compaction_does_not_run_when_small_files_are_spread_too_thin() -> None:
+    # 100% small, but one small file per daily partition: binpack would have nothing to merge
+    parts = [partition(date(2026, 11, 20) - timedelta(days=i), files=1, small=1) for i in range(5)]
+    decision = plan(health(*parts))["rewrite_data_files"]
+    assert not decision.run
+    assert "but no partition written in the last 7 days holds >= 5 small files" in decision.reason
+
+
+def test_cold_partitions_are_left_alone_unless_hot_days_is_zero() -> None:
+    cold = partition(date(2026, 9, 1), files=10, small=10, updated_days_ago=80)
+    assert not plan(health(cold))["rewrite_data_files"].run
+    all_partitions = parse_maintenance(
+        {"operations": {"rewrite_data_files": {"options": {"hot_partition_days": 0}}}}, "m.yaml"
+    )
+    decision = plan(health(cold), all_partitions)["rewrite_data_files"]
+    assert decision.run
+    assert "1 partition(s) hold >= 5 small files" in decision.reason
+
+
+def test_delete_files_above_ratio_make_compaction_apply_deletes_and_skip_delete_rewrite() -> None:
+    with_deletes = partition(date(2026, 11, 20), files=10, small=0, deletes=4)
+    clean = partition(date(2026, 11, 19), files=10, small=0)
+    decisions = plan(health(with_deletes, clean))
+    compaction = decisions["rewrite_data_files"]
+    assert compaction.run
+    assert "4 delete files for 20 data files (ratio 0.20 > 0.10)" in compaction.reason
+    assert isinstance(compaction.call, RewriteDataFilesCall)
+    assert compaction.call.options["delete-file-threshold"] == "1"
+    assert compaction.call.options["remove-dangling-deletes"] == "true"
+    assert compaction.call.options["use-starting-sequence-number"] == "false"
+    assert compaction.scope == ("ingestion_ts_day=2026-11-20",)
+    delete_rewrite = decisions["rewrite_position_delete_files"]
+    assert not delete_rewrite.run
+    assert "the compaction planned above applies them" in delete_rewrite.reason
+
+
+def test_many_position_deletes_below_the_ratio_get_a_delete_rewrite() -> None:
+    big = partition(date(2026, 11, 20), files=200, small=0, deletes=12)
+    decisions = plan(health(big), frequency="weekly")
+    assert not decisions["rewrite_data_files"].run  # ratio 0.06 <= 0.10
+    rewrite = decisions["rewrite_position_delete_files"]
+    assert rewrite.run
+    assert "12 position delete files >= 10" in rewrite.reason
+    assert isinstance(rewrite.call, RewritePositionDeletesCall)
+
+
+def test_few_position_deletes_are_left_alone() -> None:
+    decision = plan(health(partition(date(2026, 11, 20), files=200, small=0, deletes=3)))[
+        "rewrite_position_delete_files"
+    ]
+    assert not decision.run
+    assert decision.reason == "3 position delete files, fewer than 10"
+
+
+def test_unexpressible_partitions_compact_the_whole_table() -> None:
+    bucket = PartitionField("id_bucket", "bucket", "id", "bigint")
+    part = PartitionHealth((("id_bucket", 3),), 10, 10, 10 * MB, 1000, last_updated_ms=NOW_MS)
+    decision = plan(health(part, partition_fields=(bucket,)))["rewrite_data_files"]
+    assert decision.run
+    assert isinstance(decision.call, RewriteDataFilesCall)
+    assert decision.call.where is None
+    assert "whole table" in decision.reason
+
+
+def test_no_data_files_no_compaction() -> None:
+    decision = plan(health())["rewrite_data_files"]
+    assert (decision.run, decision.reason) == (False, "no data files")
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def test_many_small_manifests_get_rewritten() -> None:
+    h = health(partition(date(2026, 11, 20), files=2, small=0), manifest_count=40, manifest_bytes=40 * 10_000)
+    decision = plan(h)["rewrite_manifests"]
+    assert decision.run
+    assert decision.reason == "40 manifests > 20, averaging 9.8 KiB < 4.0 MiB"
+
+
+def test_few_or_large_manifests_are_left_alone() -> None:
+    few = plan(health(manifest_count=20, manifest_bytes=20 * 1000))["rewrite_manifests"]
+    assert (few.run, few.reason) == (False, "20 manifests, not more than 20")
+    large = plan(health(manifest_count=50, manifest_bytes=50 * 6 * MB))["rewrite_manifests"]
+    assert not large.run
+    assert "average 6.0 MiB (>= 4.0 MiB): already well sized" in large.reason
+
+
+# --------------------------------------------------------------------------- expiry
+
+
+def test_expiry_runs_for_snapshots_older_than_retention_and_outside_the_last_n() -> None:
+    h = health(snapshots=snapshots(30, oldest_days=29), snapshot_count=30)
+    decision = plan(h)["expire_snapshots"]
+    assert decision.run
+    # one snapshot a day: 22 are older than 7 days, and all of those are outside the newest 20
+    assert decision.reason == "10 of 30 snapshots are older than 7 days and outside the last 20"
+    assert isinstance(decision.call, ExpireSnapshotsCall)
+    assert decision.call.retain_last == 20
+    assert decision.call.older_than == NOW - timedelta(days=7)
+
+
+def test_expiry_does_not_run_when_every_old_snapshot_is_among_the_last_n() -> None:
+    h = health(snapshots=snapshots(15, oldest_days=30), snapshot_count=15)
+    decision = plan(h)["expire_snapshots"]
+    assert not decision.run
+    assert decision.reason == "15 snapshots, none both older than 7 days and outside the last 20"
+
+
+def test_expiry_does_not_run_when_snapshots_are_young() -> None:
+    h = health(snapshots=snapshots(100, oldest_days=3), snapshot_count=100)
+    assert not plan(h)["expire_snapshots"].run
+
+
+def test_a_checkpoint_clamps_older_than_to_keep_itself_and_everything_after() -> None:
+    points = snapshots(30, oldest_days=29)
+    checkpoint = points[3]  # 26 days old
+    protection = ExpiryProtection(
+        floor_ms=checkpoint.committed_at_ms,
+        protected=(
+            ProtectedSnapshot(4, checkpoint.committed_at_ms, "keeps snapshot 4, the checkpoint of c"),
+        ),
+    )
+    decision = plan(health(snapshots=points, snapshot_count=30), protection=protection)["expire_snapshots"]
+    assert decision.run
+    assert isinstance(decision.call, ExpireSnapshotsCall)
+    assert decision.call.older_than == datetime.fromtimestamp(
+        checkpoint.committed_at_ms / 1000, tz=timezone.utc
+    )
+    assert decision.reason.startswith("3 of 30 snapshots")  # only the 3 before the checkpoint
+    assert "older_than clamped to" in decision.reason and "the checkpoint of c" in decision.reason
+
+
+def test_a_checkpoint_on_the_oldest_snapshot_stops_expiry() -> None:
+    points = snapshots(30, oldest_days=29)
+    protection = ExpiryProtection(floor_ms=points[0].committed_at_ms, protected=())
+    decision = plan(health(snapshots=points, snapshot_count=30), protection=protection)["expire_snapshots"]
+    assert not decision.run
+    assert "none both older than 7 days and outside the last 20; older_than clamped" in decision.reason
+
+
+def test_an_unlocatable_checkpoint_blocks_expiry() -> None:
+    blocked = ExpiryProtection(blocked="c checkpoints snapshot 99, which this table no longer has")
+    decision = plan(health(snapshots=snapshots(30, oldest_days=29)), protection=blocked)["expire_snapshots"]
+    assert (decision.run, decision.reason) == (False, blocked.blocked)
+
+
+# --------------------------------------------------------------------------- orphans and gates
+
+
+def test_orphan_removal_runs_when_due_with_the_72h_floor_and_dry_run() -> None:
+    decision = plan(health(), frequency="weekly", dry_run=True)["remove_orphan_files"]
+    assert decision.run
+    assert isinstance(decision.call, RemoveOrphanFilesCall)
+    assert decision.call.older_than == NOW - timedelta(hours=72)
+    assert decision.call.dry_run is True
+    assert "dry run, lists only" in decision.reason
+
+
+def test_weekly_operations_wait_for_the_weekly_run() -> None:
+    decisions = plan(health(partition(date(2026, 11, 20), files=200, small=0, deletes=12)), frequency="daily")
+    assert decisions["remove_orphan_files"].reason == "runs weekly; this is a daily run"
+    assert decisions["rewrite_position_delete_files"].reason == "runs weekly; this is a daily run"
+    hourly = plan(health(), frequency="hourly")
+    assert hourly["expire_snapshots"].reason == "runs daily; this is a hourly run"
+
+
+def test_only_requested_operations_are_considered() -> None:
+    decisions = plan(
+        health(partition(date(2026, 11, 20), files=12, small=12)), only=frozenset({"expire_snapshots"})
+    )
+    assert decisions["rewrite_data_files"].reason == "not requested (--ops)"
+    assert not decisions["remove_orphan_files"].run
+
+
+def test_disabled_operations_say_where_they_were_disabled() -> None:
+    policy = parse_maintenance(
+        {"layers": {"raw": {"operations": {"rewrite_data_files": {"enabled": False}}}}}, "m.yaml"
+    ).for_table("raw", "orders_staging")
+    decision = plan(health(partition(date(2026, 11, 20), files=12, small=12)), policy)["rewrite_data_files"]
+    assert decision.reason == "disabled by policy (m.yaml layers.raw)"
+
+
+def test_plan_context_refuses_naive_times_and_unknown_frequencies() -> None:
+    with pytest.raises(ValueError, match="time-zone aware"):
+        PlanContext(now=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="frequency"):
+        PlanContext(now=NOW, frequency="monthly")
