@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from lean_ops_spark._version import __version__
 from lean_ops_spark.cli.commands import (
     curate,
+    demo,
     deploy,
     dq,
     drift,
@@ -36,6 +37,7 @@ from lean_ops_spark.errors import LeanOpsError
 
 COMMANDS = (
     setup_jars,
+    demo,
     validate,
     init,
     tables,
