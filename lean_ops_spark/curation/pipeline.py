@@ -46,6 +46,7 @@ from lean_ops_spark.curation.transform import (
     dedupe_latest,
     parse_payload,
 )
+from lean_ops_spark.drift.handler import handle_drift
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
 
@@ -355,6 +356,7 @@ def run_curation(
 
     Raises:
         CircuitBreakerError: the batch's error rate passed the threshold; nothing written.
+        DriftError: the payload schema drifted and the topic's drift_mode is fail; nothing written.
         CheckpointError: the checkpoint cannot be read or did not commit with the data.
         LedgerError: some record is unaccounted for.
     """
@@ -402,9 +404,22 @@ def run_curation(
             "no_new_data", curated_snapshot_id=checkpoint.recorded_in_snapshot_id if checkpoint else None
         )
 
-    classified = classify(parse_payload(_read_raw(spark, tables.raw, plan), contract), contract)
+    raw_batch = _read_raw(spark, tables.raw, plan)
+    classified = classify(parse_payload(raw_batch, contract), contract)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        # Schema drift: evolves curated and re-parses (evolve), keeps values in _rescued_data
+        # (rescue) or raises DriftError before any write (fail); records every drift.
+        drift = handle_drift(
+            spark,
+            contract=contract,
+            curated=tables.curated,
+            raw_batch=raw_batch,
+            classified=classified,
+            run_id=run_id,
+            metrics=metrics,
+        )
+        contract, classified = drift.contract, drift.classified
         stats = _batch_stats(classified, contract)
         quarantined = sum(stats.by_reason.values())
         error_rate = _check_batch(stats, plan, contract, metrics)

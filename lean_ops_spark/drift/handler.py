@@ -48,7 +48,7 @@ from lean_ops_spark.errors import DriftError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["DriftOutcome", "DriftReport", "detect_drift", "handle_drift"]
+__all__ = ["DriftOutcome", "DriftReport", "detect_drift", "effective_contract", "handle_drift"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,18 @@ class DriftOutcome:
             "partly_parsed_columns_rescued": list(self.rescued_columns),
             "audit_rows": self.audit_rows,
         }
+
+
+def effective_contract(spark: SparkSession, contract: TopicContract, curated: TableRef) -> TopicContract:
+    """The contract as the curated table holds it: plus the columns an earlier ``evolve``
+    added, with the types it widened. Any writer that MERGEs ``UPDATE SET *`` into curated
+    (replay, for one) must parse with this, or the MERGE misses those columns.
+
+    Raises:
+        ContractError: the contract and the curated table cannot be reconciled in place.
+    """
+    spark.sql(f"REFRESH TABLE {curated.sql}")
+    return reconcile_with_curated(contract, spark.table(curated.sql).schema).contract
 
 
 def _parse(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:

@@ -29,11 +29,10 @@ from lean_ops_spark.catalog.checkpoints import (
     CURATED_CHECKPOINT_KEY,
     RUN_ID_KEY,
     SnapshotRecord,
-    current_snapshot_id,
-    read_checkpoint,
-    snapshot_records,
+    find_checkpoint,
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
+from lean_ops_spark.catalog.metadata import load_table_snapshots, parse_table_metadata
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.catalog.schemas import sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
@@ -67,6 +66,7 @@ from lean_ops_spark.semantic.publish import (
     drop_branch,
     fast_forward,
     read_branch,
+    table_metadata,
     wap_branch,
 )
 from lean_ops_spark.semantic.tables import ensure_semantic_table, semantic_table, semantic_table_definition
@@ -317,14 +317,17 @@ def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFr
                 "_run_id": F.lit(run.run_id),
             }
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        rows = source.count()
         predicate = None
-        if model.partition is not None and rows:
+        if model.partition is None:
+            rows = source.count()
+        else:  # one job: the row count and the partition values the MERGE may touch
             column = model.partition.column
-            values = [r[0] for r in source.select(column).distinct().collect()]
-            if old is not None:
+            counted = source.groupBy(column).count().collect()
+            rows = sum(int(r["count"]) for r in counted)
+            values = [r[column] for r in counted]
+            if old is not None and rows:
                 values += [r[0] for r in old.select(column).distinct().collect()]
-            predicate = value_predicate(f"t.{column}", values)
+            predicate = value_predicate(f"t.{column}", values) if rows else None
     finally:
         changed.unpersist()
     return _Staged(source, rows, predicate)
@@ -389,7 +392,10 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
     )
     ensure_semantic_table(spark, semantic_table_definition(table, model, compiled.schema))
     log.debug("%s: table ready (%.1fs)", table.sql, time.time() - started)
-    checkpoint = read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY)
+    metadata = parse_table_metadata(table.identifier, table_metadata(spark, table))
+    checkpoint = find_checkpoint(
+        metadata.records, metadata.current_snapshot_id, CURATED_CHECKPOINT_KEY, table.sql
+    )
     before = checkpoint.source_snapshot_id if checkpoint else None
     window = plan_changes(run.records, before, run.pinned_snapshot_id, run.curated.sql)
 
@@ -512,12 +518,13 @@ def run_semantic(
         _notify_missing(metrics, topic, reason)
         return result("missing_schema", curated_snapshot_id, reason=reason)
     spark.sql(f"REFRESH TABLE {curated.sql}")
+    curated_metadata = load_table_snapshots(spark, curated)
     pinned_id = (
-        curated_snapshot_id if curated_snapshot_id is not None else current_snapshot_id(spark, curated)
+        curated_snapshot_id if curated_snapshot_id is not None else curated_metadata.current_snapshot_id
     )
     if pinned_id is None:
         return result("no_curated_data", None, reason=f"{curated.sql} has no snapshot yet")
-    records = tuple(snapshot_records(spark, curated))
+    records = curated_metadata.records
     if pinned_id not in {r.snapshot_id for r in records}:
         raise CheckpointError(f"{curated.sql}: pinned snapshot {pinned_id} does not exist")
     pinned = read_pinned(spark, curated, pinned_id)

@@ -16,9 +16,10 @@ in write-audit-publish is deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
@@ -29,9 +30,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AUDIT_BRANCH",
     "WAP_BRANCH_CONF",
+    "branches",
     "drop_branch",
     "fast_forward",
     "read_branch",
+    "snapshot_summary",
+    "table_metadata",
     "wap_branch",
 ]
 
@@ -58,12 +62,32 @@ def wap_branch(spark: SparkSession, branch: str) -> Iterator[None]:
             spark.conf.set(WAP_BRANCH_CONF, previous)
 
 
+def table_metadata(spark: SparkSession, table: TableRef) -> Mapping[str, Any]:
+    """``table``'s current ``metadata.json`` document (refs, snapshots, properties), refreshed.
+
+    One py4j call through the session's catalog, instead of a Spark job per metadata-table query.
+    """
+    jvm: Any = spark.sparkContext._jvm
+    jtable = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table.sql)
+    jtable.refresh()
+    document: Mapping[str, Any] = json.loads(
+        jvm.org.apache.iceberg.TableMetadataParser.toJson(jtable.operations().current())
+    )
+    return document
+
+
 def branches(spark: SparkSession, table: TableRef) -> dict[str, int]:
     """``{branch name: head snapshot id}`` of ``table`` (main included once it has a snapshot)."""
-    rows = spark.sql(
-        f"SELECT name, snapshot_id FROM {table.metadata_table('refs')} WHERE type = 'BRANCH'"
-    ).collect()
-    return {r["name"]: int(r["snapshot_id"]) for r in rows}
+    refs = table_metadata(spark, table).get("refs") or {}
+    return {str(name): int(ref["snapshot-id"]) for name, ref in refs.items() if ref.get("type") == "branch"}
+
+
+def snapshot_summary(spark: SparkSession, table: TableRef, snapshot_id: int) -> dict[str, str]:
+    """The summary of one snapshot of ``table`` (empty when it does not exist)."""
+    for snapshot in table_metadata(spark, table).get("snapshots") or ():
+        if int(snapshot["snapshot-id"]) == snapshot_id:
+            return {str(k): str(v) for k, v in (snapshot.get("summary") or {}).items()}
+    return {}
 
 
 def drop_branch(spark: SparkSession, table: TableRef, branch: str) -> bool:

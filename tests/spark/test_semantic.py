@@ -262,6 +262,24 @@ def test_the_run_reads_curated_as_of_the_pinned_snapshot(spark, lake) -> None:
     # a stale token (an older execution re-run) changes nothing
     assert lake.semantic(curated_snapshot_id=first, models=only("orders")).status == "up_to_date"
 
+    # a model reading a column curated does not have takes the notify path, nothing written
+    from lean_ops_spark.metrics import MemorySink
+    from lean_ops_spark.semantic.loader import parse_semantic_models
+
+    needs_more = parse_semantic_models(
+        {
+            "topic": "orders",
+            "models": [{"name": "orders", "key": ["order_id"], "columns": ["order_id", "loyalty_tier"]}],
+        },
+        "test",
+    )
+    sink = MemorySink()
+    skipped = lake.semantic(curated_snapshot_id=second, models=needs_more, metrics=sink)
+    assert (skipped.status, skipped.missing, skipped.models) == ("missing_schema", ("loyalty_tier",), ())
+    assert "lacks column(s) loyalty_tier" in skipped.reason
+    assert sink.values("MissingSemanticSchema", Topic="orders") == [1.0]
+    assert read_checkpoint(spark, lake.table("orders"), CURATED_CHECKPOINT_KEY).source_snapshot_id == second
+
 
 class Crash(RuntimeError):
     pass

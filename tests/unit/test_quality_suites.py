@@ -81,8 +81,11 @@ def test_invalid_suites_name_the_file_and_key(tables: dict[str, Any], message: s
 def test_table_names_are_layer_dot_table(project_config) -> None:
     ref = parse_table_name(project_config, "semantic.orders_daily_revenue")
     assert (ref.database, ref.name) == (project_config.profile.databases.semantic, "orders_daily_revenue")
-    assert parse_table_name(project_config, "curated.orders").database == project_config.profile.databases.curated
-    with pytest.raises(ConfigError, match="expected <layer>.<table>"):
+    assert (
+        parse_table_name(project_config, "curated.orders").database
+        == project_config.profile.databases.curated
+    )
+    with pytest.raises(ConfigError, match=r"expected <layer>\.<table>"):
         parse_table_name(project_config, "raw.orders_staging")
 
 
@@ -96,10 +99,14 @@ def test_results_say_which_expectations_failed_with_samples() -> None:
         unexpected_percent=33.3333,
         sample_values=(20000,),
     )
-    passed = ExpectationResult(Expectation("row_count", minimum=1), "expect_table_row_count_to_be_between", True,
-                               observed_value=3)
+    passed = ExpectationResult(
+        Expectation("row_count", minimum=1), "expect_table_row_count_to_be_between", True, observed_value=3
+    )
     result = DQResult("lake.s.orders@b", "semantic.orders", False, (failed, passed))
-    assert result.summary() == "1 of 2 expectations failed: between(item_count) [None, 10]: 1 unexpected (33.3%), e.g. [20000]"
+    assert (
+        result.summary()
+        == "1 of 2 expectations failed: between(item_count) [None, 10]: 1 unexpected (33.3%), e.g. [20000]"
+    )
     document = result.as_dict()
     assert document["failed"] == 1 and document["results"][0]["sample_values"] == [20000]
     assert passed.describe() == "row_count(table) [1, None]: observed 3"

@@ -33,7 +33,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
         ("status NOT IN ('cancelled', 'refunded') AND x IS NOT NULL", ("status", "x")),
         ("regexp_extract(page_url, '^(?:[a-z]+://[^/]+)?([^?#]*)', 1)", ("page_url",)),
         ("order_ts > TIMESTAMP '2026-01-01 00:00:00' + INTERVAL 1 DAY", ("order_ts",)),
-        ("CASE WHEN a.b > 1 THEN `Weird Col` ELSE \"text\" END", ("a", "weird col")),
+        ('CASE WHEN a.b > 1 THEN `Weird Col` ELSE "text" END', ("a", "weird col")),
         ("count(*)", ()),
         ("sum(amount) / 1.5e3", ("amount",)),
     ],
@@ -120,8 +120,18 @@ def test_schema_check_names_what_is_missing(tmp_path: Path) -> None:
     lacking = check_semantic_schema(source, "orders", {"order_id", "status", "order_ts"})
     assert not lacking.exists and "currency" in lacking.missing_columns
     assert "lacks column(s)" in lacking.reason and "orders_daily_revenue" in lacking.reason
-    everything = {"order_id", "customer_id", "status", "order_ts", "updated_at", "currency", "total_amount",
-                  "items", "shipping_address_country", "coupon_code"}
+    everything = {
+        "order_id",
+        "customer_id",
+        "status",
+        "order_ts",
+        "updated_at",
+        "currency",
+        "total_amount",
+        "items",
+        "shipping_address_country",
+        "coupon_code",
+    }
     assert check_semantic_schema(source, "orders", everything).exists
     (tmp_path / "semantic" / "orders.yaml").write_text("topic: orders\nmodels: []\n")
     invalid = check_semantic_schema(source, "orders", everything)
@@ -159,7 +169,7 @@ def test_change_window_refuses_what_it_cannot_know() -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         plan_changes(HISTORY, 2, 99, "c")
     unknown_writer = [*HISTORY, snap(6, 5, None, "overwrite")]
-    with pytest.raises(CheckpointError, match="changed rows without a lean-ops.run-id"):
+    with pytest.raises(CheckpointError, match=r"changed rows without a lean-ops\.run-id"):
         plan_changes(unknown_writer, 2, 6, "c")
     branched = [*HISTORY, snap(7, 2, "rx")]
     with pytest.raises(CheckpointError, match="not a descendant"):
@@ -178,8 +188,13 @@ def test_merge_sql_for_entities_and_aggregates() -> None:
     assert models is not None
     entity, revenue = models.models
     sql = merge_sql("lake.s.orders", "v", entity, "(t.order_date IN (DATE '2026-11-18'))")
-    assert sql.startswith("MERGE INTO lake.s.orders t\nUSING v s\nON t.order_id = s.order_id AND (t.order_date IN")
-    assert "WHEN MATCHED AND NOT s._keep THEN DELETE" in sql and "WHEN NOT MATCHED AND s._keep THEN INSERT" in sql
+    assert sql.startswith(
+        "MERGE INTO lake.s.orders t\nUSING v s\nON t.order_id = s.order_id AND (t.order_date IN"
+    )
+    assert (
+        "WHEN MATCHED AND NOT s._keep THEN DELETE" in sql
+        and "WHEN NOT MATCHED AND s._keep THEN INSERT" in sql
+    )
     aggregate = merge_sql("lake.s.r", "v", revenue, None)
     assert "ON t.order_date <=> s.order_date AND t.currency <=> s.currency\n" in aggregate
     assert "WHEN MATCHED AND NOT s._exists THEN DELETE" in aggregate
@@ -196,7 +211,9 @@ def test_value_predicate() -> None:
     assert value_predicate("t.n", []) is None
 
 
-def test_the_job_fails_on_a_failed_audit_and_passes_the_token(monkeypatch: pytest.MonkeyPatch, project_config) -> None:
+def test_the_job_fails_on_a_failed_audit_and_passes_the_token(
+    monkeypatch: pytest.MonkeyPatch, project_config
+) -> None:
     calls: list[dict[str, Any]] = []
 
     def fake(_spark: Any, _config: Any, topic: str, **kwargs: Any) -> job.SemanticResult:
@@ -204,13 +221,26 @@ def test_the_job_fails_on_a_failed_audit_and_passes_the_token(monkeypatch: pytes
         from lean_ops_spark.quality.results import DQResult
 
         dq = DQResult("lake.s.orders@lean_ops_audit", "semantic.orders", False, ())
-        failed = job.ModelResult("orders", "entity", "lake.s.orders", "audit_failed", 7, 5, "incremental",
-                                 branch="lean_ops_audit", dq=dq)
+        failed = job.ModelResult(
+            "orders",
+            "entity",
+            "lake.s.orders",
+            "audit_failed",
+            7,
+            5,
+            "incremental",
+            branch="lean_ops_audit",
+            dq=dq,
+        )
         return job.SemanticResult(topic, "r", "audit_failed", "lake.c.orders", 7, models=(failed,))
 
     monkeypatch.setattr(job, "run_semantic", fake)
-    with pytest.raises(DataQualityError, match=r"lake.s.orders: .*\(branch lean_ops_audit kept, main unchanged\)"):
-        job.run_semantic_job(None, project_config, {"topic": "orders", "run_id": "x:r1", "curated_snapshot_id": "7"})
+    with pytest.raises(
+        DataQualityError, match=r"lake.s.orders: .*\(branch lean_ops_audit kept, main unchanged\)"
+    ):
+        job.run_semantic_job(
+            None, project_config, {"topic": "orders", "run_id": "x:r1", "curated_snapshot_id": "7"}
+        )
     assert calls[0]["curated_snapshot_id"] == 7 and calls[0]["run_id"] == "x:r1"
     with pytest.raises(ConfigError, match="must be a snapshot id"):
         job.run_semantic_job(None, project_config, {"topic": "orders", "curated_snapshot_id": "seven"})

@@ -1,0 +1,289 @@
+"""Schema drift through real curation runs: every drift kind in every drift_mode, the audit
+table, the CloudWatch metric (moto), and ``lean-ops drift``'s read-only detection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lean_ops_spark.catalog.bootstrap import bootstrap_tables
+from lean_ops_spark.catalog.checkpoints import RAW_CHECKPOINT_KEY, current_snapshot_id, read_checkpoint
+from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.config import Databases, parse_topic
+from lean_ops_spark.curation.pipeline import CurationOptions, run_curation
+from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
+from lean_ops_spark.drift.handler import detect_drift
+from lean_ops_spark.errors import DriftError
+from lean_ops_spark.metrics import CloudWatchSink, MemorySink
+from lean_ops_spark.raw import RawRecord
+from lean_ops_spark.raw.writer import append_raw
+from tests.conftest import _namespace_counter
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def things(mode: str):
+    return parse_topic(
+        {
+            "topic": "things",
+            "key": ["thing_id"],
+            "ordering_column": "updated_at",
+            "partition": {"column": "updated_at"},
+            "drift_mode": mode,
+            "error_rate_threshold": 1.0,  # batch R is all bad on purpose
+            "fields": [
+                {"name": "thing_id", "type": "string", "required": True},
+                {"name": "updated_at", "type": "timestamp", "required": True},
+                {"name": "qty", "type": "int"},
+                {"name": "price", "type": "decimal(10,2)", "required": True},
+                {"name": "code", "type": "string", "required": True},
+                {"name": "label", "type": "string", "required": True},
+                {
+                    "name": "meta",
+                    "type": "struct",
+                    "flatten": True,
+                    "fields": [{"name": "source", "type": "string"}],
+                },
+                {
+                    "name": "items",
+                    "type": "array",
+                    "items": {
+                        "type": "struct",
+                        "fields": [{"name": "sku", "type": "string"}, {"name": "n", "type": "int"}],
+                    },
+                },
+            ],
+        },
+        "test things.yaml",
+    )
+
+
+def payload(i: int, **changes: object) -> dict:
+    body: dict = {
+        "thing_id": f"t-{i}",
+        "updated_at": (NOW - timedelta(hours=i)).isoformat().replace("+00:00", "Z"),
+        "qty": i,
+        "price": 1.5,
+        "code": "c",
+        "label": "l",
+        "meta": {"source": "s"},
+        "items": [{"sku": "a", "n": 1}],
+    }
+    for key, value in changes.items():
+        if value is ...:
+            body.pop(key)
+        else:
+            body[key] = value
+    return body
+
+
+#: Batch S: schema kinds in every record (new field, nested fields, a widening).
+BATCH_S = [
+    payload(
+        i,
+        promo="p",
+        meta={"source": "s", "region": "eu"},
+        items=[{"sku": "a", "n": 1, "discount": 0.5}],
+        qty=3_000_000_000 + i,
+    )
+    for i in range(4)
+]
+#: Batch R: record kinds for half the records each (incompatible required type, absent
+#: required field, null required field).
+BATCH_R = [payload(10 + i, price="abc", label=None) for i in range(3)] + [
+    payload(20 + i, code=...) for i in range(3)
+]
+
+
+class Env:
+    def __init__(self, spark, project_config, mode: str) -> None:
+        n = next(_namespace_counter)
+        contract = things(mode)
+        self.config = replace(
+            project_config,
+            profile=replace(
+                project_config.profile,
+                databases=Databases(raw=f"t{n}_raw", curated=f"t{n}_curated", semantic=f"t{n}_semantic"),
+            ),
+            topics={**project_config.topics, "things": contract},
+        )
+        self.spark = spark
+        bootstrap_tables(spark, self.config, ["things"])
+        self.tables = topic_tables(self.config.profile, "things")
+        self.count = 0
+
+    def land(self, payloads: list[dict]) -> None:
+        records = []
+        for body in payloads:
+            self.count += 1
+            records.append(
+                RawRecord(
+                    f"m-{self.count}", "things", json.dumps(body), NOW + timedelta(seconds=self.count), "t", 1
+                )
+            )
+        append_raw(self.spark, self.tables.raw, records)
+
+    def curate(self, run_id: str, metrics=None):
+        return run_curation(
+            self.spark, self.config, "things", options=CurationOptions(run_id=run_id), metrics=metrics
+        )
+
+    def audit(self, run_id: str) -> set[tuple[str, str, str]]:
+        table = f"{self.config.profile.catalog}.{self.config.profile.databases.curated}.{AUDIT_TABLE_NAME}"
+        self.spark.sql(f"REFRESH TABLE {table}")
+        rows = self.spark.table(table).where(f"run_id = '{run_id}'").collect()
+        return {(r["field_path"], r["kind"], r["action"]) for r in rows}
+
+    def curated(self) -> dict[str, dict]:
+        self.spark.sql(f"REFRESH TABLE {self.tables.curated.sql}")
+        return {
+            r["thing_id"]: r.asDict(recursive=True)
+            for r in self.spark.table(self.tables.curated.sql).collect()
+        }
+
+    def quarantine(self) -> dict[str, str]:
+        rows = self.spark.table(self.tables.quarantine.sql).collect()
+        return {json.loads(r["payload"])["thing_id"]: r["reason_code"] for r in rows}
+
+
+S_KINDS = {
+    ("promo", "new_field"),
+    ("meta.region", "nested_field_change"),
+    ("items[].discount", "nested_field_change"),
+    ("qty", "type_widening"),
+}
+R_KINDS = {
+    ("price", "type_incompatible"),
+    ("code", "missing_required_field"),
+    ("label", "nullability_change"),
+}
+R_QUARANTINE = {
+    **{f"t-{10 + i}": "MISSING_REQUIRED_FIELD" for i in range(3)},
+    **{f"t-{20 + i}": "MISSING_REQUIRED_FIELD" for i in range(3)},
+}
+
+
+def test_evolve_adds_and_widens_columns_and_parses_into_them_in_the_same_run(spark, project_config) -> None:
+    env = Env(spark, project_config, "evolve")
+    env.land(BATCH_S)
+    report = detect_drift(spark, env.config, "things")  # read-only first: nothing written
+    assert {(d.drift.field_path, d.drift.kind.value, d.action.value) for d in report.plan.decisions} == {
+        ("promo", "new_field", "add_column"),
+        ("meta.region", "nested_field_change", "add_column"),
+        ("items[].discount", "nested_field_change", "add_column"),
+        ("qty", "type_widening", "widen_column"),
+    }
+    assert report.drifted and len(report.statements) == 4
+    assert current_snapshot_id(spark, env.tables.curated) is None
+    tables_now = {
+        r["tableName"] for r in spark.sql(f"SHOW TABLES IN lake.{env.tables.curated.database}").collect()
+    }
+    assert AUDIT_TABLE_NAME not in tables_now  # detection wrote nothing
+    assert "qty" not in {
+        f.name
+        for f in spark.table(env.tables.curated.sql).schema.fields
+        if f.dataType.simpleString() == "bigint"
+    }
+
+    sink = MemorySink()
+    result = env.curate("run-s", sink)
+    assert result.ledger is not None and result.ledger.upserted == 4 and result.ledger.rescued_records == 0
+    assert env.audit("run-s") == {
+        (p, k, "widen_column" if k == "type_widening" else "add_column") for p, k in S_KINDS
+    }
+    schema = {f.name: f.dataType.simpleString() for f in spark.table(env.tables.curated.sql).schema.fields}
+    assert schema["qty"] == "bigint" and schema["promo"] == "string" and schema["meta_region"] == "string"
+    assert schema["items"] == "array<struct<sku:string,n:int,discount:double>>"
+    rows = env.curated()
+    assert rows["t-1"]["qty"] == 3_000_000_001 and rows["t-1"]["promo"] == "p"
+    assert rows["t-1"]["meta_region"] == "eu" and rows["t-1"]["items"][0]["discount"] == 0.5
+    assert all(r["_rescued_data"] is None for r in rows.values())  # parsed, not rescued
+    totals = [
+        m.value for m in sink.metrics if m.name == "SchemaDrift" and dict(m.dimensions) == {"Topic": "things"}
+    ]
+    assert totals == [4.0]
+
+    # the next run: the evolved columns are used as they are (no new drift, no ALTER)
+    env.land(BATCH_R)
+    second = env.curate("run-r", sink)
+    assert second.ledger is not None and second.ledger.quarantined == 6
+    assert env.audit("run-r") == {(p, k, "quarantine") for p, k in R_KINDS}
+    assert env.quarantine() == R_QUARANTINE
+
+
+def test_rescue_never_changes_the_schema_and_keeps_every_value(spark, project_config, caplog) -> None:
+    env = Env(spark, project_config, "rescue")
+    before = spark.table(env.tables.curated.sql).schema
+    env.land(BATCH_S)
+    with caplog.at_level("WARNING", logger="lean_ops_spark.drift.audit"):
+        result = env.curate("run-s")
+    lines = [
+        json.loads(r.getMessage().split(" ", 2)[2])
+        for r in caplog.records
+        if "schema drift" in r.getMessage()
+    ]
+    assert {(line["field_path"], line["action"], line["run_id"]) for line in lines} == {
+        (p, "rescue", "run-s") for p, _ in S_KINDS
+    }
+    assert result.ledger is not None and result.ledger.upserted == 4
+    assert spark.table(env.tables.curated.sql).schema == before
+    assert env.audit("run-s") == {(p, k, "rescue") for p, k in S_KINDS}
+    for thing_id, row in env.curated().items():
+        rescued = json.loads(row["_rescued_data"])
+        assert set(rescued) == {"promo", "meta.region", "items", "qty"}, thing_id
+        assert rescued["promo"] == "p" and rescued["meta.region"] == "eu"
+        assert json.loads(rescued["items"])[0]["discount"] == 0.5  # the whole raw value, nothing dropped
+        assert int(rescued["qty"]) >= 3_000_000_000 and row["qty"] is None
+    assert result.ledger.rescued_fields == {"items": 4, "meta.region": 4, "promo": 4, "qty": 4}
+
+    env.land(BATCH_R)
+    env.curate("run-r")
+    assert env.audit("run-r") == {(p, k, "quarantine") for p, k in R_KINDS}
+    assert env.quarantine() == R_QUARANTINE
+
+
+@pytest.mark.parametrize(
+    ("batch", "kinds"), [(BATCH_S, S_KINDS), (BATCH_R, R_KINDS)], ids=["schema", "records"]
+)
+def test_fail_stops_before_any_write_and_records_the_drift_in_cloudwatch(
+    spark, project_config, batch, kinds
+) -> None:
+    env = Env(spark, project_config, "fail")
+    env.land(batch)
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        sink = CloudWatchSink("LeanOpsTest", client=cloudwatch)
+        with pytest.raises(DriftError, match=r"drift_mode fail: .*nothing written, checkpoint unchanged"):
+            env.curate("run-fail", sink)
+        sink.flush()
+        metrics = cloudwatch.list_metrics(Namespace="LeanOpsTest", MetricName="SchemaDrift")["Metrics"]
+        dimensions = [{d["Name"]: d["Value"] for d in m["Dimensions"]} for m in metrics]
+        assert {(d["DriftKind"], d["Action"]) for d in dimensions if "DriftKind" in d} == {
+            (k, "fail") for _, k in kinds
+        }
+        assert {"Topic": "things"} in dimensions  # the total, to alarm on
+        kind = sorted(k for _, k in kinds)[0]
+        points = cloudwatch.get_metric_statistics(
+            Namespace="LeanOpsTest",
+            MetricName="SchemaDrift",
+            Dimensions=[
+                {"Name": "Action", "Value": "fail"},
+                {"Name": "DriftKind", "Value": kind},
+                {"Name": "Topic", "Value": "things"},
+            ],
+            StartTime=datetime.now(timezone.utc) - timedelta(hours=1),
+            EndTime=datetime.now(timezone.utc) + timedelta(hours=1),
+            Period=3600,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        expected = sum(1 for _, k in kinds if k == kind)
+        assert [p["Sum"] for p in points] == [float(expected)]
+    assert env.audit("run-fail") == {(p, k, "fail") for p, k in kinds}
+    for table in (env.tables.curated, env.tables.quarantine):
+        assert current_snapshot_id(spark, table) is None
+    assert read_checkpoint(spark, env.tables.curated, RAW_CHECKPOINT_KEY) is None
