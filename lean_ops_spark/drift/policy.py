@@ -81,6 +81,10 @@ def _cannot_evolve(contract: TopicContract, drift: Drift) -> str | None:
             return "its parent is not a struct of the contract"
         if parent.flattened_parent and not is_identifier(f"{parent.column}_{drift.path[-1]}"):
             return "the flattened column name would not be a valid identifier"
+    column, _ddl = ddl_path(contract, drift.path)
+    top_level = len(drift.path) == 1 or column != contract_paths(contract)[drift.path[:-1]].column
+    if top_level and column in {name for name, _ in contract.curated_columns()}:
+        return f"column {column} already exists (from another field)"
     return None
 
 

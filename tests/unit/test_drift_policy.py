@@ -78,6 +78,12 @@ def test_fields_that_cannot_be_columns_are_rescued_even_in_evolve() -> None:
     assert decision.action is A.RESCUE and "not a valid column name" in decision.note
 
 
+def test_a_new_field_whose_column_name_is_taken_is_rescued() -> None:
+    clash = replace(NEW, path=("meta_source",))  # the flattened meta.source already is column meta_source
+    decision = decide(clash, DriftMode.EVOLVE, contract())
+    assert decision.action is A.RESCUE and "column meta_source already exists" in decision.note
+
+
 def test_curated_and_contract_differences_apply_in_every_mode() -> None:
     kept = replace(NEW, source=DriftSource.CURATED)
     ahead = replace(NEW, source=DriftSource.CONTRACT)
