@@ -42,6 +42,17 @@ _TIME_TRANSFORMS = {"years": "year", "months": "month", "days": "day", "hours": 
 _WIDTH_TRANSFORM = re.compile(r"^(bucket|truncate)\((\d+),\s*([A-Za-z_][A-Za-z0-9_]*)\)$")
 _TIME_TRANSFORM = re.compile(r"^(years|months|days|hours)\(([A-Za-z_][A-Za-z0-9_]*)\)$")
 _IDENTITY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_COUNTS = (
+    "data_files",
+    "small_files",
+    "data_bytes",
+    "records",
+    "pos_files",
+    "eq_files",
+    "pos_records",
+    "eq_records",
+    "delete_bytes",
+)
 
 
 @dataclass(frozen=True)
@@ -314,8 +325,13 @@ def measure_health(
         else []
     )
     group = "partition, " if partitioned else ""
-    partition_rows = spark.sql(
-        f"SELECT {group}"
+    # One pass over `files`: per partition and per power-of-two size bucket of data files
+    # (bucket -1 holds the delete files); partitions and the histogram are summed from it.
+    bucket = (
+        "CASE WHEN content = 0 THEN CAST(floor(log2(greatest(file_size_in_bytes, 1))) AS INT) ELSE -1 END"
+    )
+    cell_rows = spark.sql(
+        f"SELECT {group}{bucket} AS bucket, "
         "count_if(content = 0) AS data_files, "
         f"count_if(content = 0 AND file_size_in_bytes < {small}) AS small_files, "
         "coalesce(sum(CASE WHEN content = 0 THEN file_size_in_bytes END), 0) AS data_bytes, "
@@ -324,7 +340,7 @@ def measure_health(
         "coalesce(sum(CASE WHEN content = 1 THEN record_count END), 0) AS pos_records, "
         "coalesce(sum(CASE WHEN content = 2 THEN record_count END), 0) AS eq_records, "
         "coalesce(sum(CASE WHEN content > 0 THEN file_size_in_bytes END), 0) AS delete_bytes "
-        f"FROM {table.metadata_table('files')}" + (" GROUP BY partition" if partitioned else "")
+        f"FROM {table.metadata_table('files')} GROUP BY {group}{bucket}"
     ).collect()
     updated_rows = spark.sql(
         f"SELECT {group}CAST(unix_millis(last_updated_at) AS BIGINT) AS updated_ms "
@@ -333,33 +349,34 @@ def measure_health(
     last_updated = {
         _values(r["partition"] if partitioned else None, struct_names): r["updated_ms"] for r in updated_rows
     }
-    histogram_rows = spark.sql(
-        "SELECT CAST(floor(log2(greatest(file_size_in_bytes, 1))) AS INT) AS bucket, count(*) AS files "
-        f"FROM {table.metadata_table('files')} WHERE content = 0 GROUP BY 1 ORDER BY 1"
-    ).collect()
     manifest_rows = spark.sql(
         "SELECT content, count(*) AS manifests, coalesce(sum(length), 0) AS bytes "
         f"FROM {table.metadata_table('manifests')} GROUP BY content"
     ).collect()
     records = snapshot_records(spark, table)
 
-    partitions = []
-    for row in partition_rows:
-        if not (row["data_files"] or row["pos_files"] or row["eq_files"]):
-            continue
+    sums: dict[tuple[tuple[str, PartitionValue], ...], dict[str, int]] = {}
+    histogram: dict[int, int] = {}
+    for row in cell_rows:
         values = _values(row["partition"] if partitioned else None, struct_names)
-        partitions.append(
-            PartitionHealth(
-                values=values,
-                data_file_count=int(row["data_files"]),
-                small_file_count=int(row["small_files"]),
-                data_bytes=int(row["data_bytes"]),
-                record_count=int(row["records"]),
-                position_delete_file_count=int(row["pos_files"]),
-                equality_delete_file_count=int(row["eq_files"]),
-                last_updated_ms=last_updated.get(values),
-            )
+        totals = sums.setdefault(values, dict.fromkeys(_COUNTS, 0))
+        for name in _COUNTS:
+            totals[name] += int(row[name])
+        if row["bucket"] >= 0:
+            histogram[int(row["bucket"])] = histogram.get(int(row["bucket"]), 0) + int(row["data_files"])
+    partitions = [
+        PartitionHealth(
+            values=values,
+            data_file_count=t["data_files"],
+            small_file_count=t["small_files"],
+            data_bytes=t["data_bytes"],
+            record_count=t["records"],
+            position_delete_file_count=t["pos_files"],
+            equality_delete_file_count=t["eq_files"],
+            last_updated_ms=last_updated.get(values),
         )
+        for values, t in sorted(sums.items(), key=lambda item: str(item[0]))
+    ]
     manifests = {int(r["content"]): (int(r["manifests"]), int(r["bytes"])) for r in manifest_rows}
     snapshots = tuple(_snapshot_point(r) for r in sorted(records, key=lambda r: r.committed_at_ms))
     return TableHealth(
@@ -374,9 +391,9 @@ def measure_health(
         record_count=sum(p.record_count for p in partitions),
         position_delete_file_count=sum(p.position_delete_file_count for p in partitions),
         equality_delete_file_count=sum(p.equality_delete_file_count for p in partitions),
-        position_delete_record_count=sum(int(r["pos_records"]) for r in partition_rows),
-        equality_delete_record_count=sum(int(r["eq_records"]) for r in partition_rows),
-        delete_bytes=sum(int(r["delete_bytes"]) for r in partition_rows),
+        position_delete_record_count=sum(t["pos_records"] for t in sums.values()),
+        equality_delete_record_count=sum(t["eq_records"] for t in sums.values()),
+        delete_bytes=sum(t["delete_bytes"] for t in sums.values()),
         manifest_count=sum(n for n, _ in manifests.values()),
         delete_manifest_count=manifests.get(1, (0, 0))[0],
         manifest_bytes=sum(b for _, b in manifests.values()),
@@ -384,7 +401,7 @@ def measure_health(
         oldest_snapshot_ms=snapshots[0].committed_at_ms if snapshots else None,
         partition_fields=_partition_fields(spark, table, struct_names) if partitioned else (),
         partitions=tuple(partitions),
-        file_size_histogram=tuple((2 ** int(r["bucket"]), int(r["files"])) for r in histogram_rows),
+        file_size_histogram=tuple((2**b, n) for b, n in sorted(histogram.items())),
         snapshots=snapshots,
         properties=MappingProxyType(properties),
     )

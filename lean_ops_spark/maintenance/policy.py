@@ -62,6 +62,9 @@ class PlanContext:
         only: operations asked for (``--ops``); None for all.
         dry_run: plan only (orphan listing still runs, as a dry run).
         protection: checkpoint bound on snapshot expiry (None: no consumer was looked up).
+        iceberg_version: the runtime's Iceberg version (None: unknown). From 1.10 a file
+            group whose commit loses a race fails the call (an exact, reported conflict);
+            1.7.1 miscounts failed partial-progress commits, so there it cannot be asked for.
     """
 
     now: datetime
@@ -69,6 +72,7 @@ class PlanContext:
     only: frozenset[str] | None = None
     dry_run: bool = False
     protection: ExpiryProtection | None = None
+    iceberg_version: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -176,13 +180,15 @@ def _plan_rewrite_data_files(
     options = {
         "partial-progress.enabled": "true",
         "partial-progress.max-commits": str(op.int_option("partial_progress_max_commits", 10)),
-        # A group whose commit loses to a concurrent writer fails the call, so the conflict is
-        # reported (and retried next run); groups committed before it stay committed.
-        "partial-progress.max-failed-commits": "0",
         "max-concurrent-file-group-rewrites": str(op.int_option("max_concurrent_file_group_rewrites", 2)),
         "min-input-files": str(th.min_small_files),
         "target-file-size-bytes": str(health.target_file_size_bytes),
     }
+    if ctx.iceberg_version is not None and ctx.iceberg_version >= (1, 10):
+        # A group whose commit loses to a concurrent writer fails the call, so the conflict is
+        # reported (and retried next run); groups committed before it stay committed. Iceberg
+        # 1.7.1 counts max-commits minus successes as failures, so this would always fail there.
+        options["partial-progress.max-failed-commits"] = "0"
     if delete_trigger:
         threshold = op.int_option("delete_file_threshold", 1)
         with_deletes = [p for p in health.partitions if p.delete_file_count]

@@ -13,6 +13,7 @@ newer ones as optional.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ __all__ = [
     "RewriteManifestsResult",
     "RewritePositionDeletesCall",
     "RewritePositionDeletesResult",
+    "iceberg_runtime_version",
     "is_commit_conflict",
     "partition_predicate",
     "partitions_predicate",
@@ -587,6 +589,24 @@ def _procedure_session(spark: SparkSession, catalog: str) -> Iterator[None]:
             yield
         finally:
             spark.conf.set(key, previous)
+
+
+def iceberg_runtime_version(spark: SparkSession) -> tuple[int, ...] | None:
+    """The Iceberg version the session actually runs (``IcebergBuild``), e.g. (1, 7, 1) on Glue 5.0.
+
+    None when it cannot be read (no Iceberg runtime, or not a JVM session).
+    """
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        return None
+    try:
+        text = str(jvm.org.apache.iceberg.IcebergBuild.version())
+    except Exception:
+        return None
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        return None
+    return tuple(int(part) for part in match.groups() if part is not None)
 
 
 def _snapshot_ids(spark: SparkSession, table: TableRef) -> set[int]:

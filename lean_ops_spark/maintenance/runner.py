@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from lean_ops_spark.maintenance.policy import (
     operation_gate,
     plan_maintenance,
 )
-from lean_ops_spark.maintenance.procedures import ProcedureOutcome, run_procedure
+from lean_ops_spark.maintenance.procedures import ProcedureOutcome, iceberg_runtime_version, run_procedure
 from lean_ops_spark.maintenance.properties import PropertyChange, enforce_properties
 from lean_ops_spark.maintenance.protection import (
     CheckpointConsumer,
@@ -296,6 +296,7 @@ def maintain_table(
     sink: MetricSink,
     now: datetime,
     consumer_lookup: ConsumerLookup = checkpoint_consumers,
+    iceberg_version: tuple[int, ...] | None = None,
 ) -> TableReport:
     """Maintain one existing table (see :func:`maintain`)."""
     policy = config.maintenance.for_table(table.layer, table.name)
@@ -310,11 +311,17 @@ def maintain_table(
     )
     if any(c.key == "write.target-file-size-bytes" and c.action == "set" for c in changes):
         before = measure_health(spark, table, policy.thresholds, now=now)  # "small" depends on it
-    context = PlanContext(now=now, frequency=request.frequency, only=request.ops, dry_run=request.dry_run)
+    context = PlanContext(
+        now=now,
+        frequency=request.frequency,
+        only=request.ops,
+        dry_run=request.dry_run,
+        iceberg_version=iceberg_version,
+    )
     protection = None
     if operation_gate("expire_snapshots", policy, context) is None:
         protection = _protection(spark, config, table, consumer_lookup)
-        context = PlanContext(now, request.frequency, request.ops, request.dry_run, protection)
+        context = replace(context, protection=protection)
     plan = plan_maintenance(before, policy, context)
     reports = []
     for planned in plan:
@@ -373,6 +380,7 @@ def maintain(
     started_at = request.now or datetime.now(timezone.utc)
     clock = time.monotonic()
     targets = tuple(tables) if tables is not None else resolve_tables(config, request.tables)
+    version = iceberg_runtime_version(spark)
     reports = []
     for table in targets:
         if not _exists(spark, table):
@@ -381,7 +389,14 @@ def maintain(
         try:
             reports.append(
                 maintain_table(
-                    spark, config, table, request, sink=sink, now=started_at, consumer_lookup=consumer_lookup
+                    spark,
+                    config,
+                    table,
+                    request,
+                    sink=sink,
+                    now=started_at,
+                    consumer_lookup=consumer_lookup,
+                    iceberg_version=version,
                 )
             )
         except Exception as exc:  # one table's failure must not stop the others

@@ -95,7 +95,7 @@ def test_compaction_runs_on_hot_partitions_with_enough_small_files() -> None:
     hot_b = partition(date(2026, 11, 19), files=6, small=6, updated_days_ago=1)
     hot_few = partition(date(2026, 11, 18), files=3, small=3, updated_days_ago=2)  # < min_small_files (5)
     cold = partition(date(2026, 10, 1), files=30, small=30, updated_days_ago=40)  # outside 7 days
-    decision = plan(health(hot_a, hot_b, hot_few, cold))["rewrite_data_files"]
+    decision = plan(health(hot_a, hot_b, hot_few, cold), iceberg_version=(1, 10, 0))["rewrite_data_files"]
     assert decision.run
     assert "small-file ratio 1.00 (51 of 51 data files below 192.0 MiB) > 0.30" in decision.reason
     assert "2 hot partition(s) hold >= 5 small files" in decision.reason
@@ -112,6 +112,22 @@ def test_compaction_runs_on_hot_partitions_with_enough_small_files() -> None:
     assert options["min-input-files"] == "5"
     assert options["target-file-size-bytes"] == str(256 * MB)
     assert "delete-file-threshold" not in options and "remove-dangling-deletes" not in options
+
+
+@pytest.mark.parametrize(
+    ("version", "exact"), [((1, 10, 0), True), ((1, 11), True), ((1, 7, 1), False), (None, False)]
+)
+def test_lost_commit_races_fail_the_call_only_where_iceberg_counts_them_right(
+    version: tuple[int, ...] | None, exact: bool
+) -> None:
+    # 1.7.1 counts (max-commits - successes) as failed commits: max-failed-commits 0 would
+    # turn every partial-progress compaction into a failure there.
+    decision = plan(health(partition(date(2026, 11, 20), files=12, small=12)), iceberg_version=version)
+    call = decision["rewrite_data_files"].call
+    assert isinstance(call, RewriteDataFilesCall)
+    assert ("partial-progress.max-failed-commits" in call.options) is exact
+    if exact:
+        assert call.options["partial-progress.max-failed-commits"] == "0"
 
 
 def test_compaction_does_not_run_when_the_ratio_is_within_threshold() -> None:

@@ -17,7 +17,9 @@ from moto import mock_aws
 
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.cli.main import build_parser, main
+from lean_ops_spark.config import load_project
 from lean_ops_spark.config.models import HealthThresholds
+from lean_ops_spark.errors import ConfigError
 from lean_ops_spark.maintenance.dashboard import (
     DASHBOARD_RUN_METRICS,
     dashboard_body,
@@ -34,6 +36,7 @@ from lean_ops_spark.maintenance.runner import (
     MaintenanceRequest,
     OperationReport,
     TableReport,
+    resolve_tables,
 )
 from lean_ops_spark.maintenance.telemetry import HEALTH_METRICS, OPERATION_METRICS, emit_health, emit_outcome
 from lean_ops_spark.metrics import MemorySink
@@ -45,7 +48,7 @@ NOW_MS = int(NOW.timestamp() * 1000)
 TABLE = TableRef("lake", "raw", "orders_staging", "raw", "orders")
 
 
-def sample_health(**overrides: object) -> TableHealth:
+def sample_health() -> TableHealth:
     parts = (
         PartitionHealth((("ingestion_ts_day", date(2026, 11, 20)),), 8, 8, 8000, 80),
         PartitionHealth((("ingestion_ts_day", date(2026, 11, 19)),), 5, 2, 2 * 10**9, 50),
@@ -76,8 +79,6 @@ def sample_health(**overrides: object) -> TableHealth:
             SnapshotPoint(3, 2, NOW_MS, "replace", 14),
         ),
     )
-    for key, value in overrides.items():
-        object.__setattr__(health, key, value)
     return health
 
 
@@ -143,7 +144,6 @@ class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.stack: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
@@ -327,7 +327,24 @@ def test_cli_writes_the_dashboard_without_spark(tmp_path: Path, capsys: pytest.C
 
 
 def test_request_validates_operations_and_frequency() -> None:
-    with pytest.raises(Exception, match="unknown maintenance operation"):
+    with pytest.raises(ConfigError, match="unknown maintenance operation"):
         MaintenanceRequest(ops=frozenset({"optimize"}))
-    with pytest.raises(Exception, match="frequency 'monthly'"):
+    with pytest.raises(ConfigError, match="frequency 'monthly'"):
         MaintenanceRequest(frequency="monthly")
+
+
+def test_resolve_tables_accepts_configured_and_semantic_names_only() -> None:
+    config = load_project(CONF, "local")
+    every = resolve_tables(config)
+    assert {t.sql for t in every} >= {
+        "lake.raw.orders_staging",
+        "lake.curated.orders",
+        "lake.curated.orders_quarantine",
+    }
+    assert len(every) == 3 * len(config.topics)
+    [raw, curated] = resolve_tables(config, ["raw.orders_staging", "lake.curated.orders"])
+    assert (raw.layer, raw.topic, curated.layer) == ("raw", "orders", "curated")
+    [model] = resolve_tables(config, ["semantic.daily_revenue"])
+    assert (model.layer, model.sql) == ("semantic", "lake.semantic.daily_revenue")
+    with pytest.raises(ConfigError, match=r"unknown table 'raw\.payments_staging'"):
+        resolve_tables(config, ["raw.payments_staging"])
