@@ -59,16 +59,27 @@ def _kind(text: Column) -> Column:
     )
 
 
-def _int_digits(text: Column) -> Column:
+def _exponent(text: Column) -> Column:
     from pyspark.sql import functions as F
 
-    return F.length(F.regexp_extract(text, r"^-?0*([0-9]+)", 1))
+    return F.coalesce(F.regexp_extract(text, r"[eE]([-+]?[0-9]+)$", 1).cast("int"), F.lit(0))
+
+
+def _int_digits(text: Column) -> Column:
+    """Digits before the point, exponent applied (``1.5E7`` has 8); JSON text re-serialised
+    by Spark writes large doubles with an exponent."""
+    from pyspark.sql import functions as F
+
+    digits = F.length(F.regexp_extract(text, r"^-?0*([0-9]*)", 1)) + _exponent(text)
+    return F.greatest(digits, F.lit(0))
 
 
 def _frac_digits(text: Column) -> Column:
+    """Digits after the point, exponent applied (``1.0000001E7`` has 0)."""
     from pyspark.sql import functions as F
 
-    return F.length(F.regexp_extract(text, r"\.([0-9]+)", 1))
+    fraction = F.regexp_replace(F.regexp_extract(text, r"\.([0-9]+)", 1), "0+$", "")
+    return F.greatest(F.length(fraction) - _exponent(text), F.lit(0))
 
 
 def _significant_digits(text: Column) -> Column:

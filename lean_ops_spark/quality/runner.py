@@ -25,6 +25,7 @@ __all__ = ["ge_expectation", "run_suite"]
 
 log = logging.getLogger(__name__)
 _names = itertools.count(1)
+_INDEX = "lean_ops_index"
 
 
 def ge_expectation(expectation: Expectation) -> Any:
@@ -82,7 +83,19 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+#: The GE expectation types each of our kinds becomes (a result must match its expectation).
+_GE_TYPES = {
+    "not_null": {"expect_column_values_to_not_be_null"},
+    "unique": {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"},
+    "in_set": {"expect_column_values_to_be_in_set"},
+    "between": {"expect_column_values_to_be_between"},
+    "regex": {"expect_column_values_to_match_regex"},
+    "row_count": {"expect_table_row_count_to_be_between"},
+}
+
+
 def _result(expectation: Expectation, outcome: Any, sample_size: int) -> ExpectationResult:
+    assert str(outcome.expectation_config.type) in _GE_TYPES[expectation.kind], "GE result matched wrongly"
     details = dict(outcome.result or {})
     error = None
     info = outcome.exception_info or {}
@@ -121,8 +134,10 @@ def run_suite(df: DataFrame, suite: QualitySuite, *, table: str, sample_size: in
         "all"
     )
     ge_suite = gx.ExpectationSuite(name=suite.name)
-    for expectation in suite.expectations:
-        ge_suite.add_expectation(ge_expectation(expectation))
+    for index, expectation in enumerate(suite.expectations):
+        ge = ge_expectation(expectation)
+        ge.meta = {**(ge.meta or {}), _INDEX: index}  # GE reorders results; match them back by this
+        ge_suite.add_expectation(ge)
     cached = df.persist()
     try:
         batch = batch_definition.get_batch(batch_parameters={"dataframe": cached})
@@ -131,9 +146,10 @@ def run_suite(df: DataFrame, suite: QualitySuite, *, table: str, sample_size: in
         )
     finally:
         cached.unpersist()
+    by_index = {int((o.expectation_config.meta or {})[_INDEX]): o for o in validation.results}
     results = tuple(
-        _result(expectation, outcome, sample_size)
-        for expectation, outcome in zip(suite.expectations, validation.results, strict=True)
+        _result(expectation, by_index[index], sample_size)
+        for index, expectation in enumerate(suite.expectations)
     )
     outcome = DQResult(
         table=table,
