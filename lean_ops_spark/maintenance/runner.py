@@ -326,10 +326,8 @@ def maintain_table(
     reports = []
     for planned in plan:
         _log.info("%s %s: %s (%s)", table.sql, planned.name, "run" if planned.run else "skip", planned.reason)
-        runs_for_real = planned.call is not None and (
-            not request.dry_run or planned.name == "remove_orphan_files"
-        )
-        if not planned.run or planned.call is None or not runs_for_real:
+        # A planned call runs, except in a dry run, where only orphan listing (itself dry) does.
+        if planned.call is None or (request.dry_run and planned.name != "remove_orphan_files"):
             reports.append(OperationReport(planned))
             continue
         outcome = run_procedure(spark, table, planned.call)

@@ -150,11 +150,12 @@ def test_cli_health_html_maintain_and_the_job(spark, project_config, local_home,
     text = capsys.readouterr().out
     assert "small %" in text and raw.sql in text
 
-    assert (
-        main(["maintain", *common, "--table", raw.identifier, "--dry-run", "--ops", "expire_snapshots"]) == 0
-    )
+    run_html = tmp_path / "run.html"
+    args = ["--table", raw.identifier, "--dry-run", "--ops", "expire_snapshots", "--html", str(run_html)]
+    assert main(["maintain", *common, *args]) == 0
     text = capsys.readouterr().out
     assert "expire_snapshots" in text and "dry run, nothing changed" in text
+    assert "maintenance run" in run_html.read_text() and "not requested (--ops)" in run_html.read_text()
 
     job = _load_job()
     code = job.main(

@@ -94,14 +94,8 @@ def run(ctx: CliContext) -> int:
     )
     report = maintain(ctx.spark(), config, request, sink=sink)
     if ctx.args.html:
-        healths = tuple(
-            t.health_after or t.health_before
-            for t in report.tables
-            if (t.health_after or t.health_before) is not None
-        )
-        html = render_health_html(
-            [h for h in healths if h is not None], title="Iceberg maintenance run", maintenance=report
-        )
+        healths = [h for t in report.tables if (h := t.health_after or t.health_before) is not None]
+        html = render_health_html(healths, title="Iceberg maintenance run", maintenance=report)
         Path(ctx.args.html).write_text(html, encoding="utf-8")
     if ctx.json:
         print_json({**report.as_dict(), **({"html": ctx.args.html} if ctx.args.html else {})})
