@@ -212,31 +212,44 @@ def observe_batch(batch: DataFrame, contract: TopicContract, *, max_depth: int =
 
     known = contract_paths(contract)
     # no descent into values the contract types as scalars (a string field may carry JSON text)
-    stop = [_key(p) for p, info in known.items() if info.type.kind not in ("struct", "array")]
-    level = rows.select(F.explode(F.col(FIELDS_COLUMN)).alias("name", "text")).select(
-        F.col("name").alias("key"), "text"
+    stop = F.array(
+        *[F.lit(_key(p)) for p, info in known.items() if info.type.kind not in ("struct", "array")]
     )
-    levels = []
-    for depth in range(max_depth):
-        level = level.withColumn("kind", _kind(F.col("text")))
-        levels.append(level)
-        if depth == max_depth - 1:
-            break
-        descend = level.where(~F.col("key").isin(*stop)) if stop else level
-        objects = (
-            descend.where(F.col("kind") == "object")
-            .select(F.col("key"), F.explode(F.from_json("text", _MAP)).alias("name", "text"))
-            .select(F.concat_ws(_SEP, "key", "name").alias("key"), "text")
+    empty = F.array().cast("array<struct<key:string,text:string>>")
+
+    def expand(entry: Column) -> Column:
+        kind = _kind(entry["text"])
+        descend = ~F.array_contains(stop, entry["key"])
+        members = F.transform(
+            F.map_entries(F.from_json(entry["text"], _MAP)),
+            lambda m: F.struct(
+                F.concat_ws(_SEP, entry["key"], m["key"]).alias("key"), m["value"].alias("text")
+            ),
         )
-        arrays = (
-            descend.where(F.col("kind") == "array")
-            .select(F.col("key"), F.explode(F.from_json("text", "array<string>")).alias("text"))
-            .select(F.concat_ws(_SEP, "key", F.lit(ELEMENT)).alias("key"), "text")
+        elements = F.transform(
+            F.from_json(entry["text"], "array<string>"),
+            lambda e: F.struct(F.concat_ws(_SEP, entry["key"], F.lit(ELEMENT)).alias("key"), e.alias("text")),
         )
-        level = objects.unionByName(arrays)
-    values = levels[0]
-    for more in levels[1:]:
-        values = values.unionByName(more)
+        children = F.when(descend & (kind == "object"), members).when(descend & (kind == "array"), elements)
+        return F.coalesce(children, empty)
+
+    # One scan and one explode: level d+1 is computed from level d as an array column
+    # (a union of per-level DataFrames would re-read the batch once per branch).
+    levels = rows.select(
+        F.transform(
+            F.map_entries(F.col(FIELDS_COLUMN)),
+            lambda m: F.struct(m["key"].alias("key"), m["value"].alias("text")),
+        ).alias("level_0")
+    )
+    for depth in range(1, max_depth):
+        levels = levels.withColumn(
+            f"level_{depth}", F.flatten(F.transform(F.col(f"level_{depth - 1}"), expand))
+        )
+    values = (
+        levels.select(F.explode(F.concat(*[F.col(f"level_{d}") for d in range(max_depth)])).alias("value"))
+        .select(F.col("value.key").alias("key"), F.col("value.text").alias("text"))
+        .withColumn("kind", _kind(F.col("text")))
+    )
 
     scalar_paths = {
         p: info.type for p, info in known.items() if info.type.kind not in ("struct", "array", "string")

@@ -287,3 +287,41 @@ def test_fail_stops_before_any_write_and_records_the_drift_in_cloudwatch(
     for table in (env.tables.curated, env.tables.quarantine):
         assert current_snapshot_id(spark, table) is None
     assert read_checkpoint(spark, env.tables.curated, RAW_CHECKPOINT_KEY) is None
+
+
+def test_observation_measures_kinds_digits_and_partly_parsed_values(spark) -> None:
+    from lean_ops_spark.curation.transform import classify, parse_payload
+    from lean_ops_spark.drift.observe import observe_batch, rescue_partial_values
+
+    contract = things("rescue")
+    bodies = [
+        payload(1, price=123456789.5, qty=7, items=[{"sku": "a", "n": "x"}]),  # n does not parse
+        payload(
+            2, price=1.239, qty="8", items=[{"sku": "b", "n": 2, "extra": True}]
+        ),  # a rounded price, an unknown key
+        payload(3, price=10000001.0, qty=3_000_000_000),  # Spark re-writes this double as 1.0000001E7
+    ]
+    raw = spark.createDataFrame(
+        [(f"m{i}", "things", json.dumps(b), NOW, "t", 1, 1) for i, b in enumerate(bodies)],
+        "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
+        "schema_version int, _raw_snapshot_id bigint",
+    )
+    batch = classify(parse_payload(raw, contract), contract)
+    observed = observe_batch(batch, contract)
+    assert observed.records == 3
+    price = observed.paths[("price",)]
+    # 123456789.5 needs decimal(11,2), 1.239 would round (no decimal(p,2) holds it)
+    assert (price.bad, price.bad_wider, price.max_int_digits) == (2, 1, 9)
+    qty = observed.paths[("qty",)]
+    assert (qty.kinds, qty.bad, qty.bad_wider) == ({"integer": 3}, 1, 0)  # "8" counts as a number
+    assert observed.paths[("items", "[]", "extra")].kinds == {"boolean": 1}
+    assert observed.paths[("items", "[]", "n")].bad == 1
+    assert observed.lossy_records == {"items": 2, "price": 1}
+
+    kept = {
+        r["thing_id"]: json.loads(r["_rescued_data"] or "{}")
+        for r in rescue_partial_values(batch, contract, ["items", "price"]).collect()
+    }
+    assert json.loads(kept["t-1"]["items"]) == [{"sku": "a", "n": "x"}]
+    assert kept["t-2"]["price"] == "1.239" and json.loads(kept["t-2"]["items"])[0]["extra"] is True
+    assert "price" not in kept["t-3"]  # 1.0000001E7 fits decimal(10,2) exactly
