@@ -43,7 +43,7 @@ from lean_ops_spark.drift.diff import (
 from lean_ops_spark.drift.observe import lossy_columns, observe_batch, rescue_partial_values
 from lean_ops_spark.drift.policy import DriftPlan, alter_statements, plan_drift
 from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
-from lean_ops_spark.errors import DriftError
+from lean_ops_spark.errors import CatalogError, DriftError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -284,8 +284,11 @@ def detect_drift(
 
     contract = config.topic(topic)
     tables = topic_tables(config.profile, topic)
-    spark.sql(f"REFRESH TABLE {tables.curated.sql}")
-    schema = spark.table(tables.curated.sql).schema
+    try:
+        spark.sql(f"REFRESH TABLE {tables.curated.sql}")
+        schema = spark.table(tables.curated.sql).schema
+    except Exception as exc:
+        raise CatalogError(f"cannot read {tables.curated.sql} (run `lean-ops init` first?): {exc}") from exc
     reconciliation: Reconciliation = reconcile_with_curated(contract, schema)
     raw, where = _latest_raw(spark, config, topic)
     if raw is None:

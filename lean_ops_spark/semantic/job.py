@@ -38,7 +38,7 @@ from lean_ops_spark.catalog.schemas import sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.curation.merge import partition_predicate, view_name
-from lean_ops_spark.errors import CheckpointError, ConfigError, DataQualityError
+from lean_ops_spark.errors import CatalogError, CheckpointError, ConfigError, DataQualityError
 from lean_ops_spark.quality.results import DQResult
 from lean_ops_spark.quality.suites import QualitySuite, load_suites
 from lean_ops_spark.semantic.compiler import (
@@ -517,8 +517,11 @@ def run_semantic(
         )
         _notify_missing(metrics, topic, reason)
         return result("missing_schema", curated_snapshot_id, reason=reason)
-    spark.sql(f"REFRESH TABLE {curated.sql}")
-    curated_metadata = load_table_snapshots(spark, curated)
+    try:
+        spark.sql(f"REFRESH TABLE {curated.sql}")
+        curated_metadata = load_table_snapshots(spark, curated)
+    except Exception as exc:
+        raise CatalogError(f"cannot read {curated.sql} (run `lean-ops init` first?): {exc}") from exc
     pinned_id = (
         curated_snapshot_id if curated_snapshot_id is not None else curated_metadata.current_snapshot_id
     )
