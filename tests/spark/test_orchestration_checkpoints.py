@@ -168,9 +168,15 @@ def test_resolve_curation_run_picks_the_run_snapshot_and_checks_the_schema(
     assert (result.backlog.snapshots, result.backlog.records) == (2, 7)
     assert not result.schema_exists and "no semantic model" in result.schema_reason
 
-    (conf / "semantic" / "orders.yaml").write_text("columns:\n  - {name: order_id}\n  - {source: status}\n")
+    # the shipped model (its columns all exist in curated), then one needing a column curated lacks
+    shipped = (CONF / "semantic" / "orders.yaml").read_text()
+    (conf / "semantic" / "orders.yaml").write_text(shipped)
     assert resolve_curation_run(source, profile, "orders", "run-1", config_source).schema_exists
-    (conf / "semantic" / "orders.yaml").write_text("columns:\n  - {source: loyalty_tier}\n")
+    (conf / "semantic" / "orders.yaml").write_text(
+        shipped.replace(
+            "      - order_id\n", "      - order_id\n      - {name: tier, expr: loyalty_tier}\n", 1
+        )
+    )
     missing = resolve_curation_run(source, profile, "orders", "run-1", config_source)
     assert not missing.schema_exists and "loyalty_tier" in missing.schema_reason
 
