@@ -30,6 +30,7 @@ from lean_ops_spark.curation.transform import (
     dedupe_latest,
     parse_payload,
 )
+from lean_ops_spark.drift.handler import effective_contract
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -73,8 +74,9 @@ def run_replay(
 
     started = time.time()
     run_id = check_run_id(run_id or f"rpl-{uuid.uuid4().hex[:12]}")
-    contract = config.topic(topic)
     tables = topic_tables(config.profile, topic)
+    # Columns an earlier evolve added to curated must be in the MERGE source too.
+    contract = effective_contract(spark, config.topic(topic), tables.curated)
     spark.sql(f"REFRESH TABLE {tables.quarantine.sql}")
     pending = (
         spark.table(tables.quarantine.sql)
