@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from lean_ops_spark.config._reader import MappingReader, check_identifier
-from lean_ops_spark.config.sources import ConfigSource, open_config_source
+from lean_ops_spark.config.sources import ConfigSource, open_config_source, read_named_file
 from lean_ops_spark.errors import ConfigError
 from lean_ops_spark.runtime.jars import GLUE_ICEBERG_VERSIONS
 
@@ -405,17 +405,9 @@ def load_environment(location: str | Path, name: str, *, source: ConfigSource | 
         ConfigError: the file is missing (listing the available ones) or invalid.
     """
     src = source or open_config_source(location)
-    check_identifier(name, "environment name")
-    relative = f"environments/{name}.yaml"
-    text = src.read_text(relative)
-    if text is None:
-        available = [Path(p).stem for p in src.list_yaml("environments")]
-        raise ConfigError(
-            f"environment {name!r} not found at {src.describe(relative)} "
-            f"(available: {', '.join(available) or 'none'})"
-        )
+    text, where = read_named_file(src, "environments", name, "environment")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{src.describe(relative)}: not valid YAML: {exc}") from exc
-    return parse_environment(data, src.describe(relative), name)
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    return parse_environment(data, where, name)

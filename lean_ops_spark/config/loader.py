@@ -36,7 +36,7 @@ from lean_ops_spark.config.models import (
     SparkSettings,
     TopicContract,
 )
-from lean_ops_spark.config.sources import ConfigSource, open_config_source
+from lean_ops_spark.config.sources import ConfigSource, open_config_source, read_named_file
 from lean_ops_spark.errors import ConfigError
 
 __all__ = [
@@ -485,18 +485,8 @@ def load_project(
         ConfigError: naming the file and key of the first problem found.
     """
     src = source or open_config_source(location)
-    check_identifier(profile, "profile name")
-    profile_file = f"profiles/{profile}.yaml"
-    text = src.read_text(profile_file)
-    if text is None:
-        available = [Path(p).stem for p in src.list_yaml("profiles")]
-        raise ConfigError(
-            f"profile {profile!r} not found at {src.describe(profile_file)} "
-            f"(available: {', '.join(available) or 'none'})"
-        )
-    parsed_profile = parse_profile(
-        _load_yaml(text, src.describe(profile_file)), src.describe(profile_file), profile
-    )
+    text, where = read_named_file(src, "profiles", profile, "profile")
+    parsed_profile = parse_profile(_load_yaml(text, where), where, profile)
     if iceberg_version:
         parsed_profile = replace(parsed_profile, iceberg_version=iceberg_version)
 

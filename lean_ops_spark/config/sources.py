@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from lean_ops_spark.errors import ConfigError
 
-__all__ = ["ConfigSource", "LocalConfigSource", "S3ConfigSource", "open_config_source"]
+__all__ = ["ConfigSource", "LocalConfigSource", "S3ConfigSource", "open_config_source", "read_named_file"]
 
 
 class ConfigSource(Protocol):
@@ -100,3 +100,23 @@ def open_config_source(location: str | Path, s3_client: Any = None) -> ConfigSou
     if text.startswith("s3://"):
         return S3ConfigSource(text, s3_client)
     return LocalConfigSource(Path(text).expanduser().resolve())
+
+
+def read_named_file(src: ConfigSource, folder: str, name: str, kind: str) -> tuple[str, str]:
+    """Text and location of ``<folder>/<name>.yaml``, e.g. a profile or an environment.
+
+    Raises:
+        ConfigError: ``name`` is not an identifier, or the file is missing (listing the
+            names that exist in ``folder``).
+    """
+    from lean_ops_spark.config._reader import check_identifier
+
+    check_identifier(name, f"{kind} name")
+    relative = f"{folder}/{name}.yaml"
+    text = src.read_text(relative)
+    if text is None:
+        available = [Path(p).stem for p in src.list_yaml(folder)]
+        raise ConfigError(
+            f"{kind} {name!r} not found at {src.describe(relative)} (available: {', '.join(available) or 'none'})"
+        )
+    return text, src.describe(relative)
