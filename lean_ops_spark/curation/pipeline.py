@@ -42,11 +42,10 @@ from lean_ops_spark.curation.reasons import ErrorClass, Reason
 from lean_ops_spark.curation.transform import (
     ERROR_COLUMN,
     add_audit_columns,
-    classify,
     dedupe_latest,
-    parse_payload,
 )
 from lean_ops_spark.drift.handler import handle_drift
+from lean_ops_spark.drift.observe import parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
 
@@ -405,7 +404,7 @@ def run_curation(
         )
 
     raw_batch = _read_raw(spark, tables.raw, plan)
-    classified = classify(parse_payload(raw_batch, contract), contract)
+    classified = parse_batch(raw_batch, contract)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         # Schema drift: evolves curated and re-parses (evolve), keeps values in _rescued_data

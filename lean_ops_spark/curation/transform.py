@@ -23,6 +23,7 @@ __all__ = [
     "ParsedColumn",
     "add_audit_columns",
     "classify",
+    "compact",
     "dedupe_latest",
     "parse_payload",
     "parsed_columns",
@@ -140,6 +141,14 @@ def parse_payload(df: DataFrame, contract: TopicContract) -> DataFrame:
         RESCUED_DATA_COLUMN,
         F.when(F.size(rescued) > 0, F.to_json(rescued)).otherwise(F.lit(None).cast("string")),
     )
+
+
+def compact(df: DataFrame) -> DataFrame:
+    """Drop the intermediate parse columns (the payload map, struct maps, each field's raw
+    text) once :func:`classify` has used them: the batch a run caches stays narrow (the raw
+    ``payload`` is kept, so any of them can be derived again)."""
+    drop = [c for c in df.columns if c == FIELDS_COLUMN or c.startswith((_STRUCT_PREFIX, _RAW_PREFIX))]
+    return df.drop(*drop)
 
 
 def _unknown_keys(fields: Column, known_names: list[str], prefix: str) -> Column:

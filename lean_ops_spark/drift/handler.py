@@ -31,7 +31,6 @@ from lean_ops_spark.catalog.checkpoints import (
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.curation.batch import plan_batch
-from lean_ops_spark.curation.transform import classify, parse_payload
 from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME, record_drift
 from lean_ops_spark.drift.diff import (
     DriftThresholds,
@@ -40,7 +39,7 @@ from lean_ops_spark.drift.diff import (
     diff_batch,
     reconcile_with_curated,
 )
-from lean_ops_spark.drift.observe import lossy_columns, observe_batch, rescue_partial_values
+from lean_ops_spark.drift.observe import lossy_columns, observe_batch, parse_batch, rescue_partial_values
 from lean_ops_spark.drift.policy import DriftPlan, alter_statements, plan_drift
 from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
 from lean_ops_spark.errors import CatalogError, DriftError
@@ -89,7 +88,7 @@ def effective_contract(spark: SparkSession, contract: TopicContract, curated: Ta
 def _parse(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
     from pyspark import StorageLevel
 
-    return classify(parse_payload(raw_batch, contract), contract).persist(StorageLevel.MEMORY_AND_DISK)
+    return parse_batch(raw_batch, contract).persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def _failure_message(topic: str, plan: DriftPlan) -> str:
@@ -126,7 +125,7 @@ def handle_drift(
         contract: the topic contract the batch was parsed with.
         curated: the topic's curated table (must exist).
         raw_batch: the raw rows of the batch (re-parsed when the contract changes).
-        classified: ``classify(parse_payload(raw_batch, contract), contract)``, persisted.
+        classified: ``parse_batch(raw_batch, contract)``, persisted.
             The handler owns it: when the returned ``classified`` is a new DataFrame
             (persisted), this one has been unpersisted.
         audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
@@ -300,9 +299,7 @@ def detect_drift(
         return DriftReport(
             topic, contract.drift_mode.value, tables.raw.sql, where, 0, empty, plan, tuple(statements)
         )
-    batch = classify(parse_payload(raw, reconciliation.contract), reconciliation.contract).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    batch = parse_batch(raw, reconciliation.contract).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         read = batch.count()
         observed = observe_batch(batch, reconciliation.contract)

@@ -15,19 +15,47 @@ into ``_rescued_data`` under the column's payload path, so nothing is silently d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, FieldType, TopicContract
 from lean_ops_spark.curation.reasons import Reason
-from lean_ops_spark.curation.transform import ERROR_COLUMN, FIELDS_COLUMN, ParsedColumn, parsed_columns
+from lean_ops_spark.curation.transform import (
+    ERROR_COLUMN,
+    FIELDS_COLUMN,
+    ParsedColumn,
+    classify,
+    compact,
+    parse_payload,
+    parsed_columns,
+)
 from lean_ops_spark.drift.diff import JSON_KINDS, ObservedPath, ObservedSchema
 from lean_ops_spark.drift.schema import ELEMENT, FieldPath, contract_paths
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["lossy_columns", "observe_batch", "rescue_partial_values"]
+__all__ = [
+    "LOSSY_COLUMN",
+    "SAMPLE_CLEAN_RECORDS",
+    "lossy_columns",
+    "observe_batch",
+    "parse_batch",
+    "rescue_partial_values",
+    "with_lossy_values",
+]
+
+#: map<string,string>: column -> its raw JSON text, for the columns whose parse lost something
+#: (an unknown nested key, a nested value that did not cast, a rounded or truncated number).
+LOSSY_COLUMN = "_lossy"
+#: Above this many clean records a batch's observation profiles a deterministic sample of
+#: them (by message id) and scales their counts; every other record is profiled exactly.
+SAMPLE_CLEAN_RECORDS = 10_000
+_BUCKETS = 1 << 20
+_WEIGHT = "_observe_weight"
+
+log = logging.getLogger(__name__)
 
 _SEP = "\u001f"  # joins path parts into one key column
 _MAP = "map<string,string>"
@@ -130,13 +158,34 @@ def _key(path: FieldPath) -> str:
 
 
 def observable_rows(batch: DataFrame) -> DataFrame:
-    """The records whose payload is a JSON object of this topic (any content errors included)."""
+    """The records whose payload is a JSON object of this topic (any content errors included).
+
+    A payload that is not a JSON object is classified ``malformed_json`` (or an earlier
+    reason of :data:`_NOT_OBSERVED`), so the error column alone tells them apart.
+    """
     from pyspark.sql import functions as F
 
     error = F.col(ERROR_COLUMN)
-    return batch.where(
-        F.col(FIELDS_COLUMN).isNotNull() & (error.isNull() | ~error["reason_code"].isin(*_NOT_OBSERVED))
-    )
+    return batch.where(error.isNull() | ~error["reason_code"].isin(*_NOT_OBSERVED))
+
+
+def _struct_lost(fields: Column, typed: Column, ftype: FieldType) -> Column:
+    """Did a struct lose a key or a value? ``fields`` is its JSON object as map<string,string>."""
+    from pyspark.sql import functions as F
+
+    known = F.array(*[F.lit(f.name) for f in ftype.fields])
+    conditions = [F.size(F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))) > 0]
+    for child in ftype.fields:
+        child_raw, child_typed = fields[child.name], typed.getField(child.name)
+        conditions.append(child_raw.isNotNull() & child_typed.isNull())
+        if child.type.kind in ("struct", "array"):
+            conditions.append(child_typed.isNotNull() & _lost(child_raw, child_typed, child.type))
+        elif (rounded := _scalar_lost(child_raw, child.type)) is not None:
+            conditions.append(child_typed.isNotNull() & rounded)
+    out = conditions[0]
+    for condition in conditions[1:]:
+        out = out | F.coalesce(condition, F.lit(False))
+    return F.coalesce(out, F.lit(False))
 
 
 def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
@@ -144,18 +193,7 @@ def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
     from pyspark.sql import functions as F
 
     if ftype.kind == "struct":
-        fields = F.from_json(raw, _MAP)
-        known = F.array(*[F.lit(f.name) for f in ftype.fields])
-        conditions = [F.size(F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))) > 0]
-        for child in ftype.fields:
-            child_raw, child_typed = fields[child.name], typed.getField(child.name)
-            conditions.append(child_raw.isNotNull() & child_typed.isNull())
-            if child.type.kind in ("struct", "array"):
-                conditions.append(child_typed.isNotNull() & _lost(child_raw, child_typed, child.type))
-        out = conditions[0]
-        for condition in conditions[1:]:
-            out = out | F.coalesce(condition, F.lit(False))
-        return F.coalesce(out, F.lit(False))
+        return _struct_lost(F.from_json(raw, _MAP), typed, ftype)
     if ftype.kind == "array":
         assert ftype.element is not None
         element = ftype.element
@@ -165,10 +203,38 @@ def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
             condition = r.isNotNull() & t.isNull()
             if element.kind in ("struct", "array"):
                 condition = condition | (t.isNotNull() & _lost(r, t, element))
+            elif (rounded := _scalar_lost(r, element)) is not None:
+                condition = condition | (t.isNotNull() & rounded)
             return F.coalesce(condition, F.lit(False))
 
-        return F.coalesce(F.exists(F.zip_with(typed, elements, element_lost), lambda x: x), F.lit(False))
+        lost = F.coalesce(F.exists(F.zip_with(typed, elements, element_lost), lambda x: x), F.lit(False))
+        if element.kind != "struct":
+            return lost
+        # Arrays of objects (the common case): one parse of the elements as maps instead of a
+        # parse per element; the per-element path stays for arrays that are not all objects.
+        objects = F.from_json(raw, f"array<{_MAP}>")
+
+        def object_lost(t: Column, m: Column) -> Column:
+            return F.coalesce(
+                (m.isNotNull() & t.isNull()) | (t.isNotNull() & _struct_lost(m, t, element)), F.lit(False)
+            )
+
+        fast = F.coalesce(F.exists(F.zip_with(typed, objects, object_lost), lambda x: x), F.lit(False))
+        return F.when(objects.isNotNull(), fast).otherwise(lost)
     return F.lit(False)
+
+
+def _scalar_lost(raw: Column, ftype: FieldType) -> Column | None:
+    """A number that cast but not exactly (truncated, rounded); None: the type cannot lose."""
+    from pyspark.sql import functions as F
+
+    if ftype.kind in ("int", "long"):
+        return ~F.trim(raw).rlike(_INTEGER)
+    if ftype.kind == "decimal":
+        return _frac_digits(raw) > (ftype.scale or 0)
+    if ftype.kind == "float":
+        return _significant_digits(raw) > _FLOAT_DIGITS
+    return None
 
 
 def _lossy(column: ParsedColumn) -> Column | None:
@@ -180,33 +246,117 @@ def _lossy(column: ParsedColumn) -> Column | None:
     parsed = raw.isNotNull() & typed.isNotNull()
     if ftype.kind in ("struct", "array"):
         return parsed & _lost(raw, typed, ftype)
-    if ftype.kind in ("int", "long"):
-        return parsed & ~F.trim(raw).rlike(_INTEGER)
-    if ftype.kind == "decimal":
-        return parsed & (_frac_digits(raw) > (ftype.scale or 0))
-    if ftype.kind == "float":
-        return parsed & (_significant_digits(raw) > _FLOAT_DIGITS)
-    return None
+    rounded = _scalar_lost(raw, ftype)
+    return None if rounded is None else parsed & rounded
 
 
-def observe_batch(batch: DataFrame, contract: TopicContract, *, max_depth: int = 4) -> ObservedSchema:
-    """Summarise the payload schema of a parsed and classified batch.
+def with_lossy_values(batch: DataFrame, contract: TopicContract) -> DataFrame:
+    """Add :data:`LOSSY_COLUMN` (null when every column parsed exactly).
 
-    ``batch`` is the output of ``classify(parse_payload(raw, contract), contract)``. This
-    triggers two Spark jobs (on a cached batch, cheap) and collects one row per path.
+    Needs the intermediate columns of :func:`~lean_ops_spark.curation.transform.parse_payload`
+    (each field's raw text), so it runs before :func:`~lean_ops_spark.curation.transform.compact`.
     """
     from pyspark.sql import functions as F
 
+    entries = [
+        F.struct(F.lit(c.name).alias("key"), F.when(condition, F.col(c.raw_column)).alias("value"))
+        for c in parsed_columns(contract)
+        if (condition := _lossy(c)) is not None
+    ]
+    if not entries:
+        return batch.withColumn(LOSSY_COLUMN, F.lit(None).cast(_MAP))
+    lossy = F.map_from_entries(F.filter(F.array(*entries), lambda e: e["value"].isNotNull()))
+    return batch.withColumn(LOSSY_COLUMN, F.when(F.size(lossy) > 0, lossy))
+
+
+def parse_batch(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
+    """Parse, type, classify and mark partly parsed values in one projection, then drop the
+    intermediate columns: the narrow batch a run caches (pure transform, no action)."""
+    return compact(with_lossy_values(classify(parse_payload(raw_batch, contract), contract), contract))
+
+
+def _rows_to_profile(
+    batch: DataFrame, contract: TopicContract, sample_clean: int
+) -> tuple[DataFrame, int, dict[str, int]]:
+    """The observable records to profile, with their weight; the record count; lossy counts."""
+    from pyspark.sql import functions as F
+
+    if LOSSY_COLUMN not in batch.columns:
+        batch = with_lossy_values(batch, contract)
     rows = observable_rows(batch)
     columns = parsed_columns(contract)
-    lossy = {c.name: cond for c in columns if (cond := _lossy(c)) is not None}
+    lossy_names = [c.name for c in columns if _lossy(c) is not None]
+    interesting = (
+        F.col(ERROR_COLUMN).isNotNull()
+        | F.col(RESCUED_DATA_COLUMN).isNotNull()
+        | F.col(LOSSY_COLUMN).isNotNull()
+    )
+    bucket = F.pmod(F.xxhash64(F.col("message_id")), F.lit(_BUCKETS))
+    shares = [_BUCKETS >> shift for shift in range(0, 15)]  # 1, 1/2, ... 1/16384 of the clean records
     totals = rows.agg(
         F.count(F.lit(1)).alias("records"),
-        *[F.count(F.when(cond, 1)).alias(f"lossy_{name}") for name, cond in lossy.items()],
+        F.count(F.when(~interesting, 1)).alias("clean"),
+        *[
+            F.count(F.when(~interesting & (bucket < F.lit(share)), 1)).alias(f"sampled_{i}")
+            for i, share in enumerate(shares)
+        ],
+        *[
+            F.count(F.when(F.map_contains_key(F.col(LOSSY_COLUMN), name), 1)).alias(f"lossy_{name}")
+            for name in lossy_names
+        ],
     ).first()
     assert totals is not None
     records = int(totals["records"])
-    lossy_records = {name: int(totals[f"lossy_{name}"]) for name in lossy if totals[f"lossy_{name}"]}
+    lossy_records = {name: int(totals[f"lossy_{name}"]) for name in lossy_names if totals[f"lossy_{name}"]}
+    if records == 0:
+        return rows, 0, lossy_records
+    clean = int(totals["clean"])
+    # the smallest share that still profiles at least sample_clean clean records (all if fewer)
+    chosen = 0
+    for i in range(len(shares)):
+        if int(totals[f"sampled_{i}"]) >= min(sample_clean, clean):
+            chosen = i
+    sampled = int(totals[f"sampled_{chosen}"])
+    weight = clean / sampled if sampled else 1.0
+    if chosen:
+        log.info(
+            "%s: schema observation profiles %d of %d clean records (weight %.2f) and all %d others",
+            contract.topic,
+            sampled,
+            clean,
+            weight,
+            records - clean,
+        )
+    rows = rows.where(interesting | (bucket < F.lit(shares[chosen]))).withColumn(
+        _WEIGHT, F.when(interesting, F.lit(1.0)).otherwise(F.lit(weight))
+    )
+    if FIELDS_COLUMN not in batch.columns:
+        rows = rows.withColumn(FIELDS_COLUMN, F.from_json(F.col("payload"), _MAP))
+    return rows, records, lossy_records
+
+
+def observe_batch(
+    batch: DataFrame,
+    contract: TopicContract,
+    *,
+    max_depth: int = 4,
+    sample_clean: int = SAMPLE_CLEAN_RECORDS,
+) -> ObservedSchema:
+    """Summarise the payload schema of a parsed and classified batch.
+
+    ``batch`` is :func:`parse_batch`'s output (or ``classify(parse_payload(...))``). Two
+    Spark jobs: one aggregation over the batch, then the per-path profile, which re-parses
+    the payload of every record that could show drift — quarantined, with rescued data, or
+    partly parsed — and of the *clean* records (valid, nothing rescued, everything parsed
+    exactly) only up to ``sample_clean`` of them. A clean record holds only contract paths
+    with values that fit, so it can change no drift decision except through the share
+    denominators: above ``sample_clean``, a deterministic sample of them (by message id, the
+    same on a re-run) is profiled and its counts are scaled to the exact clean total.
+    ``records`` and every count from the other records stay exact.
+    """
+    from pyspark.sql import functions as F
+
+    rows, records, lossy_records = _rows_to_profile(batch, contract, sample_clean)
     if records == 0:
         return ObservedSchema(0, {}, lossy_records)
 
@@ -236,18 +386,22 @@ def observe_batch(batch: DataFrame, contract: TopicContract, *, max_depth: int =
     # One scan and one explode: level d+1 is computed from level d as an array column
     # (a union of per-level DataFrames would re-read the batch once per branch).
     levels = rows.select(
+        F.col(_WEIGHT),
         F.transform(
             F.map_entries(F.col(FIELDS_COLUMN)),
             lambda m: F.struct(m["key"].alias("key"), m["value"].alias("text")),
-        ).alias("level_0")
+        ).alias("level_0"),
     )
     for depth in range(1, max_depth):
         levels = levels.withColumn(
             f"level_{depth}", F.flatten(F.transform(F.col(f"level_{depth - 1}"), expand))
         )
     values = (
-        levels.select(F.explode(F.concat(*[F.col(f"level_{d}") for d in range(max_depth)])).alias("value"))
-        .select(F.col("value.key").alias("key"), F.col("value.text").alias("text"))
+        levels.select(
+            F.col(_WEIGHT),
+            F.explode(F.concat(*[F.col(f"level_{d}") for d in range(max_depth)])).alias("value"),
+        )
+        .select(F.col(_WEIGHT), F.col("value.key").alias("key"), F.col("value.text").alias("text"))
         .withColumn("kind", _kind(F.col("text")))
     )
 
@@ -263,14 +417,19 @@ def observe_batch(batch: DataFrame, contract: TopicContract, *, max_depth: int =
         bad_wider = F.when(here, ~_fits(text, ftype, widest=True)).otherwise(bad_wider)
     present = text.isNotNull()
     numeric = F.col("kind").isin("integer", "number")
+    w = F.col(_WEIGHT)
+
+    def weighted(condition: Column, name: str) -> Column:
+        return F.round(F.coalesce(F.sum(F.when(condition, w)), F.lit(0.0))).cast("bigint").alias(name)
+
     aggregated = (
         values.groupBy("key")
         .agg(
-            F.count(text).alias("present"),
-            F.count(F.when(text.isNull(), 1)).alias("nulls"),
-            *[F.count(F.when(F.col("kind") == k, 1)).alias(f"kind_{k}") for k in JSON_KINDS],
-            F.count(F.when(present & F.coalesce(bad, F.lit(True)), 1)).alias("bad"),
-            F.count(F.when(present & F.coalesce(bad_wider, F.lit(True)), 1)).alias("bad_wider"),
+            weighted(present, "present"),
+            weighted(text.isNull(), "nulls"),
+            *[weighted(F.col("kind") == k, f"kind_{k}") for k in JSON_KINDS],
+            weighted(present & F.coalesce(bad, F.lit(True)), "bad"),
+            weighted(present & F.coalesce(bad_wider, F.lit(True)), "bad_wider"),
             F.max(F.when(numeric, _int_digits(text))).alias("max_int_digits"),
         )
         .collect()
@@ -304,19 +463,17 @@ def rescue_partial_values(batch: DataFrame, contract: TopicContract, columns: Co
     """
     from pyspark.sql import functions as F
 
+    if LOSSY_COLUMN not in batch.columns:
+        batch = with_lossy_values(batch, contract)
     by_name: Mapping[str, ParsedColumn] = {c.name: c for c in parsed_columns(contract)}
-    entries = []
-    for name in columns:
-        column = by_name[name]
-        condition = _lossy(column)
-        if condition is None:
-            continue
-        entries.append(
-            F.struct(
-                F.lit(column.dotted_path).alias("key"),
-                F.when(condition, F.col(column.raw_column)).alias("value"),
-            )
+    entries = [
+        F.struct(
+            F.lit(by_name[name].dotted_path).alias("key"),
+            F.col(LOSSY_COLUMN)[name].alias("value"),
         )
+        for name in columns
+        if name in by_name and _lossy(by_name[name]) is not None
+    ]
     if not entries:
         return batch
     existing = F.coalesce(F.from_json(F.col(RESCUED_DATA_COLUMN), _MAP), F.create_map().cast(_MAP))

@@ -17,6 +17,7 @@ from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config import Databases, parse_topic
 from lean_ops_spark.curation.pipeline import CurationOptions, run_curation
 from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
+from lean_ops_spark.drift.diff import diff_batch
 from lean_ops_spark.drift.handler import detect_drift
 from lean_ops_spark.errors import DriftError
 from lean_ops_spark.metrics import CloudWatchSink, MemorySink
@@ -325,3 +326,46 @@ def test_observation_measures_kinds_digits_and_partly_parsed_values(spark) -> No
     assert json.loads(kept["t-1"]["items"]) == [{"sku": "a", "n": "x"}]
     assert kept["t-2"]["price"] == "1.239" and json.loads(kept["t-2"]["items"])[0]["extra"] is True
     assert "price" not in kept["t-3"]  # 1.0000001E7 fits decimal(10,2) exactly
+
+
+def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spark) -> None:
+    """Above ``sample_clean`` clean records only a deterministic sample of them is profiled
+    and scaled; records that can show drift (rescued, quarantined, partly parsed) always are."""
+    from lean_ops_spark.drift.observe import LOSSY_COLUMN, observe_batch, parse_batch
+
+    contract = things("rescue")
+    bodies = [payload(i) for i in range(2000)]
+    bodies += [payload(5000 + i, promo="p") for i in range(7)]  # unknown field: rescued
+    bodies += [payload(6000 + i, items=[{"sku": "a", "n": 1, "x": 1}]) for i in range(3)]  # partly parsed
+    bodies += [payload(7000 + i, price=1.239) for i in range(2)]  # rounded: partly parsed
+    raw = spark.createDataFrame(
+        [(f"m{i}", "things", json.dumps(b), NOW, "t", 1, 1) for i, b in enumerate(bodies)],
+        "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
+        "schema_version int, _raw_snapshot_id bigint",
+    )
+    batch = parse_batch(raw, contract).cache()
+    assert "_fields" not in batch.columns and not any(c.startswith("_raw__") for c in batch.columns)
+    assert batch.where(batch[LOSSY_COLUMN].isNotNull()).count() == 5
+
+    exact = observe_batch(batch, contract)  # 2000 clean records: below the default, all profiled
+    sampled = observe_batch(batch, contract, sample_clean=200)
+    again = observe_batch(batch, contract, sample_clean=200)
+    batch.unpersist()
+
+    assert exact.records == sampled.records == len(bodies)
+    assert sampled == again  # deterministic: a re-run decides the same
+    assert exact.lossy_records == sampled.lossy_records == {"items": 3, "price": 2}
+    # paths only the interesting records carry: exact in both
+    assert exact.paths[("promo",)] == sampled.paths[("promo",)]
+    assert sampled.paths[("promo",)].present == 7
+    assert sampled.paths[("items", "[]", "x")].present == 3
+    assert sampled.paths[("price",)].bad == exact.paths[("price",)].bad == 2
+    # paths every record carries: scaled estimates close to the exact count
+    assert exact.paths[("qty",)].present == len(bodies)
+    assert abs(sampled.paths[("qty",)].present - len(bodies)) <= 0.1 * len(bodies)
+    # and the decisions agree
+    def decisions(observed):
+        return [(d.path, d.kind, d.new_type, d.records) for d in diff_batch(observed, contract)]
+
+    assert decisions(sampled) == decisions(exact)
+    assert {d[0] for d in decisions(exact)} >= {("promo",), ("items", "[]", "x")}
