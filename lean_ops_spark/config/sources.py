@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from lean_ops_spark.errors import ConfigError
 
@@ -102,12 +102,28 @@ def open_config_source(location: str | Path, s3_client: Any = None) -> ConfigSou
     return LocalConfigSource(Path(text).expanduser().resolve())
 
 
-def read_named_file(src: ConfigSource, folder: str, name: str, kind: str) -> tuple[str, str]:
+@overload
+def read_named_file(
+    src: ConfigSource, folder: str, name: str, kind: str, *, required: Literal[True] = ...
+) -> tuple[str, str]: ...
+
+
+@overload
+def read_named_file(
+    src: ConfigSource, folder: str, name: str, kind: str, *, required: bool
+) -> tuple[str, str] | None: ...
+
+
+def read_named_file(
+    src: ConfigSource, folder: str, name: str, kind: str, *, required: bool = True
+) -> tuple[str, str] | None:
     """Text and location of ``<folder>/<name>.yaml``, e.g. a profile or an environment.
 
+    Returns None when the file is missing and not ``required``.
+
     Raises:
-        ConfigError: ``name`` is not an identifier, or the file is missing (listing the
-            names that exist in ``folder``).
+        ConfigError: ``name`` is not an identifier, or a required file is missing (listing
+            the names that exist in ``folder``).
     """
     from lean_ops_spark.config._reader import check_identifier
 
@@ -115,6 +131,8 @@ def read_named_file(src: ConfigSource, folder: str, name: str, kind: str) -> tup
     relative = f"{folder}/{name}.yaml"
     text = src.read_text(relative)
     if text is None:
+        if not required:
+            return None
         available = [Path(p).stem for p in src.list_yaml(folder)]
         raise ConfigError(
             f"{kind} {name!r} not found at {src.describe(relative)} (available: {', '.join(available) or 'none'})"

@@ -21,7 +21,7 @@ import yaml
 
 from lean_ops_spark.config._reader import MappingReader, check_identifier
 from lean_ops_spark.config.environment import ARN, Environment
-from lean_ops_spark.config.sources import ConfigSource, open_config_source
+from lean_ops_spark.config.sources import ConfigSource, open_config_source, read_named_file
 from lean_ops_spark.errors import ConfigError
 
 __all__ = [
@@ -457,19 +457,12 @@ def load_governance(
         ConfigError: the file is missing (when ``required``; listing the available ones) or invalid.
     """
     src = source or open_config_source(location)
-    check_identifier(name, "environment name")
-    relative = f"governance/{name}.yaml"
-    text = src.read_text(relative)
-    if text is None:
-        if not required:
-            return None
-        available = [Path(p).stem for p in src.list_yaml("governance")]
-        raise ConfigError(
-            f"governance config for {name!r} not found at {src.describe(relative)} "
-            f"(available: {', '.join(available) or 'none'})"
-        )
+    found = read_named_file(src, "governance", name, "governance config", required=required)
+    if found is None:
+        return None
+    text, where = found
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{src.describe(relative)}: not valid YAML: {exc}") from exc
-    return parse_governance(data, src.describe(relative), name)
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    return parse_governance(data, where, name)

@@ -15,7 +15,7 @@ from typing import Any
 
 from lean_ops_spark.config._reader import check_identifier
 from lean_ops_spark.config.models import Profile
-from lean_ops_spark.config.sources import ConfigSource, open_config_source
+from lean_ops_spark.config.sources import ConfigSource, open_config_source, read_named_file
 from lean_ops_spark.errors import CheckpointError, ConfigError
 from lean_ops_spark.orchestration.checkpoints import (
     SemanticTableNaming,
@@ -44,15 +44,12 @@ def load_profile(source: ConfigSource, name: str) -> Profile:
 
     from lean_ops_spark.config.loader import parse_profile
 
-    relative = f"profiles/{check_identifier(name, 'profile name')}.yaml"
-    text = source.read_text(relative)
-    if text is None:
-        raise ConfigError(f"profile {name!r} not found at {source.describe(relative)}")
+    text, where = read_named_file(source, "profiles", name, "profile")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source.describe(relative)}: not valid YAML: {exc}") from exc
-    return parse_profile(data, source.describe(relative), name)
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    return parse_profile(data, where, name)
 
 
 def configured_topics(source: ConfigSource) -> list[str]:

@@ -330,7 +330,7 @@ def test_a_connection_needs_a_named_credential() -> None:
 
 def test_a_missing_governance_file_lists_the_available_ones(tmp_path: Path) -> None:
     conf = write_project(tmp_path)
-    with pytest.raises(ConfigError, match=r"governance config for 'prod' not found .* \(available: test\)"):
+    with pytest.raises(ConfigError, match=r"governance config 'prod' not found .* \(available: test\)"):
         load_governance(conf, "prod")
     assert load_governance(conf, "prod", required=False) is None
 
