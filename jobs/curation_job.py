@@ -7,7 +7,12 @@ Prints one JSON line (the run's ledger and snapshot ids) and exits non-zero on f
 
 import sys
 
-from lean_ops_spark.curation.job import OPTIONAL_ARGUMENTS, REQUIRED_ARGUMENTS, run_curation_job
+from lean_ops_spark.curation.job import (
+    OPTIONAL_ARGUMENTS,
+    REQUIRED_ARGUMENTS,
+    check_curation_arguments,
+    run_curation_job,
+)
 from lean_ops_spark.runtime.jobs import run_job
 
 try:  # on Glue only
@@ -24,5 +29,6 @@ if __name__ == "__main__":
             required=REQUIRED_ARGUMENTS,
             optional=OPTIONAL_ARGUMENTS,
             glue_resolver=glue_resolver,
+            check=check_curation_arguments,
         )
     )

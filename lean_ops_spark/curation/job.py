@@ -13,7 +13,7 @@ from lean_ops_spark.metrics import build_sink
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["OPTIONAL_ARGUMENTS", "REQUIRED_ARGUMENTS", "run_curation_job"]
+__all__ = ["OPTIONAL_ARGUMENTS", "REQUIRED_ARGUMENTS", "check_curation_arguments", "run_curation_job"]
 
 REQUIRED_ARGUMENTS = ("topic",)
 OPTIONAL_ARGUMENTS = ("run_id", "max_snapshots", "max_records")
@@ -30,6 +30,15 @@ def _positive(arguments: Mapping[str, str], name: str) -> int | None:
     if number < 1:
         raise ConfigError(f"--{name} must be at least 1, got {number}")
     return number
+
+
+def check_curation_arguments(config: ProjectConfig, arguments: Mapping[str, str]) -> None:
+    """An unknown topic or a bad cap fails before a session starts (``ConfigError``)."""
+    if "topic" not in arguments:
+        raise ConfigError("the curation job needs --topic")
+    config.topic(arguments["topic"])
+    _positive(arguments, "max_snapshots")
+    _positive(arguments, "max_records")
 
 
 def run_curation_job(

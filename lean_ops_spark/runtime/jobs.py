@@ -20,10 +20,11 @@ from typing import Any
 
 from lean_ops_spark.errors import LeanOpsError
 
-__all__ = ["GlueResolver", "JobRunner", "resolve_job_args", "run_job"]
+__all__ = ["ArgumentCheck", "GlueResolver", "JobRunner", "resolve_job_args", "run_job"]
 
 GlueResolver = Callable[[list[str], list[str]], Mapping[str, Any]]
 JobRunner = Callable[[Any, Any, Mapping[str, str]], Mapping[str, Any]]
+ArgumentCheck = Callable[[Any, Mapping[str, str]], None]
 
 #: Always required: where the config is and which profile to run.
 COMMON = ("lean_ops_conf", "lean_ops_profile")
@@ -71,11 +72,18 @@ def run_job(
     required: Sequence[str],
     optional: Sequence[str] = (),
     glue_resolver: GlueResolver | None = None,
+    check: ArgumentCheck | None = None,
 ) -> int:
-    """Parse, load config, build or adopt the session, run, print one JSON line, exit code.
+    """Parse, load config, check, build or adopt the session, run, print one JSON line, exit code.
+
+    ``check(config, arguments)`` raises a ``ConfigError`` for arguments the config refutes
+    (an unknown topic or operation) before any JVM starts, which on Glue is billed time.
 
     Exit 0 on success; a ``LeanOpsError`` prints ``{"ok": false, ...}`` and returns its
-    exit code, so Glue marks the run failed and Step Functions' Catch records the cause.
+    exit code, so Glue marks the run failed and Step Functions' Catch records the cause. A
+    result whose ``ok`` is False (maintenance: an operation failed) is printed whole with
+    ``"ok": false`` and exits 1. ``LEAN_OPS_ICEBERG_VERSION`` overrides the profile's
+    Iceberg version (the local runtime jar in use).
     """
     from lean_ops_spark.config import load_project
     from lean_ops_spark.session import LocalHome, build_session
@@ -84,7 +92,13 @@ def run_job(
     arguments = resolve_job_args(argv, required, optional, glue_resolver, description=f"lean-ops {job} job")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
-        config = load_project(arguments["lean_ops_conf"], arguments["lean_ops_profile"])
+        config = load_project(
+            arguments["lean_ops_conf"],
+            arguments["lean_ops_profile"],
+            iceberg_version=os.environ.get("LEAN_OPS_ICEBERG_VERSION") or None,
+        )
+        if check is not None:
+            check(config, arguments)
         home = LocalHome.at(arguments.get("home", ".lean-ops")) if config.profile.kind == "local" else None
         spark = build_session(config.profile, home=home, app_name=f"lean-ops {job}")
         result = runner(spark, config, arguments)
@@ -93,5 +107,6 @@ def run_job(
             json.dumps({"ok": False, "job": job, "error": {"type": type(exc).__name__, "message": str(exc)}})
         )
         return exc.exit_code
-    print(json.dumps({"ok": True, "job": job, "result": result}, default=str))
-    return 0
+    ok = result.get("ok") is not False
+    print(json.dumps({"ok": ok, "job": job, "result": result}, default=str))
+    return 0 if ok else 1

@@ -3,22 +3,20 @@ health before/after, property drift, metrics; and the CLI and job entry points."
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.cli.main import main
 from lean_ops_spark.config import parse_maintenance
+from lean_ops_spark.maintenance.job import run_maintenance_job
 from lean_ops_spark.maintenance.procedures import RewriteDataFilesResult, RewriteManifestsResult
 from lean_ops_spark.maintenance.runner import MaintenanceRequest, maintain
 from lean_ops_spark.metrics import MemorySink
-from tests.conftest import CONF, REPO
+from tests.conftest import CONF
 from tests.spark.conftest_maintenance import new_namespace, table
 
 POLICY = parse_maintenance(
@@ -117,17 +115,6 @@ def test_dry_run_plans_and_changes_nothing(spark, project_config) -> None:
     assert spark.sql(f"SELECT count(*) FROM {ref.metadata_table('files')}").first()[0] == 5
 
 
-def _load_job():
-    spec = importlib.util.spec_from_file_location(
-        "maintenance_job_spark", REPO / "jobs" / "maintenance_job.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.usefixtures("spark")
 def test_cli_health_html_maintain_and_the_job(spark, project_config, local_home, tmp_path, capsys) -> None:
     common = ["--conf", str(CONF), "--home", str(local_home.root)]
@@ -157,13 +144,11 @@ def test_cli_health_html_maintain_and_the_job(spark, project_config, local_home,
     assert "expire_snapshots" in text and "dry run, nothing changed" in text
     assert "maintenance run" in run_html.read_text() and "not requested (--ops)" in run_html.read_text()
 
-    job = _load_job()
-    code = job.main(
-        ["--conf", str(CONF), "--home", str(local_home.root), "--tables", raw.identifier, "--dry-run"],
-        spark=spark,
+    report = run_maintenance_job(
+        spark,
+        project_config,
+        {"lean_ops_tables": raw.identifier, "lean_ops_dry_run": "true"},
     )
-    assert code == 0
-    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["ok"] and report["dry_run"]
     assert report["frequency"] == ("weekly" if datetime.now(timezone.utc).weekday() == 6 else "daily")
     [table_report] = report["tables"]
@@ -175,4 +160,3 @@ def test_cli_health_html_maintain_and_the_job(spark, project_config, local_home,
         "expire_snapshots",
         "remove_orphan_files",
     }
-    assert Path(CONF).is_dir()

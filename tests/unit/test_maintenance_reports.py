@@ -3,13 +3,13 @@ metric emission, the job's arguments and the CLI's contract."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
 from datetime import date, datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 
 import boto3
 import pytest
@@ -27,6 +27,7 @@ from lean_ops_spark.maintenance.dashboard import (
     deploy_dashboard,
 )
 from lean_ops_spark.maintenance.health import PartitionField, PartitionHealth, SnapshotPoint, TableHealth
+from lean_ops_spark.maintenance.job import OPTIONAL_ARGUMENTS, maintenance_request, resolve_frequency
 from lean_ops_spark.maintenance.policy import PlannedOperation
 from lean_ops_spark.maintenance.procedures import ProcedureOutcome, RewriteDataFilesResult
 from lean_ops_spark.maintenance.properties import property_drift
@@ -40,6 +41,7 @@ from lean_ops_spark.maintenance.runner import (
 )
 from lean_ops_spark.maintenance.telemetry import HEALTH_METRICS, OPERATION_METRICS, emit_health, emit_outcome
 from lean_ops_spark.metrics import MemorySink
+from lean_ops_spark.runtime.jobs import resolve_job_args
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = str(REPO / "conf")
@@ -235,54 +237,77 @@ def test_health_and_outcome_metrics_carry_table_and_operation_only() -> None:
 # --------------------------------------------------------------------------- job and CLI
 
 
-def _job() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("maintenance_job", REPO / "jobs" / "maintenance_job.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+def _job_arguments(*argv: str) -> dict[str, str]:
+    return resolve_job_args(["maintenance_job.py", *argv], required=(), optional=OPTIONAL_ARGUMENTS)
 
 
-def test_job_arguments_use_the_glue_names_or_short_aliases() -> None:
-    job = _job()
-    args = job.parse_cli_args(
-        [
-            "--lean_ops_conf",
-            "s3://b/conf",
-            "--lean_ops_profile",
-            "glue",
-            "--lean_ops_tables",
-            "raw.a_staging, curated.a",
-        ]
-    )
-    assert (args.conf, args.profile, args.tables, args.ops, args.dry_run, args.frequency) == (
+def test_job_arguments_become_the_maintenance_request() -> None:
+    args = _job_arguments(
+        "--lean_ops_conf",
         "s3://b/conf",
+        "--lean_ops_profile",
         "glue",
+        "--lean_ops_tables",
+        "raw.a_staging, curated.a",
+    )
+    assert (args["lean_ops_conf"], args["lean_ops_profile"]) == ("s3://b/conf", "glue")
+    request = maintenance_request(args, datetime(2026, 11, 23, 3, tzinfo=timezone.utc))
+    assert (request.tables, request.ops, request.dry_run, request.frequency) == (
         ("raw.a_staging", "curated.a"),
         None,
         False,
-        "auto",
+        "daily",
     )
-    short = job.parse_cli_args(
-        ["--conf", "c", "--ops", "expire_snapshots,rewrite_manifests", "--dry-run", "--home", "h"]
+    chosen = maintenance_request(
+        _job_arguments(
+            "--lean_ops_ops",
+            "expire_snapshots,rewrite_manifests",
+            "--lean_ops_dry_run",
+            "true",
+            "--lean_ops_frequency",
+            "any",
+        ),
+        NOW,
     )
-    assert short.ops == frozenset({"expire_snapshots", "rewrite_manifests"})
-    assert (short.dry_run, short.home, short.tables) == (True, "h", ())
-    assert job.parse_cli_args(["--tables", "all", "--lean_ops_dry_run", "false"]).dry_run is False
+    assert chosen.ops == frozenset({"expire_snapshots", "rewrite_manifests"})
+    assert (chosen.dry_run, chosen.frequency, chosen.tables) == (True, None, ())
+    assert maintenance_request(
+        _job_arguments("--lean_ops_tables", "all", "--lean_ops_dry_run", "false"), NOW
+    ) == (maintenance_request({}, NOW))
 
 
 def test_job_frequency_auto_is_weekly_on_sundays() -> None:
-    job = _job()
-    assert job.resolve_frequency("auto", datetime(2026, 11, 22, 3, tzinfo=timezone.utc)) == "weekly"  # Sunday
-    assert job.resolve_frequency("auto", datetime(2026, 11, 23, 3, tzinfo=timezone.utc)) == "daily"
-    assert job.resolve_frequency("any", NOW) is None
-    assert job.resolve_frequency("hourly", NOW) == "hourly"
+    assert resolve_frequency("auto", datetime(2026, 11, 22, 3, tzinfo=timezone.utc)) == "weekly"  # Sunday
+    assert resolve_frequency("auto", datetime(2026, 11, 23, 3, tzinfo=timezone.utc)) == "daily"
+    assert resolve_frequency("any", NOW) is None
+    assert resolve_frequency("hourly", NOW) == "hourly"
 
 
-def test_job_refuses_an_unknown_operation_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _job().main(["--conf", CONF, "--ops", "vacuum"]) == 2
-    assert "unknown maintenance operation(s) vacuum" in capsys.readouterr().err
+def test_job_refuses_an_unknown_operation_before_spark_with_exit_code_2(tmp_path: Path) -> None:
+    # the check runs before any session is built, so plain python runs the entry script
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "jobs" / "maintenance_job.py"),
+            "--lean_ops_conf",
+            str(CONF),
+            "--lean_ops_ops",
+            "vacuum",
+            "--home",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    document = json.loads(done.stdout.strip().splitlines()[-1])
+    assert document["ok"] is False and document["job"] == "maintenance"
+    assert "unknown maintenance operation(s) vacuum" in document["error"]["message"]
+    assert not (tmp_path / "catalog.db").exists()  # no session, no catalog
 
 
 def test_cli_has_health_and_maintain_with_their_options() -> None:
