@@ -18,7 +18,13 @@ from lean_ops_spark.catalog.naming import TableRef
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SnapshotRecord", "TableSnapshots", "load_table_snapshots", "parse_table_metadata"]
+__all__ = [
+    "SnapshotRecord",
+    "TableSnapshots",
+    "load_metadata_document",
+    "load_table_snapshots",
+    "parse_table_metadata",
+]
 
 
 @dataclass(frozen=True)
@@ -91,14 +97,24 @@ def parse_table_metadata(
     )
 
 
-def load_table_snapshots(spark: SparkSession, table: TableRef) -> TableSnapshots:
-    """``table``'s current metadata through the session's Iceberg catalog, refreshed.
+def load_metadata_document(spark: SparkSession, table: TableRef) -> dict[str, Any]:
+    """``table``'s current ``metadata.json`` document through the session's catalog, refreshed.
 
     One py4j call serialises the loaded ``TableMetadata`` with Iceberg's own
-    ``TableMetadataParser``; parsing it here avoids a Spark job per metadata-table query.
+    ``TableMetadataParser`` (the same JSON the catalog pointer's file holds).
     """
     jvm: Any = spark.sparkContext._jvm
     jtable = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table.sql)
     jtable.refresh()
-    document = jvm.org.apache.iceberg.TableMetadataParser.toJson(jtable.operations().current())
-    return parse_table_metadata(table.identifier, json.loads(document))
+    document: dict[str, Any] = json.loads(
+        jvm.org.apache.iceberg.TableMetadataParser.toJson(jtable.operations().current())
+    )
+    return document
+
+
+def load_table_snapshots(spark: SparkSession, table: TableRef) -> TableSnapshots:
+    """``table``'s current metadata through the session's Iceberg catalog, refreshed.
+
+    Parsing the serialised metadata here avoids a Spark job per metadata-table query.
+    """
+    return parse_table_metadata(table.identifier, load_metadata_document(spark, table))

@@ -212,7 +212,8 @@ def glue_default_arguments(
     """A Glue job's DefaultArguments: Iceberg on, the catalog ``--conf``, our wheel, our config.
 
     ``--conf`` is Glue's Spark-conf argument, so the config root goes in
-    ``--lean_ops_conf`` (and the profile in ``--lean_ops_profile``).
+    ``--lean_ops_conf`` (the profile in ``--lean_ops_profile``, the environment in
+    ``--lean_ops_env``: the semantic job's Snowflake refresh reads its governance file).
     """
     catalog = {k: v for k, v in catalog_conf(profile).items() if not k.endswith(".client.region")}
     catalog.update(s3fileio_encryption_conf(env, profile))
@@ -224,6 +225,7 @@ def glue_default_arguments(
         "--job-language": "python",
         "--lean_ops_conf": env.conf_uri,
         "--lean_ops_profile": env.profile,
+        "--lean_ops_env": env.name,
         **job.arguments,
     }
 

@@ -33,6 +33,7 @@ __all__ = [
     "RefreshStateStore",
     "SchemaChanges",
     "SchemaSource",
+    "SparkSchemaSource",
     "detect_schema_changes",
     "iceberg_schema_fingerprint",
     "open_schema_source",
@@ -102,6 +103,28 @@ class MetadataSchemaSource:
                     f"{table.identifier}: cannot read table metadata {location}: {exc}"
                 ) from exc
             out[table.identifier] = iceberg_schema_fingerprint(document)
+        return out
+
+
+@dataclass(frozen=True)
+class SparkSchemaSource:
+    """Inside a Spark job: the session's own catalog serialises each table's current metadata.
+
+    The same document the catalog pointer's ``metadata.json`` holds, so the fingerprints
+    equal :class:`MetadataSchemaSource`'s; no catalog client or file access of its own.
+    """
+
+    spark: Any
+
+    def observe(self, tables: Sequence[TableRef]) -> dict[str, str | None]:
+        from lean_ops_spark.catalog.metadata import load_metadata_document
+
+        out: dict[str, str | None] = {}
+        for table in tables:
+            if not self.spark.catalog.tableExists(table.sql):
+                out[table.identifier] = None
+                continue
+            out[table.identifier] = iceberg_schema_fingerprint(load_metadata_document(self.spark, table))
         return out
 
 

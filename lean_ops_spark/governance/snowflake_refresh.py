@@ -426,15 +426,19 @@ def refresh_after_commit(
     clients: Mapping[str, Any] | None = None,
     connect: Callable[..., DbApiConnection] | None = None,
     now: datetime | None = None,
+    source: SchemaSource | None = None,
+    locations: tuple[str, str] | None = None,
 ) -> SnowflakeRefreshResult | None:
     """What the semantic job calls after it commits ``tables``: refresh the ones whose schema changed.
 
-    Fingerprints come from the Glue catalog + ``metadata.json`` on S3; the state file and
-    the SQL folder default to the environment's artifacts prefix. Returns None (and does
-    nothing) when the governance file has no ``snowflake:`` section.
+    Fingerprints come from ``source`` (default: the Glue catalog + ``metadata.json`` on S3);
+    the state file and the SQL folder default to the environment's artifacts prefix. Returns
+    None (and does nothing) when the governance file has no ``snowflake:`` section.
 
     Args:
         clients: boto3 clients by service name (``glue``, ``s3``, ``secretsmanager``).
+        source: where the current schemas are read (the job passes its Spark session's).
+        locations: (SQL folder, state file) instead of the configured ones (local runs).
 
     Raises:
         SnowflakeError: a refresh statement failed or the connection could not be opened.
@@ -443,9 +447,10 @@ def refresh_after_commit(
         return None
     target = SnowflakeTarget.of(governance, environment, profile)
     given = dict(clients or {})
-    source = open_schema_source(profile, clients=given)
+    if source is None:
+        source = open_schema_source(profile, clients=given)
     observed = observe_semantic_schemas(tables, target, profile, source)
-    sql_dir, state_location = snowflake_locations(environment, governance)
+    sql_dir, state_location = locations or snowflake_locations(environment, governance)
     connection = (
         connect_snowflake(
             target, environ=environ, secrets_client=given.get("secretsmanager"), connect=connect

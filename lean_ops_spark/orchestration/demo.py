@@ -99,6 +99,7 @@ def run_demo(
         sorted(cfg.topics),
         spark=lambda: session,
         environment=environment,
+        job_defaults={"home": str(home.root)},
         on_event=on_event,
     )
 

@@ -171,6 +171,7 @@ def run_pipeline(
     spark: Callable[[], Any],
     environment: Environment | None = None,
     runners: Mapping[str, str | JobRunner] | None = None,
+    job_defaults: Mapping[str, str] | None = None,
     on_event: Callable[[str, ExecutionEvent], None] = lambda _topic, _event: None,
 ) -> PipelineResult:
     """Run the state machine once per topic with local bindings (sequentially).
@@ -182,6 +183,10 @@ def run_pipeline(
         spark: returns the SparkSession; called only when a job runs.
         environment: thresholds and names to render with (default :func:`local_environment`).
         runners: overrides of :data:`JOB_RUNNERS` (tests, or a runner not yet registered).
+        job_defaults: arguments every job gets under the state machine's own, like a Glue
+            job's DefaultArguments (``home``); ``lean_ops_env`` is the environment's name
+            (what ``lean-ops deploy`` sets), so an environment with a Snowflake section
+            gets its refresh locally too.
         on_event: progress per state, with the topic.
     """
     env = environment or local_environment(config)
@@ -193,6 +198,7 @@ def run_pipeline(
         topics=tuple(sorted(config.topics)),
     )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    defaults = {"lean_ops_env": env.name, **(job_defaults or {})}
     runs: list[TopicRun] = []
     for topic in topics:
         config.topic(topic)  # unknown topic: ConfigError before anything runs
@@ -201,7 +207,10 @@ def run_pipeline(
         def job(role: str, run: TopicRun = run) -> TaskBinding:
             def call(arguments: Mapping[str, str]) -> None:
                 runner = resolve_job_runner(role, runners)
-                plain = {k.removeprefix("--"): v for k, v in arguments.items()}
+                plain = {
+                    **defaults,
+                    **{k.removeprefix("--"): v for k, v in arguments.items()},
+                }
                 summary = runner(spark(), config, plain)
                 run.jobs.append({"job": role, "arguments": plain, "summary": dict(summary)})
 

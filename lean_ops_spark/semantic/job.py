@@ -17,6 +17,7 @@ warning naming what is missing, status ``missing_schema``, nothing written.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -567,10 +568,92 @@ def _snapshot_argument(value: str | None) -> int | None:
         raise ConfigError(f"--curated_snapshot_id must be a snapshot id, got {value!r}") from None
 
 
+SNOWFLAKE_REFRESH_FAILED_METRIC = "SnowflakeRefreshFailed"
+
+
+def refresh_snowflake_after_run(
+    spark: SparkSession,
+    config: ProjectConfig,
+    outcome: SemanticResult,
+    *,
+    env_name: str | None,
+    home: str | None = None,
+    metrics: Any = None,
+    environ: Mapping[str, str] | None = None,
+    connect: Callable[..., Any] | None = None,
+) -> dict[str, Any] | None:
+    """``ALTER ICEBERG TABLE … REFRESH`` for this run's semantic tables whose schema changed.
+
+    Runs when ``env_name`` (the job's ``--lean_ops_env``) has ``governance/<env>.yaml`` with
+    a ``snowflake:`` section; otherwise returns None. Schemas are fingerprinted through the
+    job's own Spark catalog, compared with the refresh state file, and exactly the changed
+    (or never-refreshed) tables are refreshed: through the connector when
+    ``snowflake.connection`` is set, else into a SQL file (reported in the job's output).
+    On the local profile the SQL folder and state file live under the home
+    (``<home>/snowflake/``), since the environment's defaults are on S3.
+
+    A failure does not fail the job: the data is already published, and the state only
+    advances for refreshed tables, so the next run retries. It is logged, counted
+    (``SnowflakeRefreshFailed``) and returned as ``{"error": ...}``.
+
+    Raises:
+        ConfigError: the governance or environment file is invalid (re-running is safe).
+    """
+    from lean_ops_spark.config.environment import load_environment
+    from lean_ops_spark.governance.config import load_governance
+    from lean_ops_spark.governance.schema_state import SparkSchemaSource
+    from lean_ops_spark.governance.snowflake_refresh import refresh_after_commit
+
+    if not env_name or not outcome.models:
+        return None
+    root = config.root or "conf"
+    try:
+        source = open_config_source(root)
+        governance = load_governance(root, env_name, source=source, required=False)
+        if governance is None or governance.snowflake is None:
+            return None
+        tables = sorted(  # the governed ones, when the governance file lists them
+            {m.model for m in outcome.models}
+            & set(governance.semantic_tables or [m.model for m in outcome.models])
+        )
+        locations = None
+        if config.profile.kind == "local":
+            from lean_ops_spark.session import LocalHome
+
+            folder = LocalHome.at(home or ".lean-ops").root / "snowflake"
+            locations = (str(folder / "sql"), str(folder / "schemas.json"))
+        result = refresh_after_commit(
+            tables,
+            governance=governance,
+            environment=load_environment(root, env_name, source=source),
+            profile=config.profile,
+            environ=os.environ if environ is None else environ,
+            connect=connect,
+            source=SparkSchemaSource(spark),
+            locations=locations,
+        )
+    except ConfigError:
+        raise  # a broken governance or environment file is the operator's to fix, loudly
+    except Exception as exc:  # the data is published: report, count, retry next run
+        log.warning("%s: Snowflake refresh failed (retried on the next run): %s", outcome.topic, exc)
+        if metrics is not None:
+            metrics.emit(
+                SNOWFLAKE_REFRESH_FAILED_METRIC, 1.0, "Count", {"Topic": outcome.topic, "Layer": "semantic"}
+            )
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if result is None:
+        return None
+    if result.outcome is not None and result.outcome.done:
+        where = result.outcome.sql_file or "Snowflake"
+        log.info("%s: Snowflake refresh for %s -> %s", outcome.topic, ", ".join(result.outcome.done), where)
+    return result.as_dict()
+
+
 def run_semantic_job(
     spark: SparkSession, config: ProjectConfig, arguments: Mapping[str, str]
 ) -> Mapping[str, Any]:
-    """The semantic job (Glue, ``lean-ops pipeline``): ``topic``, ``run_id``, ``curated_snapshot_id``.
+    """The semantic job (Glue, ``lean-ops pipeline``): ``topic``, ``run_id``, ``curated_snapshot_id``;
+    optional ``lean_ops_env`` (Snowflake refresh after the commits) and ``home`` (local).
 
     Raises:
         DataQualityError: a suite failed: that table's main is unchanged and its audit branch
@@ -590,8 +673,16 @@ def run_semantic_job(
             run_id=arguments.get("run_id") or None,
             metrics=sink,
         )
+        snowflake = refresh_snowflake_after_run(
+            spark,
+            config,
+            outcome,
+            env_name=arguments.get("lean_ops_env"),
+            home=arguments.get("home"),
+            metrics=sink,
+        )
     finally:
         sink.flush()
     if not outcome.ok:
         raise DataQualityError(f"{outcome.topic}: {outcome.failures()}")
-    return outcome.as_dict()
+    return {**outcome.as_dict(), "snowflake": snowflake}

@@ -316,3 +316,74 @@ def test_a_rerun_after_a_crash_in_the_middle_of_publish_is_safe(spark, lake) -> 
     expected = [(DAY1.date(), "EUR", 2, Decimal("7.00"), 2)]
     assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
     assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == pinned
+
+
+def test_snowflake_refresh_after_a_run_covers_exactly_the_tables_whose_schema_changed(
+    spark, lake, tmp_path
+) -> None:
+    """The semantic job's step after its commits (``--lean_ops_env dev``: conf/governance/dev.yaml
+    has a snowflake: section without a connection, so the SQL goes to a file under the home)."""
+    from lean_ops_spark.metrics import MemorySink
+    from lean_ops_spark.semantic.job import SNOWFLAKE_REFRESH_FAILED_METRIC, refresh_snowflake_after_run
+
+    home = tmp_path / "home"
+
+    def refresh(outcome, metrics=None):
+        return refresh_snowflake_after_run(
+            spark, lake.config, outcome, env_name="dev", home=str(home), metrics=metrics, environ={}
+        )
+
+    def sql_files():
+        return sorted((home / "snowflake" / "sql").glob("*.sql"))
+
+    lake.land(order("o-1", DAY1, 1))
+    lake.curate()
+    first = lake.semantic()
+    assert first.status == "published"
+
+    # Failure while writing the SQL: reported and counted, the job is not failed, nothing recorded.
+    (home / "snowflake").mkdir(parents=True)
+    (home / "snowflake" / "sql").write_text("a file where the folder should be")
+    sink = MemorySink()
+    failed = refresh(first, sink)
+    assert failed is not None and "writing the refresh SQL" in failed["error"]
+    assert sink.values(SNOWFLAKE_REFRESH_FAILED_METRIC, Topic="orders") == [1.0]
+    assert not (home / "snowflake" / "schemas.json").exists()
+    (home / "snowflake" / "sql").unlink()
+
+    # Retried on the next call: both tables are new to Snowflake -> CREATE IF NOT EXISTS + REFRESH.
+    done = refresh(first)
+    assert done is not None and done["outcome"]["mode"] == "written"
+    assert done["changes"]["new"] == ["orders", "orders_daily_revenue"]
+    [script] = sql_files()
+    text = script.read_text()
+    assert done["outcome"]["sql_file"] == str(script)
+    for table in ("orders", "orders_daily_revenue"):
+        assert f"CREATE ICEBERG TABLE IF NOT EXISTS ANALYTICS.LAKEHOUSE.{table}\n" in text
+        assert f"ALTER ICEBERG TABLE ANALYTICS.LAKEHOUSE.{table} REFRESH;" in text
+    state = json.loads((home / "snowflake" / "schemas.json").read_text())
+    assert sorted(state["tables"]) == ["orders", "orders_daily_revenue"]
+
+    # A data commit changes no schema: nothing to refresh, no new file.
+    lake.land(order("o-2", DAY2, 1))
+    lake.curate()
+    again = refresh(lake.semantic())
+    assert again is not None and again["outcome"]["mode"] == "nothing"
+    assert again["changes"]["unchanged"] == ["orders", "orders_daily_revenue"]
+    assert len(sql_files()) == 1
+
+    # A schema change of one table: only that one, REFRESH only. (A column added behind the
+    # model's back; the next semantic run would refuse the table, so the step is called on
+    # the last run's outcome, which only names the tables.)
+    spark.sql(f"ALTER TABLE {lake.table('orders_daily_revenue').sql} ADD COLUMN note string")
+    changed = refresh(first)
+    assert changed is not None and changed["changes"]["changed"] == ["orders_daily_revenue"]
+    assert [a["table"] for a in changed["plan"]["actions"]] == ["orders_daily_revenue"]
+    assert changed["plan"]["actions"][0]["sql"] == [
+        "ALTER ICEBERG TABLE ANALYTICS.LAKEHOUSE.orders_daily_revenue REFRESH"
+    ]
+    assert len(sql_files()) == 2
+
+    # Without an environment (or one with no governance file) the step does nothing.
+    assert refresh_snowflake_after_run(spark, lake.config, first, env_name=None) is None
+    assert refresh_snowflake_after_run(spark, lake.config, first, env_name="local") is None

@@ -27,7 +27,10 @@ def register(
     )
     parser.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (default: all)")
     parser.add_argument(
-        "--env", metavar="NAME", help="render with this environment's thresholds (default: built-in local)"
+        "--env",
+        metavar="NAME",
+        help="render with this environment's thresholds; with governance/<env>.yaml's snowflake: section the "
+        "semantic job also writes the Snowflake schema refresh SQL under <home>/snowflake/ (default: built-in local)",
     )
     parser.set_defaults(handler=run)
 
@@ -60,6 +63,7 @@ def run(ctx: CliContext) -> int:
         topics,
         spark=ctx.spark,
         environment=environment,
+        job_defaults={"home": str(ctx.home.root)},
         on_event=progress,
     )
     if ctx.json:
