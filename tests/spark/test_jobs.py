@@ -117,3 +117,97 @@ def test_curation_job_failure_is_one_json_line_and_a_non_zero_exit(
         document["error"]["type"] == "ConfigError"
         and "unknown topic 'payments'" in document["error"]["message"]
     )
+
+
+def test_semantic_job_under_spark_submit_publishes_and_writes_the_snowflake_refresh(
+    spark, fresh_config, local_home, tmp_path
+) -> None:
+    from lean_ops_spark.curation.pipeline import run_curation
+
+    bootstrap_tables(spark, fresh_config, ["orders"])
+    tables = topic_tables(fresh_config.profile, "orders")
+    batch = generate_events(fresh_config.topic("orders"), 200, fault_rates(0.0, 0.0), seed=5)
+    append_raw(spark, tables.raw, batch.records, appends=2)
+    curated = run_curation(spark, fresh_config, "orders")
+    assert curated.curated_snapshot_id is not None
+    shutil.rmtree(local_home.root / "snowflake", ignore_errors=True)
+
+    done = spark_submit(
+        "semantic_job.py",
+        "--topic",
+        "orders",
+        "--run_id",
+        "sem-job-test-1",
+        "--curated_snapshot_id",
+        str(curated.curated_snapshot_id),
+        "--lean_ops_conf",
+        str(conf_for(fresh_config, tmp_path)),
+        "--lean_ops_profile",
+        "local",
+        "--lean_ops_env",
+        "dev",
+        "--home",
+        str(local_home.root),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    document = result_line(done.stdout)
+    assert document["ok"] is True and document["job"] == "semantic"
+    result = document["result"]
+    assert result["status"] == "published" and result["curated_snapshot_id"] == str(
+        curated.curated_snapshot_id
+    )
+    assert {m["model"]: m["status"] for m in result["models"]} == {
+        "orders": "published",
+        "orders_daily_revenue": "published",
+    }
+    semantic = f"{fresh_config.profile.catalog}.{fresh_config.profile.databases.semantic}.orders"
+    spark.sql(f"REFRESH TABLE {semantic}")
+    live = spark.table(tables.curated.sql).where("status <> 'cancelled'").count()  # the model's filter
+    assert 0 < live == spark.table(semantic).count()
+    # governance/dev.yaml has a snowflake: section and no connection: the SQL goes to a file
+    snowflake = result["snowflake"]
+    assert snowflake["outcome"]["mode"] == "written"
+    assert snowflake["changes"]["new"] == ["orders", "orders_daily_revenue"]
+    sql_file = Path(snowflake["outcome"]["sql_file"])
+    assert sql_file.parent == local_home.root / "snowflake" / "sql"
+    assert "ALTER ICEBERG TABLE ANALYTICS.LAKEHOUSE.orders REFRESH;" in sql_file.read_text()
+
+
+def test_maintenance_job_under_spark_submit_compacts_the_named_table(
+    spark, fresh_config, local_home, tmp_path
+) -> None:
+    bootstrap_tables(spark, fresh_config, ["clickstream"])
+    raw = topic_tables(fresh_config.profile, "clickstream").raw
+    batch = generate_events(fresh_config.topic("clickstream"), 300, fault_rates(0.0, 0.0), seed=9)
+    append_raw(spark, raw, batch.records, appends=8)
+
+    def data_files() -> int:
+        spark.sql(f"REFRESH TABLE {raw.sql}")
+        return int(spark.sql(f"SELECT count(*) FROM {raw.metadata_table('files')}").first()[0])
+
+    before = data_files()
+    assert before >= 8
+    done = spark_submit(
+        "maintenance_job.py",
+        "--lean_ops_conf",
+        str(conf_for(fresh_config, tmp_path)),
+        "--lean_ops_profile",
+        "local",
+        "--lean_ops_tables",
+        raw.identifier,
+        "--lean_ops_ops",
+        "rewrite_data_files",
+        "--lean_ops_frequency",
+        "any",
+        "--home",
+        str(local_home.root),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    document = result_line(done.stdout)
+    assert document["ok"] is True and document["job"] == "maintenance"
+    [table] = document["result"]["tables"]
+    assert table["table"] == raw.sql
+    [rewrite] = [o for o in table["operations"] if o["operation"] == "rewrite_data_files"]
+    assert rewrite["status"] == "succeeded", rewrite
+    assert data_files() < before
+    assert spark.table(raw.sql).count() == len(batch.records)
