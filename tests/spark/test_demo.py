@@ -40,7 +40,9 @@ def test_demo_runs_the_whole_flow_and_accounts_for_every_raw_record(spark, fresh
         assert curations[-1]["raw_end_snapshot_id"] == curations[-1]["raw_current_snapshot_id"]
         tables = topic_tables(fresh_config.profile, topic)
         spark.sql(f"REFRESH TABLE {tables.curated.sql}")
-        assert spark.table(tables.curated.sql).count() == document["seeded"][topic]["expected"]["curated_keys"]
+        assert (
+            spark.table(tables.curated.sql).count() == document["seeded"][topic]["expected"]["curated_keys"]
+        )
     assert document["maintenance"]["ok"] is True and document["maintenance"]["tables"]
     page = report.health_report.read_text()
     assert page.startswith("<!DOCTYPE html>") and topic_tables(fresh_config.profile, "orders").raw.sql in page

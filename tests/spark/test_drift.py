@@ -363,6 +363,7 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
     # paths every record carries: scaled estimates close to the exact count
     assert exact.paths[("qty",)].present == len(bodies)
     assert abs(sampled.paths[("qty",)].present - len(bodies)) <= 0.1 * len(bodies)
+
     # and the decisions agree
     def decisions(observed):
         return [(d.path, d.kind, d.new_type, d.records) for d in diff_batch(observed, contract)]

@@ -42,6 +42,22 @@ def result_line(stdout: str) -> dict:
     return json.loads(lines[-1])
 
 
+def run_job_script(script: str, config, tmp_path: Path, home: Path, *args: str) -> dict:
+    """spark-submit ``jobs/<script>`` on the local profile with the test's namespaces; its JSON line."""
+    done = spark_submit(
+        script,
+        *args,
+        "--lean_ops_conf",
+        str(conf_for(config, tmp_path)),
+        "--lean_ops_profile",
+        "local",
+        "--home",
+        str(home),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return result_line(done.stdout)
+
+
 def spark_submit(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     jars = ",".join(
         str(p)
@@ -66,57 +82,21 @@ def test_curation_job_under_spark_submit(spark, fresh_config, local_home, tmp_pa
     batch = generate_events(fresh_config.topic("clickstream"), 200, fault_rates(0.02, 0.05), seed=3)
     append_raw(spark, tables.raw, batch.records, appends=2)
 
-    done = spark_submit(
+    document = run_job_script(
         "curation_job.py",
+        fresh_config,
+        tmp_path,
+        local_home.root,
         "--topic",
         "clickstream",
         "--run_id",
         "job-test-1",
-        "--lean_ops_conf",
-        str(conf_for(fresh_config, tmp_path)),
-        "--lean_ops_profile",
-        "local",
-        "--home",
-        str(local_home.root),
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    document = result_line(done.stdout)
     assert document["ok"] is True and document["job"] == "curation"
     assert document["result"]["run_id"] == "job-test-1"
     assert document["result"]["ledger"]["balanced"] is True
     spark.sql(f"REFRESH TABLE {tables.curated.sql}")
     assert spark.table(tables.curated.sql).count() == batch.expected.curated_keys
-
-
-def test_curation_job_failure_is_one_json_line_and_a_non_zero_exit(
-    fresh_config, local_home, tmp_path
-) -> None:
-    # the config is checked before any Spark starts, so plain python runs the same script
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "jobs" / "curation_job.py"),
-            "--topic",
-            "payments",
-            "--lean_ops_conf",
-            str(conf_for(fresh_config, tmp_path)),
-            "--home",
-            str(local_home.root),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2
-    document = result_line(done.stdout)
-    assert document["ok"] is False
-    assert (
-        document["error"]["type"] == "ConfigError"
-        and "unknown topic 'payments'" in document["error"]["message"]
-    )
 
 
 def test_semantic_job_under_spark_submit_publishes_and_writes_the_snowflake_refresh(
@@ -132,25 +112,20 @@ def test_semantic_job_under_spark_submit_publishes_and_writes_the_snowflake_refr
     assert curated.curated_snapshot_id is not None
     shutil.rmtree(local_home.root / "snowflake", ignore_errors=True)
 
-    done = spark_submit(
+    document = run_job_script(
         "semantic_job.py",
+        fresh_config,
+        tmp_path,
+        local_home.root,
         "--topic",
         "orders",
         "--run_id",
         "sem-job-test-1",
         "--curated_snapshot_id",
         str(curated.curated_snapshot_id),
-        "--lean_ops_conf",
-        str(conf_for(fresh_config, tmp_path)),
-        "--lean_ops_profile",
-        "local",
         "--lean_ops_env",
         "dev",
-        "--home",
-        str(local_home.root),
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    document = result_line(done.stdout)
     assert document["ok"] is True and document["job"] == "semantic"
     result = document["result"]
     assert result["status"] == "published" and result["curated_snapshot_id"] == str(
@@ -187,23 +162,18 @@ def test_maintenance_job_under_spark_submit_compacts_the_named_table(
 
     before = data_files()
     assert before >= 8
-    done = spark_submit(
+    document = run_job_script(
         "maintenance_job.py",
-        "--lean_ops_conf",
-        str(conf_for(fresh_config, tmp_path)),
-        "--lean_ops_profile",
-        "local",
+        fresh_config,
+        tmp_path,
+        local_home.root,
         "--lean_ops_tables",
         raw.identifier,
         "--lean_ops_ops",
         "rewrite_data_files",
         "--lean_ops_frequency",
         "any",
-        "--home",
-        str(local_home.root),
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    document = result_line(done.stdout)
     assert document["ok"] is True and document["job"] == "maintenance"
     [table] = document["result"]["tables"]
     assert table["table"] == raw.sql

@@ -4,9 +4,6 @@ metric emission, the job's arguments and the CLI's contract."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date, datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -281,33 +278,6 @@ def test_job_frequency_auto_is_weekly_on_sundays() -> None:
     assert resolve_frequency("auto", datetime(2026, 11, 23, 3, tzinfo=timezone.utc)) == "daily"
     assert resolve_frequency("any", NOW) is None
     assert resolve_frequency("hourly", NOW) == "hourly"
-
-
-def test_job_refuses_an_unknown_operation_before_spark_with_exit_code_2(tmp_path: Path) -> None:
-    # the check runs before any session is built, so plain python runs the entry script
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "jobs" / "maintenance_job.py"),
-            "--lean_ops_conf",
-            str(CONF),
-            "--lean_ops_ops",
-            "vacuum",
-            "--home",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr[-2000:]
-    document = json.loads(done.stdout.strip().splitlines()[-1])
-    assert document["ok"] is False and document["job"] == "maintenance"
-    assert "unknown maintenance operation(s) vacuum" in document["error"]["message"]
-    assert not (tmp_path / "catalog.db").exists()  # no session, no catalog
 
 
 def test_cli_has_health_and_maintain_with_their_options() -> None:

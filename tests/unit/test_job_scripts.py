@@ -1,0 +1,51 @@
+"""The Glue entry scripts refuse bad arguments before any JVM starts: one JSON line on
+stdout, exit code 2, and no session (plain ``python`` runs them, no Spark needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = str(REPO / "conf")
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "jobs" / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("curation_job.py", ["--topic", "payments"], "unknown topic 'payments'"),
+        (
+            "curation_job.py",
+            ["--topic", "orders", "--max_snapshots", "0"],
+            "--max_snapshots must be at least 1",
+        ),
+        ("maintenance_job.py", ["--lean_ops_ops", "vacuum"], "unknown maintenance operation(s) vacuum"),
+        ("maintenance_job.py", ["--lean_ops_frequency", "hourly!"], "frequency 'hourly!' is not one of"),
+    ],
+)
+def test_a_job_refuses_bad_arguments_before_spark_with_exit_code_2(
+    script: str, args: list[str], message: str, tmp_path: Path
+) -> None:
+    done = run_script(script, "--lean_ops_conf", CONF, *args, "--home", str(tmp_path))
+    assert done.returncode == 2, done.stderr[-2000:]
+    document = json.loads(done.stdout.strip().splitlines()[-1])
+    assert document["ok"] is False and document["job"] == script.removesuffix("_job.py")
+    assert document["error"]["type"] == "ConfigError" and message in document["error"]["message"]
+    assert not (tmp_path / "catalog.db").exists()  # no session was built, so no catalog either
