@@ -102,12 +102,17 @@ def test_no_model_then_model_then_nothing_new(lake: Lake) -> None:
     )
     lake.land(2)
     events: list[str] = []
-    second = lake.run(on_event=lambda topic, e: events.append(f"{topic}:{e.kind}:{e.state}")).topics[0]
+    second = lake.run(
+        on_event=lambda topic, e: events.append(f"{topic}:{e.kind}:{e.state}"),
+        job_defaults={"home": "/some/home"},
+    ).topics[0]
     assert second.execution.final_state == sm.FULL_PIPELINE_SUCCESS
     curated = lake.catalog.load_table("curated.orders").metadata
     (call,) = lake.semantic_calls
     assert call["curated_snapshot_id"] == str(curated.current_snapshot_id)  # the token reached semantic
     assert call["run_id"] == second.jobs[0]["arguments"]["run_id"]
+    # like a Glue job's DefaultArguments: the environment's name (Snowflake refresh) and the home
+    assert (call["lean_ops_env"], call["home"]) == ("local", "/some/home")
     assert "orders:entered:RunSemanticJob" in events
 
     third = lake.run().topics[0]
