@@ -204,6 +204,8 @@ def test_glue_default_arguments_never_carry_the_region_conf(project: Path) -> No
     )
     assert "client.region" not in args["--conf"]
     assert args["--lean_ops_profile"] == "glue"
+    # the semantic job's Snowflake refresh reads governance/<env>.yaml through it
+    assert args["--lean_ops_env"] == inputs.environment.name
 
 
 def test_cli_dry_run_prints_the_plan_and_changes_nothing(
