@@ -1,11 +1,14 @@
 """One curation run: raw (incremental, checkpointed) -> curated + quarantine.
 
-read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify ->
-circuit breaker -> quarantine MERGE -> dedupe -> curated MERGE with the checkpoint in the
-same snapshot -> verify -> ledger -> metrics. The parsed batch is cached once and every
-later step reads the cache, so raw is read and parsed exactly once.
+read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify -> schema
+drift decision -> circuit breaker -> drift ALTERs + audit -> quarantine MERGE -> dedupe ->
+curated MERGE with the checkpoint in the same snapshot -> verify -> ledger -> metrics. The
+parsed batch is cached once (narrow: see ``drift.observe.parse_batch``) and every later step
+reads the cache, so raw is read and parsed once (again only when an evolve changes the
+contract).
 
-Crash safety: nothing is written before the circuit breaker; the quarantine MERGE is keyed
+Crash safety: nothing is written before the circuit breaker (a drift ``fail`` records its
+audit rows and stops the run before it); the drift ALTERs are idempotent; the quarantine MERGE is keyed
 (re-running adds nothing); the curated MERGE commits data and checkpoint together, so a run
 that dies before it is simply repeated, and one that dies after it finds no new data.
 """
@@ -44,7 +47,7 @@ from lean_ops_spark.curation.transform import (
     add_audit_columns,
     dedupe_latest,
 )
-from lean_ops_spark.drift.handler import handle_drift
+from lean_ops_spark.drift.handler import apply_drift, handle_drift
 from lean_ops_spark.drift.observe import parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
@@ -407,8 +410,9 @@ def run_curation(
     classified = parse_batch(raw_batch, contract)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # Schema drift: evolves curated and re-parses (evolve), keeps values in _rescued_data
-        # (rescue) or raises DriftError before any write (fail); records every drift.
+        # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
+        # into _rescued_data) or fail (DriftError, recorded, nothing else written); its
+        # ALTERs and audit rows are written only once the breaker has passed the batch.
         drift = handle_drift(
             spark,
             contract=contract,
@@ -417,11 +421,13 @@ def run_curation(
             classified=classified,
             run_id=run_id,
             metrics=metrics,
+            apply=False,
         )
         contract, classified = drift.contract, drift.classified
         stats = _batch_stats(classified, contract)
         quarantined = sum(stats.by_reason.values())
-        error_rate = _check_batch(stats, plan, contract, metrics)
+        error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
+        drift = apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
         rescued_fields = _rescued_fields(classified) if stats.rescued_records else {}
 
         if quarantined:

@@ -19,7 +19,9 @@ and before the circuit breaker and any data write:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.catalog.checkpoints import (
@@ -47,7 +49,7 @@ from lean_ops_spark.errors import CatalogError, DriftError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["DriftOutcome", "DriftReport", "detect_drift", "effective_contract", "handle_drift"]
+__all__ = ["DriftOutcome", "DriftReport", "apply_drift", "detect_drift", "effective_contract", "handle_drift"]
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +120,13 @@ def handle_drift(
     metrics: Any = None,
     audit: TableRef | None = None,
     thresholds: DriftThresholds | None = None,
+    apply: bool = True,
 ) -> DriftOutcome:
     """Detect and handle schema drift for one curation batch (see the module docstring).
+
+    With ``apply=False`` nothing is written (except the audit rows of a ``fail``): the
+    outcome carries the ALTER statements and the decisions, and :func:`apply_drift` writes
+    them later (curation does, once the circuit breaker has passed the batch).
 
     Args:
         contract: the topic contract the batch was parsed with.
@@ -160,11 +167,8 @@ def handle_drift(
         statements = alter_statements(
             curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
         )
-        for statement in statements:
-            log.info("%s: %s", contract.topic, statement)
-            spark.sql(statement)
-        if statements:
-            spark.sql(f"REFRESH TABLE {curated.sql}")
+        if apply:
+            _alter(spark, curated, contract.topic, statements)
         if plan.contract != reconciliation.contract:
             reparsed = _parse(raw_batch, plan.contract)
             if batch is not classified:
@@ -178,8 +182,18 @@ def handle_drift(
             if batch is not classified:
                 batch.unpersist()
             batch = kept
-        rows = record_drift(
-            spark, audit_ref, plan.decisions, topic=contract.topic, run_id=run_id, mode=mode, metrics=metrics
+        rows = (
+            record_drift(
+                spark,
+                audit_ref,
+                plan.decisions,
+                topic=contract.topic,
+                run_id=run_id,
+                mode=mode,
+                metrics=metrics,
+            )
+            if apply
+            else 0
         )
     except BaseException:
         if batch is not classified:
@@ -188,6 +202,40 @@ def handle_drift(
     if batch is not classified:
         classified.unpersist()
     return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, rows)
+
+
+def _alter(spark: SparkSession, curated: TableRef, topic: str, statements: Sequence[str]) -> None:
+    for statement in statements:
+        log.info("%s: %s", topic, statement)
+        spark.sql(statement)
+    if statements:
+        spark.sql(f"REFRESH TABLE {curated.sql}")
+
+
+def apply_drift(
+    spark: SparkSession,
+    outcome: DriftOutcome,
+    *,
+    curated: TableRef,
+    run_id: str,
+    metrics: Any = None,
+    audit: TableRef | None = None,
+) -> DriftOutcome:
+    """Write what ``handle_drift(..., apply=False)`` decided: the ALTERs (idempotent), then
+    one audit row per drift with its metric and log line."""
+    topic = outcome.contract.topic
+    _alter(spark, curated, topic, outcome.statements)
+    audit_ref = audit or TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit")
+    rows = record_drift(
+        spark,
+        audit_ref,
+        outcome.plan.decisions,
+        topic=topic,
+        run_id=run_id,
+        mode=outcome.contract.drift_mode.value,
+        metrics=metrics,
+    )
+    return dataclass_replace(outcome, audit_rows=rows)
 
 
 # --------------------------------------------------------------------------- detection only

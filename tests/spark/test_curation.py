@@ -21,6 +21,7 @@ from lean_ops_spark.curation.pipeline import (
     run_curation,
 )
 from lean_ops_spark.curation.replay import STEP_REPLAY_MERGED, run_replay
+from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError
 from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
@@ -278,16 +279,23 @@ def test_backlog_is_drained_exactly_by_capped_runs(spark, orders_env) -> None:
 
 def test_circuit_breaker_fails_before_any_write(spark, orders_env) -> None:
     config, tables = orders_env
-    batch = generate_events(config.topic("orders"), 200, {FaultKind.MALFORMED_JSON: 0.3}, seed=41, now=NOW)
+    # the batch also drifts (unknown fields): its audit rows are not written either
+    faults = {FaultKind.MALFORMED_JSON: 0.3, FaultKind.UNKNOWN_FIELDS: 0.2}
+    batch = generate_events(config.topic("orders"), 200, faults, seed=41, now=NOW)
+    assert batch.injected[FaultKind.UNKNOWN_FIELDS.value] > 0
     append_raw(spark, tables.raw, batch.records)
+    malformed = batch.injected[FaultKind.MALFORMED_JSON.value]
+    rate = f"{100 * malformed / len(batch.records):.1f}".replace(".", "\\.")
     with pytest.raises(
         CircuitBreakerError,
-        match=r"error rate 30\.0% .* above the threshold 10\.0% \(dominant: MALFORMED_JSON=60\)",
+        match=rf"error rate {rate}% .* above the threshold 10\.0% \(dominant: MALFORMED_JSON={malformed}\)",
     ):
         run_curation(spark, config, "orders")
     assert current_snapshot_id(spark, tables.curated) is None
     assert current_snapshot_id(spark, tables.quarantine) is None
     assert read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY) is None
+    audit = f"{tables.curated.catalog}.{tables.curated.database}.{AUDIT_TABLE_NAME}"
+    assert not spark.catalog.tableExists(audit) or spark.table(audit).count() == 0
 
 
 def test_a_batch_with_nothing_to_merge_still_advances_the_checkpoint(spark, orders_env) -> None:
