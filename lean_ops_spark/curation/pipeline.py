@@ -421,7 +421,6 @@ def run_curation(
             classified=classified,
             run_id=run_id,
             metrics=metrics,
-            apply=False,
         )
         contract, classified = drift.contract, drift.classified
         stats = _batch_stats(classified, contract)

@@ -1,17 +1,19 @@
 """Drift handling inside a curation run, and drift detection without writing anything.
 
-:func:`handle_drift` is the one call curation makes, after parsing and classifying a batch
-and before the circuit breaker and any data write:
+:func:`handle_drift` is what curation calls after parsing and classifying a batch, before
+the circuit breaker and any data write:
 
 1. reconcile the contract with the curated table (columns an earlier ``evolve`` added,
    contract edits the table lacks) and re-parse if that changes the contract;
 2. observe the batch's payload schema and diff it against that contract;
 3. decide per drift by the topic's ``drift_mode``; ``fail`` records the drift and raises
-   :class:`~lean_ops_spark.errors.DriftError` with nothing written (checkpoint unchanged);
-4. otherwise apply the table changes (``ALTER TABLE``: idempotent, because the next run's
-   reconciliation sees what is already there), re-parse with the evolved contract, keep
-   partly parsed values in ``_rescued_data``, and record every drift (audit row, metric,
-   log line).
+   :class:`~lean_ops_spark.errors.DriftError` with nothing else written (checkpoint unchanged);
+4. otherwise plan the table changes, re-parse with the evolved contract and keep partly
+   parsed values in ``_rescued_data`` — still without writing.
+
+:func:`apply_drift` then writes the decision once the breaker has passed the batch: the
+``ALTER TABLE`` statements (idempotent, because the next run's reconciliation sees what is
+already there) and every drift (audit row, metric, log line).
 
 :func:`detect_drift` does steps 1-3 on the latest raw data and writes nothing.
 """
@@ -19,7 +21,6 @@ and before the circuit breaker and any data write:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any
@@ -120,13 +121,12 @@ def handle_drift(
     metrics: Any = None,
     audit: TableRef | None = None,
     thresholds: DriftThresholds | None = None,
-    apply: bool = True,
 ) -> DriftOutcome:
-    """Detect and handle schema drift for one curation batch (see the module docstring).
+    """Detect schema drift in one curation batch and decide what to do (module docstring).
 
-    With ``apply=False`` nothing is written (except the audit rows of a ``fail``): the
-    outcome carries the ALTER statements and the decisions, and :func:`apply_drift` writes
-    them later (curation does, once the circuit breaker has passed the batch).
+    Nothing is written (except the audit rows of a ``fail``): the outcome carries the
+    ALTER statements and the decisions, and :func:`apply_drift` writes them (curation does,
+    once the circuit breaker has passed the batch).
 
     Args:
         contract: the topic contract the batch was parsed with.
@@ -167,8 +167,6 @@ def handle_drift(
         statements = alter_statements(
             curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
         )
-        if apply:
-            _alter(spark, curated, contract.topic, statements)
         if plan.contract != reconciliation.contract:
             reparsed = _parse(raw_batch, plan.contract)
             if batch is not classified:
@@ -182,34 +180,13 @@ def handle_drift(
             if batch is not classified:
                 batch.unpersist()
             batch = kept
-        rows = (
-            record_drift(
-                spark,
-                audit_ref,
-                plan.decisions,
-                topic=contract.topic,
-                run_id=run_id,
-                mode=mode,
-                metrics=metrics,
-            )
-            if apply
-            else 0
-        )
     except BaseException:
         if batch is not classified:
             batch.unpersist()
         raise
     if batch is not classified:
         classified.unpersist()
-    return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, rows)
-
-
-def _alter(spark: SparkSession, curated: TableRef, topic: str, statements: Sequence[str]) -> None:
-    for statement in statements:
-        log.info("%s: %s", topic, statement)
-        spark.sql(statement)
-    if statements:
-        spark.sql(f"REFRESH TABLE {curated.sql}")
+    return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, 0)
 
 
 def apply_drift(
@@ -224,7 +201,11 @@ def apply_drift(
     """Write what ``handle_drift(..., apply=False)`` decided: the ALTERs (idempotent), then
     one audit row per drift with its metric and log line."""
     topic = outcome.contract.topic
-    _alter(spark, curated, topic, outcome.statements)
+    for statement in outcome.statements:
+        log.info("%s: %s", topic, statement)
+        spark.sql(statement)
+    if outcome.statements:
+        spark.sql(f"REFRESH TABLE {curated.sql}")
     audit_ref = audit or TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit")
     rows = record_drift(
         spark,
