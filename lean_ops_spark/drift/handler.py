@@ -198,7 +198,7 @@ def apply_drift(
     metrics: Any = None,
     audit: TableRef | None = None,
 ) -> DriftOutcome:
-    """Write what ``handle_drift(..., apply=False)`` decided: the ALTERs (idempotent), then
+    """Write what :func:`handle_drift` decided: the ALTERs (idempotent), then
     one audit row per drift with its metric and log line."""
     topic = outcome.contract.topic
     for statement in outcome.statements:
