@@ -33,7 +33,7 @@ from lean_ops_spark.catalog.checkpoints import (
     find_checkpoint,
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
-from lean_ops_spark.catalog.metadata import load_table_snapshots, parse_table_metadata
+from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.catalog.schemas import sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
@@ -67,7 +67,6 @@ from lean_ops_spark.semantic.publish import (
     drop_branch,
     fast_forward,
     read_branch,
-    table_metadata,
     wap_branch,
 )
 from lean_ops_spark.semantic.tables import ensure_semantic_table, semantic_table, semantic_table_definition
@@ -393,7 +392,7 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
     )
     ensure_semantic_table(spark, semantic_table_definition(table, model, compiled.schema))
     log.debug("%s: table ready (%.1fs)", table.sql, time.time() - started)
-    metadata = parse_table_metadata(table.identifier, table_metadata(spark, table))
+    metadata = load_table_snapshots(spark, table)
     checkpoint = find_checkpoint(
         metadata.records, metadata.current_snapshot_id, CURATED_CHECKPOINT_KEY, table.sql
     )

@@ -16,11 +16,11 @@ in write-audit-publish is deterministic.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lean_ops_spark.catalog.metadata import load_metadata_document
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
 
@@ -35,7 +35,6 @@ __all__ = [
     "fast_forward",
     "read_branch",
     "snapshot_summary",
-    "table_metadata",
     "wap_branch",
 ]
 
@@ -62,29 +61,15 @@ def wap_branch(spark: SparkSession, branch: str) -> Iterator[None]:
             spark.conf.set(WAP_BRANCH_CONF, previous)
 
 
-def table_metadata(spark: SparkSession, table: TableRef) -> Mapping[str, Any]:
-    """``table``'s current ``metadata.json`` document (refs, snapshots, properties), refreshed.
-
-    One py4j call through the session's catalog, instead of a Spark job per metadata-table query.
-    """
-    jvm: Any = spark.sparkContext._jvm
-    jtable = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table.sql)
-    jtable.refresh()
-    document: Mapping[str, Any] = json.loads(
-        jvm.org.apache.iceberg.TableMetadataParser.toJson(jtable.operations().current())
-    )
-    return document
-
-
 def branches(spark: SparkSession, table: TableRef) -> dict[str, int]:
     """``{branch name: head snapshot id}`` of ``table`` (main included once it has a snapshot)."""
-    refs = table_metadata(spark, table).get("refs") or {}
+    refs = load_metadata_document(spark, table).get("refs") or {}
     return {str(name): int(ref["snapshot-id"]) for name, ref in refs.items() if ref.get("type") == "branch"}
 
 
 def snapshot_summary(spark: SparkSession, table: TableRef, snapshot_id: int) -> dict[str, str]:
     """The summary of one snapshot of ``table`` (empty when it does not exist)."""
-    for snapshot in table_metadata(spark, table).get("snapshots") or ():
+    for snapshot in load_metadata_document(spark, table).get("snapshots") or ():
         if int(snapshot["snapshot-id"]) == snapshot_id:
             return {str(k): str(v) for k, v in (snapshot.get("summary") or {}).items()}
     return {}
