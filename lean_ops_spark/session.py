@@ -7,7 +7,8 @@ profile, so SQL text never changes between a laptop and Glue.
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,14 @@ from lean_ops_spark.runtime.jars import default_jars_dir, local_jar_paths
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["ICEBERG_EXTENSIONS", "LocalHome", "build_session", "catalog_conf", "local_session_conf"]
+__all__ = [
+    "ICEBERG_EXTENSIONS",
+    "LocalHome",
+    "build_session",
+    "catalog_conf",
+    "local_session_conf",
+    "session_conf",
+]
 
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 
@@ -172,3 +180,18 @@ def build_session(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a runtime SQL conf inside the block and always restore the previous value (the
+    session is shared: tests, the local pipeline, a Glue job running several steps)."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)

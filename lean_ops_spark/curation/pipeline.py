@@ -1,11 +1,13 @@
 """One curation run: raw (incremental, checkpointed) -> curated + quarantine.
 
-read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify -> schema
-drift decision -> circuit breaker -> drift ALTERs + audit -> quarantine MERGE -> dedupe ->
-curated MERGE with the checkpoint in the same snapshot -> verify -> ledger -> metrics. The
-parsed batch is cached once (narrow: see ``drift.observe.parse_batch``) and every later step
-reads the cache, so raw is read and parsed once (again only when an evolve changes the
-contract).
+read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify -> count and
+observe the batch -> schema drift decision -> circuit breaker -> drift ALTERs + audit ->
+quarantine MERGE -> dedupe -> curated MERGE with the checkpoint in the same snapshot ->
+verify -> ledger -> metrics. The parsed batch is cached once (narrow: see
+``drift.observe.parse_batch``) and every later step reads the cache, so raw is read and
+parsed once (again only when an evolve changes the contract). The counts the breaker and
+the ledger need come from the same passes as the drift observation
+(``drift.observe.profile_batch``), the first of which builds the cache.
 
 Crash safety: nothing is written before the circuit breaker (a drift ``fail`` records its
 audit rows and stops the run before it); the drift ALTERs are idempotent; the quarantine MERGE is keyed
@@ -32,7 +34,7 @@ from lean_ops_spark.catalog.checkpoints import (
 from lean_ops_spark.catalog.commit import with_commit_properties
 from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
-from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, ProjectConfig, TopicContract
+from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.curation.batch import BatchPlan, plan_batch
 from lean_ops_spark.curation.ledger import Ledger
 from lean_ops_spark.curation.merge import (
@@ -41,16 +43,17 @@ from lean_ops_spark.curation.merge import (
     quarantine_merge_sql,
     view_name,
 )
-from lean_ops_spark.curation.reasons import ErrorClass, Reason
+from lean_ops_spark.curation.reasons import ErrorClass
 from lean_ops_spark.curation.transform import (
     ERROR_COLUMN,
     add_audit_columns,
     dedupe_latest,
 )
 from lean_ops_spark.drift.handler import apply_drift, handle_drift
-from lean_ops_spark.drift.observe import parse_batch
+from lean_ops_spark.drift.observe import BatchCounts, batch_counts, parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
+from lean_ops_spark.session import session_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -63,6 +66,7 @@ log = logging.getLogger(__name__)
 STEP_QUARANTINE_WRITTEN = "quarantine_written"
 STEP_MERGED = "merged"
 _KEEP_RANK = "_version_rank"
+_CACHE_COMPRESSION = "spark.sql.inMemoryColumnarStorage.compressed"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -117,17 +121,6 @@ class CurationResult:
         }
 
 
-@dataclass(frozen=True)
-class _BatchStats:
-    read: int
-    valid: int
-    kept: int
-    by_reason: dict[str, int]
-    by_class: dict[str, int]
-    rescued_records: int
-    partition_days: list[date]
-
-
 def check_run_id(run_id: str) -> str:
     """Run ids end up in SQL literals and snapshot summaries: letters, digits, ``_.:-`` only."""
     if not RUN_ID_PATTERN.fullmatch(run_id):
@@ -146,55 +139,6 @@ def _read_raw(spark: SparkSession, raw: TableRef, plan: BatchPlan) -> DataFrame:
             "end-snapshot-id", str(plan.end_snapshot_id)
         )
     return reader.load(raw.sql).withColumn("_raw_snapshot_id", F.lit(plan.end_snapshot_id).cast("bigint"))
-
-
-def _batch_stats(classified: DataFrame, contract: TopicContract) -> _BatchStats:
-    """One aggregation over the cached batch: every count the ledger and the breaker need."""
-    from pyspark.sql import functions as F
-
-    valid = F.col(ERROR_COLUMN).isNull()
-    reason = F.col(ERROR_COLUMN)["reason_code"]
-    partition = contract.partition.column
-    aggregates = [
-        F.count(F.lit(1)).alias("read"),
-        F.count(F.when(valid, 1)).alias("valid"),
-        F.count_distinct(F.when(valid, F.struct(*contract.key))).alias("kept"),
-        F.count(F.when(valid & F.col(RESCUED_DATA_COLUMN).isNotNull(), 1)).alias("rescued"),
-        F.collect_set(F.when(valid, F.to_date(F.col(partition)))).alias("days"),
-        *[F.count(F.when(reason == r.value, 1)).alias(r.value) for r in Reason],
-    ]
-    row = classified.agg(*aggregates).first()
-    assert row is not None
-    by_reason = {r.value: int(row[r.value]) for r in Reason if row[r.value]}
-    from lean_ops_spark.curation.reasons import REASON_CLASS
-
-    by_class: dict[str, int] = {}
-    for r in Reason:
-        if row[r.value]:
-            by_class[REASON_CLASS[r].value] = by_class.get(REASON_CLASS[r].value, 0) + int(row[r.value])
-    return _BatchStats(
-        read=int(row["read"]),
-        valid=int(row["valid"]),
-        kept=int(row["kept"]),
-        by_reason=by_reason,
-        by_class=by_class,
-        rescued_records=int(row["rescued"]),
-        partition_days=sorted(d for d in row["days"] if d is not None),
-    )
-
-
-def _rescued_fields(classified: DataFrame) -> dict[str, int]:
-    """How many valid records rescued each field path (only run when some were rescued)."""
-    from pyspark.sql import functions as F
-
-    rows = (
-        classified.where(F.col(ERROR_COLUMN).isNull() & F.col(RESCUED_DATA_COLUMN).isNotNull())
-        .select(F.explode(F.map_keys(F.from_json(RESCUED_DATA_COLUMN, "map<string,string>"))).alias("path"))
-        .groupBy("path")
-        .count()
-        .collect()
-    )
-    return {r["path"]: int(r["count"]) for r in sorted(rows, key=lambda r: r["path"])}
 
 
 def _quarantine_rows(classified: DataFrame, run_id: str) -> DataFrame:
@@ -307,7 +251,7 @@ def _upserted(
 
 
 def _check_batch(
-    stats: _BatchStats, plan: BatchPlan, contract: TopicContract, metrics: MetricSink | None
+    stats: BatchCounts, plan: BatchPlan, contract: TopicContract, metrics: MetricSink | None
 ) -> float:
     """Pre-write checks: the read returned what raw metadata says was appended, and the
     error rate is under the topic's threshold (the circuit breaker). Returns the error rate.
@@ -317,7 +261,7 @@ def _check_batch(
         CircuitBreakerError: too many bad records; says which reasons dominated.
     """
     topic = contract.topic
-    quarantined = sum(stats.by_reason.values())
+    quarantined = stats.quarantined
     error_rate = quarantined / stats.read if stats.read else 0.0
     if stats.read != plan.expected_records or stats.read != stats.valid + quarantined:
         raise LedgerError(
@@ -409,60 +353,62 @@ def run_curation(
     raw_batch = _read_raw(spark, tables.raw, plan)
     classified = parse_batch(raw_batch, contract)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
-        # into _rescued_data) or fail (DriftError, recorded, nothing else written); its
-        # ALTERs and audit rows are written only once the breaker has passed the batch.
-        drift = handle_drift(
-            spark,
-            contract=contract,
-            curated=tables.curated,
-            raw_batch=raw_batch,
-            classified=classified,
-            run_id=run_id,
-            metrics=metrics,
-        )
-        contract, classified = drift.contract, drift.classified
-        stats = _batch_stats(classified, contract)
-        quarantined = sum(stats.by_reason.values())
-        error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
-        drift = apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
-        rescued_fields = _rescued_fields(classified) if stats.rescued_records else {}
+    # The batch is cached for a few passes within one run (and spills to disk when it does
+    # not fit): building it uncompressed saves about a quarter of the cache's cost.
+    with session_conf(spark, _CACHE_COMPRESSION, "false"):
+        try:
+            # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
+            # into _rescued_data) or fail (DriftError, recorded, nothing else written); its
+            # ALTERs and audit rows are written only once the breaker has passed the batch.
+            drift = handle_drift(
+                spark,
+                contract=contract,
+                curated=tables.curated,
+                raw_batch=raw_batch,
+                classified=classified,
+                run_id=run_id,
+                metrics=metrics,
+                records_hint=plan.expected_records,
+            )
+            contract, classified = drift.contract, drift.classified
+            stats = drift.counts or batch_counts(classified, contract)
+            error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
+            drift = apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
 
-        if quarantined:
-            _write_quarantine(spark, tables.quarantine, classified, run_id)
-        if after_step:
-            after_step(STEP_QUARANTINE_WRITTEN)
+            if stats.quarantined:
+                _write_quarantine(spark, tables.quarantine, classified, run_id)
+            if after_step:
+                after_step(STEP_QUARANTINE_WRITTEN)
 
-        from pyspark.sql import functions as F
+            from pyspark.sql import functions as F
 
-        versions = add_audit_columns(
-            dedupe_latest(classified.where(F.col(ERROR_COLUMN).isNull()), contract, _KEEP_RANK).where(
-                F.col(_KEEP_RANK) == 1
-            ),
-            contract,
-            run_id,
-        )
-        properties = {
-            RAW_CHECKPOINT_KEY: str(plan.end_snapshot_id),
-            RUN_ID_KEY: run_id,
-            "lean-ops.contract-version": str(contract.version),
-            "lean-ops.records-read": str(stats.read),
-        }
-        committed = merge_into_curated(
-            spark,
-            contract=contract,
-            curated=tables.curated,
-            versions=versions,
-            partition_days=stats.partition_days,
-            run_id=run_id,
-            properties=properties,
-        )
-        if after_step:
-            after_step(STEP_MERGED)
-        upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
-    finally:
-        classified.unpersist()
+            versions = add_audit_columns(
+                dedupe_latest(classified.where(F.col(ERROR_COLUMN).isNull()), contract, _KEEP_RANK).where(
+                    F.col(_KEEP_RANK) == 1
+                ),
+                contract,
+                run_id,
+            )
+            properties = {
+                RAW_CHECKPOINT_KEY: str(plan.end_snapshot_id),
+                RUN_ID_KEY: run_id,
+                "lean-ops.contract-version": str(contract.version),
+                "lean-ops.records-read": str(stats.read),
+            }
+            committed = merge_into_curated(
+                spark,
+                contract=contract,
+                curated=tables.curated,
+                versions=versions,
+                partition_days=list(stats.partition_days),
+                run_id=run_id,
+                properties=properties,
+            )
+            if after_step:
+                after_step(STEP_MERGED)
+            upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
+        finally:
+            classified.unpersist()
 
     ledger = Ledger(
         read=stats.read,
@@ -472,10 +418,10 @@ def run_curation(
         upserted=upserted,
         inserted=inserted,
         updated=updated,
-        quarantined_by_reason=stats.by_reason,
+        quarantined_by_reason=dict(stats.by_reason),
         quarantined_by_class=stats.by_class,
         rescued_records=stats.rescued_records,
-        rescued_fields=rescued_fields,
+        rescued_fields=dict(stats.rescued_fields),
     )
     outcome = result(
         "committed", curated_snapshot_id=committed.snapshot_id, ledger=ledger, error_rate=error_rate

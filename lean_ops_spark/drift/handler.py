@@ -42,7 +42,14 @@ from lean_ops_spark.drift.diff import (
     diff_batch,
     reconcile_with_curated,
 )
-from lean_ops_spark.drift.observe import lossy_columns, observe_batch, parse_batch, rescue_partial_values
+from lean_ops_spark.drift.observe import (
+    BatchCounts,
+    lossy_columns,
+    observe_batch,
+    parse_batch,
+    profile_batch,
+    rescue_partial_values,
+)
 from lean_ops_spark.drift.policy import DriftPlan, alter_statements, plan_drift
 from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
 from lean_ops_spark.errors import CatalogError, DriftError
@@ -57,7 +64,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DriftOutcome:
-    """What drift handling did in a run; ``contract`` and ``classified`` replace the run's own."""
+    """What drift handling did in a run; ``contract`` and ``classified`` replace the run's own.
+
+    ``counts`` are ``classified``'s record counts, from the same Spark job as the
+    observation; None when drift handling changed the batch after observing it (re-parsed
+    with an evolved contract, or partly parsed values rescued): count it again.
+    """
 
     plan: DriftPlan
     observed: ObservedSchema
@@ -66,6 +78,7 @@ class DriftOutcome:
     statements: tuple[str, ...]
     rescued_columns: tuple[str, ...]
     audit_rows: int
+    counts: BatchCounts | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +134,7 @@ def handle_drift(
     metrics: Any = None,
     audit: TableRef | None = None,
     thresholds: DriftThresholds | None = None,
+    records_hint: int | None = None,
 ) -> DriftOutcome:
     """Detect schema drift in one curation batch and decide what to do (module docstring).
 
@@ -136,6 +150,8 @@ def handle_drift(
             The handler owns it: when the returned ``classified`` is a new DataFrame
             (persisted), this one has been unpersisted.
         audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
+        records_hint: the batch's record count if known (raw metadata): sizes the sample
+            of clean records the observation profiles without counting first.
 
     Raises:
         DriftError: the topic's drift_mode is ``fail`` and the batch drifted (recorded first).
@@ -149,7 +165,8 @@ def handle_drift(
     try:
         if reconciliation.contract != contract:
             batch = _parse(raw_batch, reconciliation.contract)
-        observed = observe_batch(batch, reconciliation.contract)
+        profile = profile_batch(batch, reconciliation.contract, records_hint=records_hint)
+        observed, observed_batch = profile.observed, batch
         drifts = diff_batch(observed, reconciliation.contract, thresholds)
         plan = plan_drift(reconciliation, drifts, contract.drift_mode)
         mode = contract.drift_mode.value
@@ -186,7 +203,8 @@ def handle_drift(
         raise
     if batch is not classified:
         classified.unpersist()
-    return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, 0)
+    counts = profile.counts if batch is observed_batch else None
+    return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts)
 
 
 def apply_drift(
@@ -331,7 +349,7 @@ def detect_drift(
     batch = parse_batch(raw, reconciliation.contract).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         read = batch.count()
-        observed = observe_batch(batch, reconciliation.contract)
+        observed = observe_batch(batch, reconciliation.contract, records_hint=read)
     finally:
         batch.unpersist()
     plan = plan_drift(

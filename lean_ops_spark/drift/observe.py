@@ -1,7 +1,10 @@
 """What a batch's payloads look like, measured with Spark, and the rescue of partly parsed values.
 
-:func:`observe_batch` walks every parsed payload down to ``max_depth`` levels (object keys
-and array elements), classifies each value from its JSON text, and aggregates per path:
+:func:`profile_batch` counts a parsed batch (records per reason, valid, distinct keys,
+rescued records and paths, partition days: what the ledger and the circuit breaker need)
+and, in the same few passes over the cached batch, observes its payload schema
+(:func:`observe_batch` is the observation alone). The observation walks each profiled
+payload down to ``max_depth`` levels (object keys and array elements), classifies each value from its JSON text, and aggregates per path:
 how many values, nulls, values of each JSON kind, values that do not fit the contract type
 (or its widest promotion) of a known path, and the widest integer part of numbers. It also
 counts, per struct/array column, the records where ``from_json`` silently lost something
@@ -17,13 +20,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, FieldType, TopicContract
-from lean_ops_spark.curation.reasons import Reason
+from lean_ops_spark.curation.reasons import REASON_CLASS, Reason
 from lean_ops_spark.curation.transform import (
     ERROR_COLUMN,
-    FIELDS_COLUMN,
     ParsedColumn,
     classify,
     compact,
@@ -39,9 +43,13 @@ if TYPE_CHECKING:
 __all__ = [
     "LOSSY_COLUMN",
     "SAMPLE_CLEAN_RECORDS",
+    "BatchCounts",
+    "BatchProfile",
+    "batch_counts",
     "lossy_columns",
     "observe_batch",
     "parse_batch",
+    "profile_batch",
     "rescue_partial_values",
     "with_lossy_values",
 ]
@@ -53,11 +61,13 @@ LOSSY_COLUMN = "_lossy"
 #: them (by message id) and scales their counts; every other record is profiled exactly.
 SAMPLE_CLEAN_RECORDS = 10_000
 _BUCKETS = 1 << 20
-_WEIGHT = "_observe_weight"
+_MAX_SHIFT = 14  # the smallest sample share is 1/16384
 
 log = logging.getLogger(__name__)
 
 _SEP = "\u001f"  # joins path parts into one key column
+_META = "\u0000lean-ops:"  # keys of the per-record count entries (not payload paths)
+_ENTRIES = "array<struct<key:string,text:string,exact:boolean>>"
 _MAP = "map<string,string>"
 #: Records that are not this topic's payloads at all: nothing to learn about its schema.
 _NOT_OBSERVED = (
@@ -157,8 +167,8 @@ def _key(path: FieldPath) -> str:
     return _SEP.join(path)
 
 
-def observable_rows(batch: DataFrame) -> DataFrame:
-    """The records whose payload is a JSON object of this topic (any content errors included).
+def _observable() -> Column:
+    """Records whose payload is a JSON object of this topic (any content errors included).
 
     A payload that is not a JSON object is classified ``malformed_json`` (or an earlier
     reason of :data:`_NOT_OBSERVED`), so the error column alone tells them apart.
@@ -166,7 +176,7 @@ def observable_rows(batch: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     error = F.col(ERROR_COLUMN)
-    return batch.where(error.isNull() | ~error["reason_code"].isin(*_NOT_OBSERVED))
+    return error.isNull() | ~error["reason_code"].isin(*_NOT_OBSERVED)
 
 
 def _struct_lost(fields: Column, typed: Column, ftype: FieldType) -> Column:
@@ -275,90 +285,106 @@ def parse_batch(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
     return compact(with_lossy_values(classify(parse_payload(raw_batch, contract), contract), contract))
 
 
-def _rows_to_profile(
-    batch: DataFrame, contract: TopicContract, sample_clean: int
-) -> tuple[DataFrame, int, dict[str, int]]:
-    """The observable records to profile, with their weight; the record count; lossy counts."""
+@dataclass(frozen=True)
+class BatchCounts:
+    """Record counts of a parsed and classified batch: what the ledger and the breaker need."""
+
+    read: int
+    valid: int
+    kept: int  # distinct keys among the valid records
+    by_reason: Mapping[str, int]
+    rescued_records: int
+    rescued_fields: Mapping[str, int]
+    partition_days: tuple[date, ...]
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.by_reason.values())
+
+    @property
+    def by_class(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for reason, n in self.by_reason.items():
+            error_class = REASON_CLASS[Reason(reason)].value
+            out[error_class] = out.get(error_class, 0) + n
+        return out
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """:func:`profile_batch`'s answer: the batch's counts and its observed payload schema."""
+
+    counts: BatchCounts
+    observed: ObservedSchema
+
+
+def _sample_share(records_hint: int, sample_clean: int | None) -> int:
+    """Buckets (of :data:`_BUCKETS`) of clean records to profile: the smallest power-of-two
+    share that still covers about ``sample_clean`` of ``records_hint`` records (all if fewer)."""
+    if sample_clean is None:
+        return _BUCKETS
+    shift = 0
+    while shift < _MAX_SHIFT and (records_hint >> (shift + 1)) >= sample_clean:
+        shift += 1
+    return _BUCKETS >> shift
+
+
+def _meta(name: str) -> str:
+    return _META + name
+
+
+def _rescued_field_entries() -> Column:
+    """Per valid record with rescued data, one entry per rescued path (key ``_META f<SEP>path``)."""
     from pyspark.sql import functions as F
 
-    if LOSSY_COLUMN not in batch.columns:
-        batch = with_lossy_values(batch, contract)
-    rows = observable_rows(batch)
-    columns = parsed_columns(contract)
-    lossy_names = [c.name for c in columns if _lossy(c) is not None]
-    interesting = (
-        F.col(ERROR_COLUMN).isNotNull()
-        | F.col(RESCUED_DATA_COLUMN).isNotNull()
-        | F.col(LOSSY_COLUMN).isNotNull()
+    rescued = F.col(RESCUED_DATA_COLUMN)
+    return F.transform(
+        F.map_keys(F.from_json(rescued, _MAP)),
+        lambda k: F.struct(
+            F.concat(F.lit(_meta("f" + _SEP)), k).alias("key"),
+            F.lit(None).cast("string").alias("text"),
+            F.lit(True).alias("exact"),
+        ),
     )
-    bucket = F.pmod(F.xxhash64(F.col("message_id")), F.lit(_BUCKETS))
-    shares = [_BUCKETS >> shift for shift in range(0, 15)]  # 1, 1/2, ... 1/16384 of the clean records
-    totals = rows.agg(
-        F.count(F.lit(1)).alias("records"),
-        F.count(F.when(~interesting, 1)).alias("clean"),
+
+
+def _totals(
+    batch: DataFrame, contract: TopicContract, observable: Column, clean: Column, sampled: Column
+) -> Any:
+    """One single-row aggregation: every record count of :class:`BatchCounts` but the
+    distinct keys and the rescued paths, plus what sizing the profile needs."""
+    from pyspark.sql import functions as F
+
+    error = F.col(ERROR_COLUMN)
+    valid = error.isNull()
+    reason = error["reason_code"]
+    lossy_names = [c.name for c in parsed_columns(contract) if _lossy(c) is not None]
+    row = batch.agg(
+        F.count(F.lit(1)).alias("read"),
+        F.count(F.when(valid, 1)).alias("valid"),
+        F.count(F.when(valid & F.col(RESCUED_DATA_COLUMN).isNotNull(), 1)).alias("rescued"),
+        F.count(F.when(observable, 1)).alias("observable"),
+        F.count(F.when(clean, 1)).alias("clean"),
+        F.count(F.when(clean & sampled, 1)).alias("clean_sampled"),
+        F.collect_set(F.when(valid, F.to_date(F.col(contract.partition.column)))).alias("days"),
+        *[F.count(F.when(reason == r.value, 1)).alias(f"reason_{r.value}") for r in Reason],
         *[
-            F.count(F.when(~interesting & (bucket < F.lit(share)), 1)).alias(f"sampled_{i}")
-            for i, share in enumerate(shares)
-        ],
-        *[
-            F.count(F.when(F.map_contains_key(F.col(LOSSY_COLUMN), name), 1)).alias(f"lossy_{name}")
+            F.count(F.when(observable & F.map_contains_key(F.col(LOSSY_COLUMN), name), 1)).alias(
+                f"lossy_{name}"
+            )
             for name in lossy_names
         ],
     ).first()
-    assert totals is not None
-    records = int(totals["records"])
-    lossy_records = {name: int(totals[f"lossy_{name}"]) for name in lossy_names if totals[f"lossy_{name}"]}
-    if records == 0:
-        return rows, 0, lossy_records
-    clean = int(totals["clean"])
-    # the smallest share that still profiles at least sample_clean clean records (all if fewer)
-    chosen = 0
-    for i in range(len(shares)):
-        if int(totals[f"sampled_{i}"]) >= min(sample_clean, clean):
-            chosen = i
-    sampled = int(totals[f"sampled_{chosen}"])
-    weight = clean / sampled if sampled else 1.0
-    if chosen:
-        log.info(
-            "%s: schema observation profiles %d of %d clean records (weight %.2f) and all %d others",
-            contract.topic,
-            sampled,
-            clean,
-            weight,
-            records - clean,
-        )
-    rows = rows.where(interesting | (bucket < F.lit(shares[chosen]))).withColumn(
-        _WEIGHT, F.when(interesting, F.lit(1.0)).otherwise(F.lit(weight))
-    )
-    if FIELDS_COLUMN not in batch.columns:
-        rows = rows.withColumn(FIELDS_COLUMN, F.from_json(F.col("payload"), _MAP))
-    return rows, records, lossy_records
+    assert row is not None
+    return row, lossy_names
 
 
-def observe_batch(
-    batch: DataFrame,
-    contract: TopicContract,
-    *,
-    max_depth: int = 4,
-    sample_clean: int = SAMPLE_CLEAN_RECORDS,
-) -> ObservedSchema:
-    """Summarise the payload schema of a parsed and classified batch.
-
-    ``batch`` is :func:`parse_batch`'s output (or ``classify(parse_payload(...))``). Two
-    Spark jobs: one aggregation over the batch, then the per-path profile, which re-parses
-    the payload of every record that could show drift — quarantined, with rescued data, or
-    partly parsed — and of the *clean* records (valid, nothing rescued, everything parsed
-    exactly) only up to ``sample_clean`` of them. A clean record holds only contract paths
-    with values that fit, so it can change no drift decision except through the share
-    denominators: above ``sample_clean``, a deterministic sample of them (by message id, the
-    same on a re-run) is profiled and its counts are scaled to the exact clean total.
-    ``records`` and every count from the other records stay exact.
-    """
+def _profile_values(
+    rows: DataFrame, contract: TopicContract, exact: Column, extra: Column, max_depth: int
+) -> DataFrame:
+    """Every value of ``rows``' payloads down to ``max_depth`` levels as ``(key, text, exact)``
+    (``key`` the path's parts joined), after the ``extra`` entries of each row."""
     from pyspark.sql import functions as F
-
-    rows, records, lossy_records = _rows_to_profile(batch, contract, sample_clean)
-    if records == 0:
-        return ObservedSchema(0, {}, lossy_records)
 
     known = contract_paths(contract)
     # no descent into values the contract types as scalars (a string field may carry JSON text)
@@ -383,70 +409,211 @@ def observe_batch(
         children = F.when(descend & (kind == "object"), members).when(descend & (kind == "array"), elements)
         return F.coalesce(children, empty)
 
-    # One scan and one explode: level d+1 is computed from level d as an array column
-    # (a union of per-level DataFrames would re-read the batch once per branch).
+    # Level d+1 is computed from level d as an array column (one scan, one explode), each
+    # level in its own projection so no level is computed twice.
     levels = rows.select(
-        F.col(_WEIGHT),
-        F.transform(
-            F.map_entries(F.col(FIELDS_COLUMN)),
-            lambda m: F.struct(m["key"].alias("key"), m["value"].alias("text")),
+        extra.alias("extra"),
+        exact.alias("exact"),
+        F.coalesce(
+            F.transform(
+                F.map_entries(F.from_json(F.col("payload"), _MAP)),
+                lambda m: F.struct(m["key"].alias("key"), m["value"].alias("text")),
+            ),
+            empty,
         ).alias("level_0"),
     )
     for depth in range(1, max_depth):
         levels = levels.withColumn(
             f"level_{depth}", F.flatten(F.transform(F.col(f"level_{depth - 1}"), expand))
         )
-    values = (
-        levels.select(
-            F.col(_WEIGHT),
-            F.explode(F.concat(*[F.col(f"level_{d}") for d in range(max_depth)])).alias("value"),
-        )
-        .select(F.col(_WEIGHT), F.col("value.key").alias("key"), F.col("value.text").alias("text"))
-        .withColumn("kind", _kind(F.col("text")))
+    values = F.transform(
+        F.concat(*[F.col(f"level_{d}") for d in range(max_depth)]),
+        lambda v: F.struct(v["key"].alias("key"), v["text"].alias("text"), F.col("exact").alias("exact")),
     )
+    return levels.select(F.explode(F.concat(F.col("extra"), values)).alias("e")).select("e.*")
 
-    scalar_paths = {
-        p: info.type for p, info in known.items() if info.type.kind not in ("struct", "array", "string")
-    }
+
+def _scalar_paths(contract: TopicContract) -> dict[FieldPath, FieldType]:
+    known = contract_paths(contract)
+    return {p: info.type for p, info in known.items() if info.type.kind not in ("struct", "array", "string")}
+
+
+def _aggregate(values: DataFrame, contract: TopicContract) -> list[Any]:
+    """Per entry key and ``exact``: entries, value counts by JSON kind, values of a known
+    scalar path that do not fit its type, widest integer part."""
+    from pyspark.sql import functions as F
+
+    scalar_paths = _scalar_paths(contract)
+    text, key = F.col("text"), F.col("key")
+    kind = _kind(text)
     bad = F.lit(False)
     bad_wider = F.lit(False)
-    text = F.col("text")
     for path, ftype in scalar_paths.items():
-        here = F.col("key") == F.lit(_key(path))
+        here = key == F.lit(_key(path))
         bad = F.when(here, ~_fits(text, ftype, widest=False)).otherwise(bad)
         bad_wider = F.when(here, ~_fits(text, ftype, widest=True)).otherwise(bad_wider)
     present = text.isNotNull()
-    numeric = F.col("kind").isin("integer", "number")
-    w = F.col(_WEIGHT)
+    numeric = kind.isin("integer", "number")
 
-    def weighted(condition: Column, name: str) -> Column:
-        return F.round(F.coalesce(F.sum(F.when(condition, w)), F.lit(0.0))).cast("bigint").alias(name)
+    def count_if(condition: Column, name: str) -> Column:
+        return F.count(F.when(condition, 1)).alias(name)
 
-    aggregated = (
-        values.groupBy("key")
+    return list(
+        values.groupBy("key", "exact")
         .agg(
-            weighted(present, "present"),
-            weighted(text.isNull(), "nulls"),
-            *[weighted(F.col("kind") == k, f"kind_{k}") for k in JSON_KINDS],
-            weighted(present & F.coalesce(bad, F.lit(True)), "bad"),
-            weighted(present & F.coalesce(bad_wider, F.lit(True)), "bad_wider"),
+            F.count(F.lit(1)).alias("n"),
+            count_if(present, "present"),
+            count_if(text.isNull(), "nulls"),
+            *[count_if(kind == k, f"kind_{k}") for k in JSON_KINDS],
+            count_if(present & F.coalesce(bad, F.lit(True)), "bad"),
+            count_if(present & F.coalesce(bad_wider, F.lit(True)), "bad_wider"),
             F.max(F.when(numeric, _int_digits(text))).alias("max_int_digits"),
         )
         .collect()
     )
+
+
+def _observed_paths(
+    exact_rows: Mapping[str, Any],
+    clean_rows: Mapping[str, Any],
+    weight: float,
+    scalar_paths: Mapping[FieldPath, FieldType],
+) -> dict[FieldPath, ObservedPath]:
+    """Per path: the exact counts plus the sampled clean counts scaled by ``weight``."""
+
+    def combined(name: str, metric: str) -> int:
+        exact, scaled = exact_rows.get(name), clean_rows.get(name)
+        return (int(exact[metric]) if exact else 0) + (round(int(scaled[metric]) * weight) if scaled else 0)
+
     paths: dict[FieldPath, ObservedPath] = {}
-    for row in aggregated:
-        path = tuple(str(row["key"]).split(_SEP))
+    for name in sorted(set(exact_rows) | set(clean_rows)):
+        path = tuple(name.split(_SEP))
+        digits = [r["max_int_digits"] for r in (exact_rows.get(name), clean_rows.get(name)) if r]
+        digits = [d for d in digits if d is not None]
         paths[path] = ObservedPath(
             path=path,
-            present=int(row["present"]),
-            nulls=int(row["nulls"]),
-            kinds={k: int(row[f"kind_{k}"]) for k in JSON_KINDS if row[f"kind_{k}"]},
-            bad=int(row["bad"]) if path in scalar_paths else 0,
-            bad_wider=int(row["bad_wider"]) if path in scalar_paths else 0,
-            max_int_digits=row["max_int_digits"],
+            present=combined(name, "present"),
+            nulls=combined(name, "nulls"),
+            kinds={k: c for k in JSON_KINDS if (c := combined(name, f"kind_{k}"))},
+            bad=combined(name, "bad") if path in scalar_paths else 0,
+            bad_wider=combined(name, "bad_wider") if path in scalar_paths else 0,
+            max_int_digits=max(digits) if digits else None,
         )
-    return ObservedSchema(records, paths, lossy_records)
+    return paths
+
+
+def profile_batch(
+    batch: DataFrame,
+    contract: TopicContract,
+    *,
+    observe: bool = True,
+    max_depth: int = 4,
+    sample_clean: int | None = SAMPLE_CLEAN_RECORDS,
+    records_hint: int | None = None,
+) -> BatchProfile:
+    """Count a parsed and classified batch and (with ``observe``) profile its payload schema,
+    in one Spark job.
+
+    ``batch`` is :func:`parse_batch`'s output (or ``classify(parse_payload(...))``), best
+    persisted: this job builds the cache every later step of a run reads. The counts are
+    exact. The profile re-parses the payload of every record that could show drift —
+    quarantined, with rescued data, or partly parsed — and of the *clean* records (valid,
+    nothing rescued, everything parsed exactly) only about ``sample_clean`` of them (None: all).
+    A clean record holds only contract paths with values that fit, so it can change no drift
+    decision except through the share denominators: the sample is deterministic (by message
+    id, the same on a re-run), chosen from ``records_hint`` (the batch's size, e.g. from raw
+    metadata; counted first when None) and its counts are scaled to the exact clean total.
+    """
+    from pyspark.sql import functions as F
+
+    if LOSSY_COLUMN not in batch.columns:
+        batch = with_lossy_values(batch, contract)
+    if observe and sample_clean is not None and records_hint is None:
+        records_hint = batch.count()
+    share = _sample_share(records_hint or 0, sample_clean) if observe else 0
+    error = F.col(ERROR_COLUMN)
+    observable = _observable()
+    rescued = error.isNull() & F.col(RESCUED_DATA_COLUMN).isNotNull()
+    interesting = error.isNotNull() | F.col(RESCUED_DATA_COLUMN).isNotNull() | F.col(LOSSY_COLUMN).isNotNull()
+    clean = observable & ~interesting
+    sampled = F.pmod(F.xxhash64(F.col("message_id")), F.lit(_BUCKETS)) < F.lit(share)
+    totals, lossy_names = _totals(batch, contract, observable, clean, sampled)
+    kept = batch.where(error.isNull()).select(*contract.key).distinct().count()
+    records, clean_total, clean_sampled = (
+        int(totals["observable"]),
+        int(totals["clean"]),
+        int(totals["clean_sampled"]),
+    )
+    if observe and clean_total and not clean_sampled:
+        # the hint was far off (more records than the batch has): profile every clean record
+        log.warning(
+            "%s: records hint %s sampled no clean record; profiling all", contract.topic, records_hint
+        )
+        return profile_batch(batch, contract, max_depth=max_depth, sample_clean=None)
+
+    # Rescued paths, and (observing) every value of the records to profile, in one aggregation.
+    profiled = observable & (interesting | sampled)
+    empty = F.array().cast(_ENTRIES)
+    fields = F.when(rescued, _rescued_field_entries()).otherwise(empty)
+    rows: list[Any] = []
+    if observe and records:
+        values = _profile_values(batch.where(profiled | rescued), contract, interesting, fields, max_depth)
+        rows = _aggregate(values, contract)
+    elif int(totals["rescued"]):
+        rows = _aggregate(batch.where(rescued).select(F.explode(fields).alias("e")).select("e.*"), contract)
+    exact_rows: dict[str, Any] = {}
+    clean_rows: dict[str, Any] = {}
+    rescued_fields: dict[str, int] = {}
+    field_prefix = _meta("f" + _SEP)
+    for row in rows:
+        name = str(row["key"])
+        if name.startswith(field_prefix):
+            rescued_fields[name[len(field_prefix) :]] = int(row["n"])
+        else:
+            (exact_rows if row["exact"] else clean_rows)[name] = row
+    counts = BatchCounts(
+        read=int(totals["read"]),
+        valid=int(totals["valid"]),
+        kept=kept,
+        by_reason={r.value: int(totals[f"reason_{r.value}"]) for r in Reason if totals[f"reason_{r.value}"]},
+        rescued_records=int(totals["rescued"]),
+        rescued_fields=dict(sorted(rescued_fields.items())),
+        partition_days=tuple(sorted(d for d in totals["days"] if d is not None)),
+    )
+    lossy_records = {name: int(totals[f"lossy_{name}"]) for name in lossy_names if totals[f"lossy_{name}"]}
+    if not observe or records == 0:
+        return BatchProfile(counts, ObservedSchema(records, {}, lossy_records))
+    weight = clean_total / clean_sampled if clean_sampled else 1.0
+    if clean_sampled < clean_total:
+        log.info(
+            "%s: schema observation profiles %d of %d clean records (weight %.2f) and all %d others",
+            contract.topic,
+            clean_sampled,
+            clean_total,
+            weight,
+            records - clean_total,
+        )
+    paths = _observed_paths(exact_rows, clean_rows, weight, _scalar_paths(contract))
+    return BatchProfile(counts, ObservedSchema(records, paths, lossy_records))
+
+
+def observe_batch(
+    batch: DataFrame,
+    contract: TopicContract,
+    *,
+    max_depth: int = 4,
+    sample_clean: int | None = SAMPLE_CLEAN_RECORDS,
+    records_hint: int | None = None,
+) -> ObservedSchema:
+    """The payload schema a parsed and classified batch shows (see :func:`profile_batch`)."""
+    return profile_batch(
+        batch, contract, max_depth=max_depth, sample_clean=sample_clean, records_hint=records_hint
+    ).observed
+
+
+def batch_counts(batch: DataFrame, contract: TopicContract) -> BatchCounts:
+    """Only the counts of :func:`profile_batch` (no schema profile)."""
+    return profile_batch(batch, contract, observe=False).counts
 
 
 def lossy_columns(contract: TopicContract, observed: ObservedSchema) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from lean_ops_spark.catalog.metadata import load_metadata_document
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
+from lean_ops_spark.session import session_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,15 +51,8 @@ def wap_branch(spark: SparkSession, branch: str) -> Iterator[None]:
     The session is shared (tests, the local pipeline), so the previous value is always
     restored, also when the write fails.
     """
-    previous = spark.conf.get(WAP_BRANCH_CONF, None)
-    spark.conf.set(WAP_BRANCH_CONF, branch)
-    try:
+    with session_conf(spark, WAP_BRANCH_CONF, branch):
         yield
-    finally:
-        if previous is None:
-            spark.conf.unset(WAP_BRANCH_CONF)
-        else:
-            spark.conf.set(WAP_BRANCH_CONF, previous)
 
 
 def branches(spark: SparkSession, table: TableRef) -> dict[str, int]:

@@ -370,3 +370,66 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
 
     assert decisions(sampled) == decisions(exact)
     assert {d[0] for d in decisions(exact)} >= {("promo",), ("items", "[]", "x")}
+
+
+def test_batch_counts_agree_with_plain_dataframe_counts(spark) -> None:
+    """The counts behind the ledger and the breaker (one profiling pass) against the same
+    numbers counted one by one with plain DataFrame operations."""
+    from pyspark.sql import functions as F
+
+    from lean_ops_spark.drift.observe import batch_counts, parse_batch, profile_batch
+
+    contract = things("rescue")
+    bodies = [json.dumps(payload(i % 40, **({"promo": "p"} if i % 7 == 0 else {}))) for i in range(120)]
+    bodies += [json.dumps(payload(200 + i, price="abc")) for i in range(5)]  # invalid type
+    bodies += [json.dumps(payload(300 + i, code=...)) for i in range(4)]  # missing required field
+    bodies += [json.dumps(payload(400, meta={"source": "s", "zone": 1}, extra=[1]))]  # two rescued paths
+    bodies += ["{not json", "[1, 2]"]  # malformed
+    rows = [(f"m{i}", "things", body, NOW, "t", 1, 1) for i, body in enumerate(bodies)]
+    rows += [("w1", "other", json.dumps(payload(500)), NOW, "t", 1, 1)]  # wrong topic
+    raw = spark.createDataFrame(
+        rows,
+        "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
+        "schema_version int, _raw_snapshot_id bigint",
+    )
+    batch = parse_batch(raw, contract).cache()
+    profiled = profile_batch(batch, contract, records_hint=len(rows), sample_clean=20)
+    counts_only = batch_counts(batch, contract)
+
+    valid = batch.where(F.col("_error").isNull())
+    reasons = batch.where(F.col("_error").isNotNull()).groupBy(F.col("_error.reason_code").alias("r")).count()
+    rescued = valid.where(F.col("_rescued_data").isNotNull())
+    paths = rescued.select(
+        F.explode(F.map_keys(F.from_json("_rescued_data", "map<string,string>"))).alias("p")
+    )
+    days = sorted(r["d"] for r in valid.select(F.to_date("updated_at").alias("d")).distinct().collect())
+    expected = {
+        "read": batch.count(),
+        "valid": valid.count(),
+        "kept": valid.select("thing_id").distinct().count(),
+        "by_reason": {r["r"]: r["count"] for r in reasons.collect()},
+        "rescued_records": rescued.count(),
+        "rescued_fields": {r["p"]: r["count"] for r in paths.groupBy("p").count().collect()},
+        "partition_days": days,
+    }
+    assert expected["read"] == len(rows) and expected["kept"] == 41 and len(days) > 1
+    assert expected["by_reason"] == {
+        "INVALID_TYPE": 5,
+        "MISSING_REQUIRED_FIELD": 4,
+        "MALFORMED_JSON": 2,
+        "WRONG_TOPIC": 1,
+    }
+    assert expected["rescued_fields"] == {"promo": 18, "extra": 1, "meta.zone": 1}
+    for counts in (profiled.counts, counts_only):
+        assert {
+            "read": counts.read,
+            "valid": counts.valid,
+            "kept": counts.kept,
+            "by_reason": dict(counts.by_reason),
+            "rescued_records": counts.rescued_records,
+            "rescued_fields": dict(counts.rescued_fields),
+            "partition_days": list(counts.partition_days),
+        } == expected
+        assert counts.by_class == {"DROP": 12} and counts.quarantined == 12
+    assert profiled.observed.records == len(rows) - 3  # malformed and wrong-topic payloads are not observed
+    batch.unpersist()
