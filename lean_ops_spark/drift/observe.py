@@ -229,8 +229,9 @@ def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
                 (m.isNotNull() & t.isNull()) | (t.isNotNull() & _struct_lost(m, t, element)), F.lit(False)
             )
 
-        fast = F.coalesce(F.exists(F.zip_with(typed, objects, object_lost), lambda x: x), F.lit(False))
-        return F.when(objects.isNotNull(), fast).otherwise(lost)
+        # null only when the elements are not all objects (or typed is null): then the slow path
+        fast = F.exists(F.zip_with(typed, objects, object_lost), lambda x: x)
+        return F.coalesce(fast, lost)
     return F.lit(False)
 
 
