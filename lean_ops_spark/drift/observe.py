@@ -190,7 +190,7 @@ def _struct_lost(fields: Column, typed: Column, ftype: FieldType) -> Column:
         conditions.append(child_raw.isNotNull() & child_typed.isNull())
         if child.type.kind in ("struct", "array"):
             conditions.append(child_typed.isNotNull() & _lost(child_raw, child_typed, child.type))
-        elif (rounded := _scalar_lost(child_raw, child.type)) is not None:
+        elif (rounded := _scalar_lost(child_raw, child_typed, child.type)) is not None:
             conditions.append(child_typed.isNotNull() & rounded)
     out = conditions[0]
     for condition in conditions[1:]:
@@ -213,7 +213,7 @@ def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
             condition = r.isNotNull() & t.isNull()
             if element.kind in ("struct", "array"):
                 condition = condition | (t.isNotNull() & _lost(r, t, element))
-            elif (rounded := _scalar_lost(r, element)) is not None:
+            elif (rounded := _scalar_lost(r, t, element)) is not None:
                 condition = condition | (t.isNotNull() & rounded)
             return F.coalesce(condition, F.lit(False))
 
@@ -235,17 +235,21 @@ def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
     return F.lit(False)
 
 
-def _scalar_lost(raw: Column, ftype: FieldType) -> Column | None:
+def _scalar_lost(raw: Column, typed: Column, ftype: FieldType) -> Column | None:
     """A number that cast but not exactly (truncated, rounded); None: the type cannot lose."""
     from pyspark.sql import functions as F
 
     if ftype.kind in ("int", "long"):
-        return ~F.trim(raw).rlike(_INTEGER)
-    if ftype.kind == "decimal":
-        return _frac_digits(raw) > (ftype.scale or 0)
-    if ftype.kind == "float":
+        lost = ~F.trim(raw).rlike(_INTEGER)
+    elif ftype.kind == "decimal":
+        lost = _frac_digits(raw) > (ftype.scale or 0)
+    elif ftype.kind == "float":
         return _significant_digits(raw) > _FLOAT_DIGITS
-    return None
+    else:
+        return None
+    # The common case needs no regex: the JSON text is exactly how the typed value prints
+    # (an integer literal; a decimal with the column's scale), so nothing was lost.
+    return F.when(typed.cast("string") == raw, F.lit(False)).otherwise(lost)
 
 
 def _lossy(column: ParsedColumn) -> Column | None:
@@ -257,7 +261,7 @@ def _lossy(column: ParsedColumn) -> Column | None:
     parsed = raw.isNotNull() & typed.isNotNull()
     if ftype.kind in ("struct", "array"):
         return parsed & _lost(raw, typed, ftype)
-    rounded = _scalar_lost(raw, ftype)
+    rounded = _scalar_lost(raw, typed, ftype)
     return None if rounded is None else parsed & rounded
 
 
