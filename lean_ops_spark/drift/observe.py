@@ -339,7 +339,7 @@ def _meta(name: str) -> str:
 
 
 def _rescued_field_entries() -> Column:
-    """Per valid record with rescued data, one entry per rescued path (key ``_META f<SEP>path``)."""
+    """One entry per path in the record's ``_rescued_data`` (key ``_META f<SEP>path``)."""
     from pyspark.sql import functions as F
 
     rescued = F.col(RESCUED_DATA_COLUMN)
@@ -354,7 +354,13 @@ def _rescued_field_entries() -> Column:
 
 
 def _totals(
-    batch: DataFrame, contract: TopicContract, observable: Column, clean: Column, sampled: Column
+    batch: DataFrame,
+    contract: TopicContract,
+    *,
+    observable: Column,
+    rescued: Column,
+    clean: Column,
+    sampled: Column,
 ) -> Any:
     """One single-row aggregation: every record count of :class:`BatchCounts` but the
     distinct keys and the rescued paths, plus what sizing the profile needs."""
@@ -367,7 +373,7 @@ def _totals(
     row = batch.agg(
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(valid, 1)).alias("valid"),
-        F.count(F.when(valid & F.col(RESCUED_DATA_COLUMN).isNotNull(), 1)).alias("rescued"),
+        F.count(F.when(rescued, 1)).alias("rescued"),
         F.count(F.when(observable, 1)).alias("observable"),
         F.count(F.when(clean, 1)).alias("clean"),
         F.count(F.when(clean & sampled, 1)).alias("clean_sampled"),
@@ -542,8 +548,9 @@ def profile_batch(
     interesting = error.isNotNull() | F.col(RESCUED_DATA_COLUMN).isNotNull() | F.col(LOSSY_COLUMN).isNotNull()
     clean = observable & ~interesting
     sampled = F.pmod(F.xxhash64(F.col("message_id")), F.lit(_BUCKETS)) < F.lit(share)
-    totals, lossy_names = _totals(batch, contract, observable, clean, sampled)
-    kept = batch.where(error.isNull()).select(*contract.key).distinct().count()
+    totals, lossy_names = _totals(
+        batch, contract, observable=observable, rescued=rescued, clean=clean, sampled=sampled
+    )
     records, clean_total, clean_sampled = (
         int(totals["observable"]),
         int(totals["clean"]),
@@ -555,6 +562,7 @@ def profile_batch(
             "%s: records hint %s sampled no clean record; profiling all", contract.topic, records_hint
         )
         return profile_batch(batch, contract, max_depth=max_depth, sample_clean=None)
+    kept = batch.where(error.isNull()).select(*contract.key).distinct().count()
 
     # Rescued paths, and (observing) every value of the records to profile, in one aggregation.
     profiled = observable & (interesting | sampled)
