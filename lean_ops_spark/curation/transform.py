@@ -107,40 +107,50 @@ def parse_payload(df: DataFrame, contract: TopicContract) -> DataFrame:
     out = out.withColumns({c.name: _typed(c) for c in columns})
 
     # Unknown keys: at the top level and inside each flattened struct.
-    top_known = F.array(*[F.lit(f.name) for f in contract.fields])
-    pieces = [F.map_filter(F.col(FIELDS_COLUMN), lambda k, _v: ~F.array_contains(top_known, k))]
+    top_known = [f.name for f in contract.fields]
+    pieces = [_unknown_keys(F.col(FIELDS_COLUMN), top_known, "")]
+    unknown = [_has_unknown_keys(F.col(FIELDS_COLUMN), top_known)]
     for path in struct_paths:
-        children = {
-            c.path[len(path)] for c in columns if c.path[: len(path)] == path and len(c.path) > len(path)
-        }
-        pieces.append(_unknown_keys(F.col(_map_column(path)), sorted(children), ".".join(path) + "."))
+        children = sorted(
+            {c.path[len(path)] for c in columns if c.path[: len(path)] == path and len(c.path) > len(path)}
+        )
+        pieces.append(_unknown_keys(F.col(_map_column(path)), children, ".".join(path) + "."))
+        unknown.append(_has_unknown_keys(F.col(_map_column(path)), children))
     # Values present but not castable, and flattened structs that are not objects.
-    failures = [
-        F.struct(
-            F.lit(c.dotted_path).alias("key"),
-            F.when(F.col(c.raw_column).isNotNull() & F.col(c.name).isNull(), F.col(c.raw_column)).alias(
-                "value"
-            ),
-        )
-        for c in columns
+    failed_values = [(c.dotted_path, F.col(c.raw_column), F.col(c.name)) for c in columns]
+    failed_values += [
+        (".".join(path), _container(path)[path[-1]], F.col(_map_column(path))) for path in struct_paths
     ]
-    failures += [
-        F.struct(
-            F.lit(".".join(path)).alias("key"),
-            F.when(
-                _container(path)[path[-1]].isNotNull() & F.col(_map_column(path)).isNull(),
-                _container(path)[path[-1]],
-            ).alias("value"),
-        )
-        for path in struct_paths
+    failures = [
+        F.struct(F.lit(key).alias("key"), F.when(raw.isNotNull() & typed.isNull(), raw).alias("value"))
+        for key, raw, typed in failed_values
     ]
     failed = F.map_from_entries(F.filter(F.array(*failures), lambda e: e["value"].isNotNull()))
     pieces.append(failed)
     rescued = F.map_concat(*[F.coalesce(p, F.create_map().cast(_MAP)) for p in pieces])
+    # Most records rescue nothing: a cheap test (no lambda functions, which Spark interprets
+    # row by row) decides whether the map above needs building at all.
+    anything = [F.coalesce(u, F.lit(False)) for u in unknown]
+    anything += [raw.isNotNull() & typed.isNull() for _, raw, typed in failed_values]
     return out.withColumn(
         RESCUED_DATA_COLUMN,
-        F.when(F.size(rescued) > 0, F.to_json(rescued)).otherwise(F.lit(None).cast("string")),
+        F.when(_any(anything), F.to_json(rescued)).otherwise(F.lit(None).cast("string")),
     )
+
+
+def _any(conditions: list[Column]) -> Column:
+    out = conditions[0]
+    for condition in conditions[1:]:
+        out = out | condition
+    return out
+
+
+def _has_unknown_keys(fields: Column, known_names: list[str]) -> Column:
+    """Does a map have a key that is not a known child? (null when the map is null)"""
+    from pyspark.sql import functions as F
+
+    known = F.array(*[F.lit(name) for name in known_names])
+    return F.size(F.array_except(F.map_keys(fields), known)) > 0
 
 
 def compact(df: DataFrame) -> DataFrame:
@@ -157,6 +167,8 @@ def _unknown_keys(fields: Column, known_names: list[str], prefix: str) -> Column
 
     known = F.array(*[F.lit(name) for name in known_names])
     unknown = F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))
+    if not prefix:
+        return unknown
     return F.transform_keys(unknown, lambda k, _v: F.concat(F.lit(prefix), k))
 
 
