@@ -252,15 +252,30 @@ def _scalar_lost(raw: Column, typed: Column, ftype: FieldType) -> Column | None:
     return F.when(typed.cast("string") == raw, F.lit(False)).otherwise(lost)
 
 
+#: Types whose parse can lose something without failing (see :func:`_lossy`).
+_LOSSY_KINDS = frozenset({"struct", "array", "int", "long", "decimal", "float"})
+
+
+def _may_lose(column: ParsedColumn) -> bool:
+    """Does :func:`_lossy` check ``column``? (without building its expression)"""
+    return column.spec.type.kind in _LOSSY_KINDS
+
+
 def _lossy(column: ParsedColumn) -> Column | None:
     """Records where ``column`` parsed but not exactly (None: the type cannot lose anything)."""
     from pyspark.sql import functions as F
 
+    if not _may_lose(column):
+        return None
     raw, typed = F.col(column.raw_column), F.col(column.name)
     ftype = column.spec.type
     parsed = raw.isNotNull() & typed.isNotNull()
     if ftype.kind in ("struct", "array"):
-        return parsed & _lost(raw, typed, ftype)
+        # The common case first, without the lambda functions of the full check (Spark
+        # interprets those row by row): the JSON text is exactly the typed value written
+        # back as JSON, so every key was known and every value parsed exactly.
+        exact = F.to_json(typed) == raw
+        return parsed & F.when(exact, F.lit(False)).otherwise(_lost(raw, typed, ftype))
     rounded = _scalar_lost(raw, typed, ftype)
     return None if rounded is None else parsed & rounded
 
@@ -369,7 +384,7 @@ def _totals(
     error = F.col(ERROR_COLUMN)
     valid = error.isNull()
     reason = error["reason_code"]
-    lossy_names = [c.name for c in parsed_columns(contract) if _lossy(c) is not None]
+    lossy_names = [c.name for c in parsed_columns(contract) if _may_lose(c)]
     row = batch.agg(
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(valid, 1)).alias("valid"),
@@ -405,7 +420,9 @@ def _profile_values(
     empty = F.array().cast("array<struct<key:string,text:string>>")
 
     def expand(entry: Column) -> Column:
-        kind = _kind(entry["text"])
+        # only objects and arrays have children: tested by their first character, not by the
+        # full _kind (whose regexes would run for every scalar value of every level)
+        first = F.substring(F.ltrim(entry["text"]), 1, 1)
         descend = ~F.array_contains(stop, entry["key"])
         members = F.transform(
             F.map_entries(F.from_json(entry["text"], _MAP)),
@@ -417,7 +434,7 @@ def _profile_values(
             F.from_json(entry["text"], "array<string>"),
             lambda e: F.struct(F.concat_ws(_SEP, entry["key"], F.lit(ELEMENT)).alias("key"), e.alias("text")),
         )
-        children = F.when(descend & (kind == "object"), members).when(descend & (kind == "array"), elements)
+        children = F.when(descend & (first == "{"), members).when(descend & (first == "["), elements)
         return F.coalesce(children, empty)
 
     # Level d+1 is computed from level d as an array column (one scan, one explode), each
@@ -456,13 +473,17 @@ def _aggregate(values: DataFrame, contract: TopicContract) -> list[Any]:
 
     scalar_paths = _scalar_paths(contract)
     text, key = F.col("text"), F.col("key")
-    kind = _kind(text)
     bad = F.lit(False)
     bad_wider = F.lit(False)
     for path, ftype in scalar_paths.items():
         here = key == F.lit(_key(path))
         bad = F.when(here, ~_fits(text, ftype, widest=False)).otherwise(bad)
         bad_wider = F.when(here, ~_fits(text, ftype, widest=True)).otherwise(bad_wider)
+    # Each value's kind and fit once, in a projection, before the counts that read them.
+    values = values.select(
+        "key", "exact", "text", _kind(text).alias("kind"), bad.alias("bad"), bad_wider.alias("bad_wider")
+    )
+    kind, bad, bad_wider = F.col("kind"), F.col("bad"), F.col("bad_wider")
     present = text.isNotNull()
     numeric = kind.isin("integer", "number")
 
@@ -652,7 +673,7 @@ def rescue_partial_values(batch: DataFrame, contract: TopicContract, columns: Co
             F.col(LOSSY_COLUMN)[name].alias("value"),
         )
         for name in columns
-        if name in by_name and _lossy(by_name[name]) is not None
+        if name in by_name and _may_lose(by_name[name])
     ]
     if not entries:
         return batch
