@@ -8,7 +8,9 @@ that is present but does not cast is told apart from an absent one, and goes to
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, FieldSpec, TopicContract
@@ -107,15 +109,15 @@ def parse_payload(df: DataFrame, contract: TopicContract) -> DataFrame:
     out = out.withColumns({c.name: _typed(c) for c in columns})
 
     # Unknown keys: at the top level and inside each flattened struct.
-    top_known = [f.name for f in contract.fields]
-    pieces = [_unknown_keys(F.col(FIELDS_COLUMN), top_known, "")]
-    unknown = [_has_unknown_keys(F.col(FIELDS_COLUMN), top_known)]
+    top_entries, top_any = _unknown_keys(F.col(FIELDS_COLUMN), [f.name for f in contract.fields], "")
+    pieces, unknown = [top_entries], [top_any]
     for path in struct_paths:
         children = sorted(
             {c.path[len(path)] for c in columns if c.path[: len(path)] == path and len(c.path) > len(path)}
         )
-        pieces.append(_unknown_keys(F.col(_map_column(path)), children, ".".join(path) + "."))
-        unknown.append(_has_unknown_keys(F.col(_map_column(path)), children))
+        entries, any_unknown = _unknown_keys(F.col(_map_column(path)), children, ".".join(path) + ".")
+        pieces.append(entries)
+        unknown.append(any_unknown)
     # Values present but not castable, and flattened structs that are not objects.
     failed_values = [(c.dotted_path, F.col(c.raw_column), F.col(c.name)) for c in columns]
     failed_values += [
@@ -134,23 +136,8 @@ def parse_payload(df: DataFrame, contract: TopicContract) -> DataFrame:
     anything += [raw.isNotNull() & typed.isNull() for _, raw, typed in failed_values]
     return out.withColumn(
         RESCUED_DATA_COLUMN,
-        F.when(_any(anything), F.to_json(rescued)).otherwise(F.lit(None).cast("string")),
+        F.when(reduce(operator.or_, anything), F.to_json(rescued)).otherwise(F.lit(None).cast("string")),
     )
-
-
-def _any(conditions: list[Column]) -> Column:
-    out = conditions[0]
-    for condition in conditions[1:]:
-        out = out | condition
-    return out
-
-
-def _has_unknown_keys(fields: Column, known_names: list[str]) -> Column:
-    """Does a map have a key that is not a known child? (null when the map is null)"""
-    from pyspark.sql import functions as F
-
-    known = F.array(*[F.lit(name) for name in known_names])
-    return F.size(F.array_except(F.map_keys(fields), known)) > 0
 
 
 def compact(df: DataFrame) -> DataFrame:
@@ -161,15 +148,16 @@ def compact(df: DataFrame) -> DataFrame:
     return df.drop(*drop)
 
 
-def _unknown_keys(fields: Column, known_names: list[str], prefix: str) -> Column:
-    """Entries of a struct's map whose key is not a known child, keyed ``prefix + key``."""
+def _unknown_keys(fields: Column, known_names: list[str], prefix: str) -> tuple[Column, Column]:
+    """Entries of a struct's map whose key is not a known child, keyed ``prefix + key``, and
+    whether there are any (tested without lambda functions; null when the map is null)."""
     from pyspark.sql import functions as F
 
     known = F.array(*[F.lit(name) for name in known_names])
     unknown = F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))
-    if not prefix:
-        return unknown
-    return F.transform_keys(unknown, lambda k, _v: F.concat(F.lit(prefix), k))
+    if prefix:
+        unknown = F.transform_keys(unknown, lambda k, _v: F.concat(F.lit(prefix), k))
+    return unknown, F.size(F.array_except(F.map_keys(fields), known)) > 0
 
 
 def _error(reason: Reason, field: str | None, detail: Column) -> Column:
