@@ -19,9 +19,11 @@ into ``_rescued_data`` under the column's payload path, so nothing is silently d
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, FieldType, TopicContract
@@ -288,15 +290,18 @@ def with_lossy_values(batch: DataFrame, contract: TopicContract) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
+    conditions = [(c, condition) for c in parsed_columns(contract) if (condition := _lossy(c)) is not None]
+    if not conditions:
+        return batch.withColumn(LOSSY_COLUMN, F.lit(None).cast(_MAP))
     entries = [
         F.struct(F.lit(c.name).alias("key"), F.when(condition, F.col(c.raw_column)).alias("value"))
-        for c in parsed_columns(contract)
-        if (condition := _lossy(c)) is not None
+        for c, condition in conditions
     ]
-    if not entries:
-        return batch.withColumn(LOSSY_COLUMN, F.lit(None).cast(_MAP))
     lossy = F.map_from_entries(F.filter(F.array(*entries), lambda e: e["value"].isNotNull()))
-    return batch.withColumn(LOSSY_COLUMN, F.when(F.size(lossy) > 0, lossy))
+    # Almost every record loses nothing: the conditions alone (no lambda function, which
+    # Spark interprets row by row) decide whether the map needs building.
+    anything = reduce(operator.or_, [F.coalesce(condition, F.lit(False)) for _, condition in conditions])
+    return batch.withColumn(LOSSY_COLUMN, F.when(anything & (F.size(lossy) > 0), lossy))
 
 
 def parse_batch(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
@@ -378,7 +383,8 @@ def _totals(
     sampled: Column,
 ) -> Any:
     """One single-row aggregation: every record count of :class:`BatchCounts` but the
-    distinct keys and the rescued paths, plus what sizing the profile needs."""
+    rescued paths (the distinct keys too: one more pass would be a query of its own), plus
+    what sizing the profile needs."""
     from pyspark.sql import functions as F
 
     error = F.col(ERROR_COLUMN)
@@ -388,6 +394,8 @@ def _totals(
     row = batch.agg(
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(valid, 1)).alias("valid"),
+        # a struct, not count(DISTINCT a, b): that would skip keys with a null part
+        F.count_distinct(F.when(valid, F.struct(*[F.col(k) for k in contract.key]))).alias("kept"),
         F.count(F.when(rescued, 1)).alias("rescued"),
         F.count(F.when(observable, 1)).alias("observable"),
         F.count(F.when(clean, 1)).alias("clean"),
@@ -583,8 +591,6 @@ def profile_batch(
             "%s: records hint %s sampled no clean record; profiling all", contract.topic, records_hint
         )
         return profile_batch(batch, contract, max_depth=max_depth, sample_clean=None)
-    kept = batch.where(error.isNull()).select(*contract.key).distinct().count()
-
     # Rescued paths, and (observing) every value of the records to profile, in one aggregation.
     profiled = observable & (interesting | sampled)
     empty = F.array().cast(_ENTRIES)
@@ -608,7 +614,7 @@ def profile_batch(
     counts = BatchCounts(
         read=int(totals["read"]),
         valid=int(totals["valid"]),
-        kept=kept,
+        kept=int(totals["kept"]),
         by_reason={r.value: int(totals[f"reason_{r.value}"]) for r in Reason if totals[f"reason_{r.value}"]},
         rescued_records=int(totals["rescued"]),
         rescued_fields=dict(sorted(rescued_fields.items())),
