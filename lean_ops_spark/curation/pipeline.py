@@ -1,8 +1,8 @@
 """One curation run: raw (incremental, checkpointed) -> curated + quarantine.
 
 read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify -> count and
-observe the batch -> schema drift decision -> circuit breaker -> drift ALTERs + audit ->
-quarantine MERGE -> dedupe -> curated MERGE with the checkpoint in the same snapshot ->
+observe the batch -> schema drift decision -> circuit breaker -> drift ALTERs + audit, and
+beside them the quarantine MERGE -> dedupe -> curated MERGE with the checkpoint in the same snapshot ->
 verify -> ledger -> metrics. The parsed batch is cached once (narrow: see
 ``drift.observe.parse_batch``) and every later step reads the cache, so raw is read and
 parsed once (again only when an evolve changes the contract). The counts the breaker and
@@ -180,6 +180,32 @@ def _write_quarantine(spark: SparkSession, quarantine: TableRef, classified: Dat
         spark.sql(quarantine_merge_sql(quarantine.sql, view))
     finally:
         spark.catalog.dropTempView(view)
+
+
+def _in_background(name: str, work: Callable[[], None] | None) -> Callable[[], None]:
+    """Start ``work`` in a thread whose Spark jobs run beside the caller's; returns the
+    function that waits for it and re-raises its error (a no-op when ``work`` is None)."""
+    if work is None:
+        return lambda: None
+    from pyspark import InheritableThread
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            errors.append(exc)
+
+    thread = InheritableThread(target=target, name=name, daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    return wait
 
 
 @dataclass(frozen=True)
@@ -373,10 +399,18 @@ def run_curation(
             contract, classified = drift.contract, drift.classified
             stats = drift.counts or batch_counts(classified, contract)
             error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
-            drift = apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
-
-            if stats.quarantined:
-                _write_quarantine(spark, tables.quarantine, classified, run_id)
+            # The quarantine write and the drift ALTERs/audit rows touch different tables: the
+            # quarantine rows are written beside them (each is a few small jobs and a commit,
+            # mostly waiting), and both are done before the curated MERGE.
+            bad = classified if stats.quarantined else None
+            quarantine_written = _in_background(
+                f"{topic} quarantine",
+                None if bad is None else lambda: _write_quarantine(spark, tables.quarantine, bad, run_id),
+            )
+            try:
+                drift = apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
+            finally:
+                quarantine_written()
             if after_step:
                 after_step(STEP_QUARANTINE_WRITTEN)
 

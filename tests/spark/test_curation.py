@@ -322,6 +322,27 @@ def test_a_commit_without_the_checkpoint_key_fails_loudly(spark, orders_env, mon
         run_curation(spark, config, "orders")
 
 
+def test_a_failed_quarantine_write_fails_the_run_before_the_curated_merge(
+    spark, orders_env, monkeypatch
+) -> None:
+    config, tables = orders_env
+    batch = generate_events(config.topic("orders"), 40, {FaultKind.MALFORMED_JSON: 0.05}, seed=53, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+
+    def broken(*_args) -> None:  # runs in its own thread, beside the drift audit
+        raise OSError("quarantine storage unavailable")
+
+    monkeypatch.setattr(pipeline, "_write_quarantine", broken)
+    with pytest.raises(OSError, match="quarantine storage unavailable"):
+        run_curation(spark, config, "orders")
+    assert current_snapshot_id(spark, tables.curated) is None
+    assert read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY) is None
+    monkeypatch.undo()
+    result = run_curation(spark, config, "orders")
+    assert result.ledger is not None and result.ledger.balanced
+    assert spark.table(tables.quarantine.sql).count() == batch.injected[FaultKind.MALFORMED_JSON.value] > 0
+
+
 def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, orders_env) -> None:
     config, tables = orders_env
     batch = generate_events(config.topic("orders"), 100, {FaultKind.UNKNOWN_VERSION: 0.05}, seed=61, now=NOW)
