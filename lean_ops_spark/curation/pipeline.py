@@ -245,8 +245,8 @@ def merge_into_curated(
     after = load_table_snapshots(spark, curated)
     if after.current_snapshot_id == before:
         # Nothing to change (every version stale, or an all-bad batch): still record the checkpoint.
-        empty = spark.createDataFrame([], spark.table(curated.sql).schema)
-        writer = empty.writeTo(curated.sql)
+        # (no rows from a Python list: that would start Python workers for nothing)
+        writer = spark.table(curated.sql).limit(0).writeTo(curated.sql)
         for key, value in properties.items():
             writer = writer.option(f"snapshot-property.{key}", value)
         writer.append()

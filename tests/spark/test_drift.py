@@ -433,3 +433,33 @@ def test_batch_counts_agree_with_plain_dataframe_counts(spark) -> None:
         assert counts.by_class == {"DROP": 12} and counts.quarantined == 12
     assert profiled.observed.records == len(rows) - 3  # malformed and wrong-topic payloads are not observed
     batch.unpersist()
+
+
+def test_audit_rows_are_written_exactly_as_given(spark) -> None:
+    """The audit rows are built as literals (no Python worker): every column keeps its value,
+    nulls, quotes, backslashes and non-ASCII text included, and a UTC time stays that instant."""
+    from chispa import assert_df_equality
+
+    from lean_ops_spark.drift.audit import AUDIT_COLUMNS, _literal_frame
+
+    when = datetime(2026, 3, 1, 23, 30, 5, 123456, tzinfo=timezone.utc)
+    texts = ["it's", "back\\slash", "naïve €", 'say "hi"\nnext line']
+    rows = []
+    for i, text in enumerate(texts):
+        values = {
+            "timestamp": when + timedelta(hours=i),
+            "bigint": 10**12 + i,
+            "int": i,
+            "string": text,
+        }
+        row = [values[dtype] for _, dtype, _ in AUDIT_COLUMNS]
+        row[[name for name, _, _ in AUDIT_COLUMNS].index("old_type")] = None
+        rows.append(tuple(row))
+    schema = ", ".join(f"{name} {dtype}" for name, dtype, _ in AUDIT_COLUMNS)
+    assert {dtype for _, dtype, _ in AUDIT_COLUMNS} <= {"timestamp", "bigint", "int", "string"}
+    assert_df_equality(
+        _literal_frame(spark, rows),
+        spark.createDataFrame(rows, schema),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
