@@ -22,6 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from lean_ops_spark.catalog.checkpoints import (
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
 from lean_ops_spark.catalog.metadata import load_table_snapshots
-from lean_ops_spark.catalog.naming import TableRef, topic_tables
+from lean_ops_spark.catalog.naming import TableRef, TopicTables, topic_tables
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.curation.batch import BatchPlan, plan_batch
 from lean_ops_spark.curation.ledger import Ledger
@@ -49,7 +50,7 @@ from lean_ops_spark.curation.transform import (
     add_audit_columns,
     dedupe_latest,
 )
-from lean_ops_spark.drift.handler import apply_drift, handle_drift
+from lean_ops_spark.drift.handler import DriftOutcome, apply_drift, handle_drift
 from lean_ops_spark.drift.observe import BatchCounts, batch_counts, parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
@@ -182,30 +183,37 @@ def _write_quarantine(spark: SparkSession, quarantine: TableRef, classified: Dat
         spark.catalog.dropTempView(view)
 
 
-def _in_background(name: str, work: Callable[[], None] | None) -> Callable[[], None]:
-    """Start ``work`` in a thread whose Spark jobs run beside the caller's; returns the
-    function that waits for it and re-raises its error (a no-op when ``work`` is None)."""
-    if work is None:
-        return lambda: None
-    from pyspark import InheritableThread
+def _apply_drift_and_quarantine(
+    spark: SparkSession,
+    drift: DriftOutcome,
+    *,
+    tables: TopicTables,
+    quarantined: bool,
+    run_id: str,
+    metrics: MetricSink | None,
+) -> DriftOutcome:
+    """Write the drift ALTERs/audit rows and the quarantine rows. They touch different tables,
+    so the quarantine MERGE runs in a thread beside the drift writes (each is a few small jobs
+    and a commit, mostly waiting); both are done when this returns, before the curated MERGE."""
+    from pyspark import inheritable_thread_target
 
-    errors: list[BaseException] = []
-
-    def target() -> None:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{drift.contract.topic}-quarantine") as pool:
+        quarantine = (
+            pool.submit(
+                inheritable_thread_target(_write_quarantine),
+                spark,
+                tables.quarantine,
+                drift.classified,
+                run_id,
+            )
+            if quarantined
+            else None
+        )
         try:
-            work()
-        except BaseException as exc:  # re-raised in the caller's thread by wait()
-            errors.append(exc)
-
-    thread = InheritableThread(target=target, name=name, daemon=True)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if errors:
-            raise errors[0]
-
-    return wait
+            return apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
+        finally:
+            if quarantine is not None:
+                quarantine.result()  # re-raises the quarantine write's error
 
 
 @dataclass(frozen=True)
@@ -399,18 +407,9 @@ def run_curation(
             contract, classified = drift.contract, drift.classified
             stats = drift.counts or batch_counts(classified, contract)
             error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
-            # The quarantine write and the drift ALTERs/audit rows touch different tables: the
-            # quarantine rows are written beside them (each is a few small jobs and a commit,
-            # mostly waiting), and both are done before the curated MERGE.
-            bad = classified if stats.quarantined else None
-            quarantine_written = _in_background(
-                f"{topic} quarantine",
-                None if bad is None else lambda: _write_quarantine(spark, tables.quarantine, bad, run_id),
+            drift = _apply_drift_and_quarantine(
+                spark, drift, tables=tables, quarantined=stats.quarantined > 0, run_id=run_id, metrics=metrics
             )
-            try:
-                drift = apply_drift(spark, drift, curated=tables.curated, run_id=run_id, metrics=metrics)
-            finally:
-                quarantine_written()
             if after_step:
                 after_step(STEP_QUARANTINE_WRITTEN)
 
