@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING
 
+from lean_ops_spark import sqlexpr as S
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, FieldSpec, TopicContract
 from lean_ops_spark.curation.reasons import REASON_CLASS, Reason
+from lean_ops_spark.sqlexpr import Expr
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame
 
 __all__ = [
     "ERROR_COLUMN",
@@ -71,22 +73,18 @@ def _map_column(path: tuple[str, ...]) -> str:
     return _STRUCT_PREFIX + "__".join(path)
 
 
-def _container(path: tuple[str, ...]) -> Column:
+def _container(path: tuple[str, ...]) -> Expr:
     """The map that holds the value at ``path`` (the top-level map or a struct's map)."""
-    from pyspark.sql import functions as F
-
-    return F.col(FIELDS_COLUMN) if len(path) == 1 else F.col(_map_column(path[:-1]))
+    return S.col(FIELDS_COLUMN) if len(path) == 1 else S.col(_map_column(path[:-1]))
 
 
-def _typed(column: ParsedColumn) -> Column:
-    from pyspark.sql import functions as F
-
-    raw = F.col(column.raw_column)
+def _typed(column: ParsedColumn) -> Expr:
+    raw = S.col(column.raw_column)
     kind = column.spec.type.kind
     if kind == "string":
         return raw
     if kind in ("struct", "array"):
-        return F.from_json(raw, column.spec.type.spark_ddl())
+        return S.from_json(raw, column.spec.type.spark_ddl())
     return raw.cast(column.spec.type.spark_ddl())
 
 
@@ -96,47 +94,50 @@ def parse_payload(df: DataFrame, contract: TopicContract) -> DataFrame:
     ``_rescued_data`` is a JSON object of ``path -> raw JSON text`` for fields the contract
     does not know (top level and inside flattened structs) and for values that did not cast
     (including a flattened struct that is not an object). Intermediate columns are kept for
-    :func:`classify`; :func:`add_audit_columns` selects the final shape.
+    :func:`classify`; :func:`add_audit_columns` selects the final shape. (Expressions are
+    SQL text: :mod:`lean_ops_spark.sqlexpr`.)
     """
-    from pyspark.sql import functions as F
-
     columns = parsed_columns(contract)
-    out = df.withColumn(FIELDS_COLUMN, F.from_json(F.col("payload"), _MAP))
+    out = S.with_columns(df, {FIELDS_COLUMN: S.from_json(S.col("payload"), _MAP)})
     struct_paths = _struct_paths(contract)
     for path in struct_paths:  # parents first: a child's map is parsed from its parent's
-        out = out.withColumn(_map_column(path), F.from_json(_container(path)[path[-1]], _MAP))
-    out = out.withColumns({c.raw_column: _container(c.path)[c.path[-1]] for c in columns})
-    out = out.withColumns({c.name: _typed(c) for c in columns})
+        out = S.with_columns(out, {_map_column(path): S.from_json(_container(path)[path[-1]], _MAP)})
+    out = S.with_columns(out, {c.raw_column: _container(c.path)[c.path[-1]] for c in columns})
+    out = S.with_columns(out, {c.name: _typed(c) for c in columns})
 
     # Unknown keys: at the top level and inside each flattened struct.
-    top_entries, top_any = _unknown_keys(F.col(FIELDS_COLUMN), [f.name for f in contract.fields], "")
+    top_entries, top_any = _unknown_keys(S.col(FIELDS_COLUMN), [f.name for f in contract.fields], "")
     pieces, unknown = [top_entries], [top_any]
     for path in struct_paths:
         children = sorted(
             {c.path[len(path)] for c in columns if c.path[: len(path)] == path and len(c.path) > len(path)}
         )
-        entries, any_unknown = _unknown_keys(F.col(_map_column(path)), children, ".".join(path) + ".")
+        entries, any_unknown = _unknown_keys(S.col(_map_column(path)), children, ".".join(path) + ".")
         pieces.append(entries)
         unknown.append(any_unknown)
     # Values present but not castable, and flattened structs that are not objects.
-    failed_values = [(c.dotted_path, F.col(c.raw_column), F.col(c.name)) for c in columns]
+    failed_values = [(c.dotted_path, S.col(c.raw_column), S.col(c.name)) for c in columns]
     failed_values += [
-        (".".join(path), _container(path)[path[-1]], F.col(_map_column(path))) for path in struct_paths
+        (".".join(path), _container(path)[path[-1]], S.col(_map_column(path))) for path in struct_paths
     ]
     failures = [
-        F.struct(F.lit(key).alias("key"), F.when(raw.isNotNull() & typed.isNull(), raw).alias("value"))
+        S.struct(S.lit(key).alias("key"), S.when(raw.isNotNull() & typed.isNull(), raw).alias("value"))
         for key, raw, typed in failed_values
     ]
-    failed = F.map_from_entries(F.filter(F.array(*failures), lambda e: e["value"].isNotNull()))
+    failed = S.call("map_from_entries", S.filter(S.array(*failures), lambda e: e["value"].isNotNull()))
     pieces.append(failed)
-    rescued = F.map_concat(*[F.coalesce(p, F.create_map().cast(_MAP)) for p in pieces])
+    rescued = S.call("map_concat", *[S.coalesce(p, S.call("map").cast(_MAP)) for p in pieces])
     # Most records rescue nothing: a cheap test (no lambda functions, which Spark interprets
     # row by row) decides whether the map above needs building at all.
-    anything = [F.coalesce(u, F.lit(False)) for u in unknown]
+    anything = [S.coalesce(u, False) for u in unknown]
     anything += [raw.isNotNull() & typed.isNull() for _, raw, typed in failed_values]
-    return out.withColumn(
-        RESCUED_DATA_COLUMN,
-        F.when(reduce(operator.or_, anything), F.to_json(rescued)).otherwise(F.lit(None).cast("string")),
+    return S.with_columns(
+        out,
+        {
+            RESCUED_DATA_COLUMN: S.when(reduce(operator.or_, anything), S.call("to_json", rescued)).otherwise(
+                S.lit(None).cast("string")
+            )
+        },
     )
 
 
@@ -148,25 +149,21 @@ def compact(df: DataFrame) -> DataFrame:
     return df.drop(*drop)
 
 
-def _unknown_keys(fields: Column, known_names: list[str], prefix: str) -> tuple[Column, Column]:
+def _unknown_keys(fields: Expr, known_names: list[str], prefix: str) -> tuple[Expr, Expr]:
     """Entries of a struct's map whose key is not a known child, keyed ``prefix + key``, and
     whether there are any (tested without lambda functions; null when the map is null)."""
-    from pyspark.sql import functions as F
-
-    known = F.array(*[F.lit(name) for name in known_names])
-    unknown = F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))
+    known = S.array(*known_names)
+    unknown = S.map_filter(fields, lambda k, _v: ~S.call("array_contains", known, k))
     if prefix:
-        unknown = F.transform_keys(unknown, lambda k, _v: F.concat(F.lit(prefix), k))
-    return unknown, F.size(F.array_except(F.map_keys(fields), known)) > 0
+        unknown = S.transform_keys(unknown, lambda k, _v: S.call("concat", prefix, k))
+    return unknown, S.call("size", S.call("array_except", S.call("map_keys", fields), known)) > 0
 
 
-def _error(reason: Reason, field: str | None, detail: Column) -> Column:
-    from pyspark.sql import functions as F
-
-    return F.struct(
-        F.lit(REASON_CLASS[reason].value).alias("error_class"),
-        F.lit(reason.value).alias("reason_code"),
-        F.lit(field).cast("string").alias("error_field"),
+def _error(reason: Reason, field: str | None, detail: Expr) -> Expr:
+    return S.struct(
+        S.lit(REASON_CLASS[reason].value).alias("error_class"),
+        S.lit(reason.value).alias("reason_code"),
+        S.lit(field).cast("string").alias("error_field"),
         detail.cast("string").alias("error_detail"),
     )
 
@@ -174,42 +171,42 @@ def _error(reason: Reason, field: str | None, detail: Column) -> Column:
 def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
     """Add ``_error`` (null for a valid record): the first failing check, in the order of
     :class:`Reason`, with its class, reason code, field and a readable detail."""
-    from pyspark.sql import functions as F
-
     columns = parsed_columns(contract)
-    checks: list[tuple[Column, Column]] = [
+    checks: list[tuple[Expr, Expr]] = [
         (
-            F.col("topic").isNull() | (F.col("topic") != F.lit(contract.topic)),
+            S.col("topic").isNull() | (S.col("topic") != S.lit(contract.topic)),
             _error(
                 Reason.WRONG_TOPIC,
                 "topic",
-                F.format_string("topic %s is not " + contract.topic, F.col("topic")),
+                S.format_string("topic %s is not " + contract.topic, S.col("topic")),
             ),
         ),
         (
-            F.coalesce(F.octet_length("payload"), F.lit(0)) > F.lit(contract.max_payload_bytes),
+            S.coalesce(S.call("octet_length", S.col("payload")), S.lit(0))
+            > S.lit(contract.max_payload_bytes),
             _error(
                 Reason.OVERSIZE_PAYLOAD,
                 "payload",
-                F.format_string(
-                    f"payload is %d bytes, limit {contract.max_payload_bytes}", F.octet_length("payload")
+                S.format_string(
+                    f"payload is %d bytes, limit {contract.max_payload_bytes}",
+                    S.call("octet_length", S.col("payload")),
                 ),
             ),
         ),
         (
-            F.col("schema_version").isNotNull() & ~F.col("schema_version").isin(*contract.schema_versions),
+            S.col("schema_version").isNotNull() & ~S.col("schema_version").isin(*contract.schema_versions),
             _error(
                 Reason.UNKNOWN_SCHEMA_VERSION,
                 "schema_version",
-                F.format_string(
+                S.format_string(
                     f"schema version %d is not in the contract ({', '.join(map(str, contract.schema_versions))})",
-                    F.col("schema_version"),
+                    S.col("schema_version"),
                 ),
             ),
         ),
         (
-            F.col(FIELDS_COLUMN).isNull(),
-            _error(Reason.MALFORMED_JSON, None, F.lit("payload is not a JSON object")),
+            S.col(FIELDS_COLUMN).isNull(),
+            _error(Reason.MALFORMED_JSON, None, S.lit("payload is not a JSON object")),
         ),
     ]
     by_name = {c.name: c for c in columns}
@@ -217,13 +214,13 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
         column = by_name[key]
         checks.append(
             (
-                F.col(key).isNull(),
+                S.col(key).isNull(),
                 _error(
                     Reason.MISSING_KEY,
                     key,
-                    F.when(F.col(column.raw_column).isNull(), F.lit(f"key {key} is absent")).otherwise(
-                        F.format_string(
-                            f"key {key}=%s is not a valid {column.spec.type.kind}", F.col(column.raw_column)
+                    S.when(S.col(column.raw_column).isNull(), S.lit(f"key {key} is absent")).otherwise(
+                        S.format_string(
+                            f"key {key}=%s is not a valid {column.spec.type.kind}", S.col(column.raw_column)
                         )
                     ),
                 ),
@@ -233,40 +230,40 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
     for column in required:
         checks.append(
             (
-                F.col(column.raw_column).isNull(),
+                S.col(column.raw_column).isNull(),
                 _error(
                     Reason.MISSING_REQUIRED_FIELD,
                     column.dotted_path,
-                    F.lit(f"required field {column.dotted_path} is absent"),
+                    S.lit(f"required field {column.dotted_path} is absent"),
                 ),
             )
         )
     for column in required:
         checks.append(
             (
-                F.col(column.name).isNull(),
+                S.col(column.name).isNull(),
                 _error(
                     Reason.INVALID_TYPE,
                     column.dotted_path,
-                    F.format_string(
+                    S.format_string(
                         f"{column.dotted_path}=%s is not a valid {column.spec.type.spark_ddl()}",
-                        F.col(column.raw_column),
+                        S.col(column.raw_column),
                     ),
                 ),
             )
         )
     for column in columns:
-        spec, value = column.spec, F.col(column.name)
+        spec, value = column.spec, S.col(column.name)
         if spec.minimum is not None or spec.maximum is not None:
-            low = value < F.lit(spec.minimum) if spec.minimum is not None else F.lit(False)
-            high = value > F.lit(spec.maximum) if spec.maximum is not None else F.lit(False)
+            low = value < S.lit(spec.minimum) if spec.minimum is not None else S.lit(False)
+            high = value > S.lit(spec.maximum) if spec.maximum is not None else S.lit(False)
             checks.append(
                 (
                     value.isNotNull() & (low | high),
                     _error(
                         Reason.VALUE_OUT_OF_RANGE,
                         column.dotted_path,
-                        F.format_string(
+                        S.format_string(
                             f"{column.dotted_path}=%s is outside [{spec.minimum}, {spec.maximum}]",
                             value.cast("string"),
                         ),
@@ -280,7 +277,7 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
                     _error(
                         Reason.INVALID_VALUE,
                         column.dotted_path,
-                        F.format_string(
+                        S.format_string(
                             f"{column.dotted_path}=%s is not one of {', '.join(spec.allowed)}", value
                         ),
                     ),
@@ -289,18 +286,19 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
         if spec.max_length:
             checks.append(
                 (
-                    value.isNotNull() & (F.length(value) > F.lit(spec.max_length)),
+                    value.isNotNull() & (S.call("length", value) > S.lit(spec.max_length)),
                     _error(
                         Reason.INVALID_VALUE,
                         column.dotted_path,
-                        F.format_string(
-                            f"{column.dotted_path} is %d characters, limit {spec.max_length}", F.length(value)
+                        S.format_string(
+                            f"{column.dotted_path} is %d characters, limit {spec.max_length}",
+                            S.call("length", value),
                         ),
                     ),
                 )
             )
-    error = F.coalesce(*[F.when(condition, err) for condition, err in checks])
-    return df.withColumn(ERROR_COLUMN, error)
+    error = S.coalesce(*[S.when(condition, err) for condition, err in checks])
+    return S.with_columns(df, {ERROR_COLUMN: error})
 
 
 def dedupe_latest(df: DataFrame, contract: TopicContract, rank_column: str = "_version_rank") -> DataFrame:
@@ -317,15 +315,14 @@ def dedupe_latest(df: DataFrame, contract: TopicContract, rank_column: str = "_v
 
 def add_audit_columns(df: DataFrame, contract: TopicContract, run_id: str) -> DataFrame:
     """Select exactly the curated table's columns, with the audit columns filled in."""
-    from pyspark.sql import functions as F
-
-    payload = [F.col(name) for name, _ in contract.curated_columns()[:-6]]
-    return df.select(
+    payload = [name for name, _ in contract.curated_columns()[:-6]]
+    return S.select(
+        df,
         *payload,
-        F.col(RESCUED_DATA_COLUMN),
-        F.col("_raw_snapshot_id").cast("bigint").alias("_raw_snapshot_id"),
-        F.col("message_id").alias("_message_id"),
-        F.col("ingestion_ts").alias("_ingestion_ts"),
-        F.lit(run_id).alias("_run_id"),
-        F.current_timestamp().alias("_curated_at"),
+        RESCUED_DATA_COLUMN,
+        S.col("_raw_snapshot_id").cast("bigint").alias("_raw_snapshot_id"),
+        S.col("message_id").alias("_message_id"),
+        S.col("ingestion_ts").alias("_ingestion_ts"),
+        S.lit(run_id).alias("_run_id"),
+        S.call("current_timestamp").alias("_curated_at"),
     )

@@ -26,6 +26,7 @@ from datetime import date
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from lean_ops_spark import sqlexpr as S
 from lean_ops_spark.config.models import RESCUED_DATA_COLUMN, FieldType, TopicContract
 from lean_ops_spark.curation.reasons import REASON_CLASS, Reason
 from lean_ops_spark.curation.transform import (
@@ -38,9 +39,10 @@ from lean_ops_spark.curation.transform import (
 )
 from lean_ops_spark.drift.diff import JSON_KINDS, ObservedPath, ObservedSchema
 from lean_ops_spark.drift.schema import ELEMENT, FieldPath, contract_paths
+from lean_ops_spark.sqlexpr import Expr
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame
 
 __all__ = [
     "LOSSY_COLUMN",
@@ -84,69 +86,59 @@ _FLOAT_DIGITS = 7  # significant decimal digits a float holds
 _FLOAT_MAX = 3.4028235e38
 
 
-def _kind(text: Column) -> Column:
-    from pyspark.sql import functions as F
-
-    trimmed = F.ltrim(text)
+def _kind(text: Expr) -> Expr:
+    trimmed = S.call("ltrim", text)
     return (
-        F.when(text.isNull(), F.lit("null"))
-        .when(trimmed.startswith("{"), F.lit("object"))
-        .when(trimmed.startswith("["), F.lit("array"))
-        .when(text.isin("true", "false"), F.lit("boolean"))
-        .when(text.rlike(_INTEGER), F.lit("integer"))
-        .when(text.rlike(_NUMBER), F.lit("number"))
-        .otherwise(F.lit("string"))
+        S.when(text.isNull(), S.lit("null"))
+        .when(trimmed.startswith("{"), S.lit("object"))
+        .when(trimmed.startswith("["), S.lit("array"))
+        .when(text.isin("true", "false"), S.lit("boolean"))
+        .when(text.rlike(_INTEGER), S.lit("integer"))
+        .when(text.rlike(_NUMBER), S.lit("number"))
+        .otherwise(S.lit("string"))
     )
 
 
-def _exponent(text: Column) -> Column:
-    from pyspark.sql import functions as F
-
-    return F.coalesce(F.regexp_extract(text, r"[eE]([-+]?[0-9]+)$", 1).cast("int"), F.lit(0))
+def _exponent(text: Expr) -> Expr:
+    return S.coalesce(S.call("regexp_extract", text, r"[eE]([-+]?[0-9]+)$", 1).cast("int"), S.lit(0))
 
 
-def _int_digits(text: Column) -> Column:
+def _int_digits(text: Expr) -> Expr:
     """Digits before the point, exponent applied (``1.5E7`` has 8); JSON text re-serialised
     by Spark writes large doubles with an exponent."""
-    from pyspark.sql import functions as F
-
-    digits = F.length(F.regexp_extract(text, r"^-?0*([0-9]*)", 1)) + _exponent(text)
-    return F.greatest(digits, F.lit(0))
+    digits = S.call("length", S.call("regexp_extract", text, r"^-?0*([0-9]*)", 1)) + _exponent(text)
+    return S.call("greatest", digits, S.lit(0))
 
 
-def _frac_digits(text: Column) -> Column:
+def _frac_digits(text: Expr) -> Expr:
     """Digits after the point, exponent applied (``1.0000001E7`` has 0)."""
-    from pyspark.sql import functions as F
-
-    fraction = F.regexp_replace(F.regexp_extract(text, r"\.([0-9]+)", 1), "0+$", "")
-    return F.greatest(F.length(fraction) - _exponent(text), F.lit(0))
+    fraction = S.call("regexp_replace", S.call("regexp_extract", text, r"\.([0-9]+)", 1), "0+$", "")
+    return S.call("greatest", S.call("length", fraction) - _exponent(text), S.lit(0))
 
 
-def _significant_digits(text: Column) -> Column:
-    from pyspark.sql import functions as F
+def _significant_digits(text: Expr) -> Expr:
+    mantissa = S.call("regexp_replace", S.call("regexp_extract", text, r"^-?([0-9.]+)", 1), r"\.", "")
+    return S.call(
+        "length", S.call("regexp_replace", S.call("regexp_replace", mantissa, "^0+", ""), "0+$", "")
+    )
 
-    mantissa = F.regexp_replace(F.regexp_extract(text, r"^-?([0-9.]+)", 1), r"\.", "")
-    return F.length(F.regexp_replace(F.regexp_replace(mantissa, "^0+", ""), "0+$", ""))
 
-
-def _fits(text: Column, ftype: FieldType, *, widest: bool) -> Column:
+def _fits(text: Expr, ftype: FieldType, *, widest: bool) -> Expr:
     """Does a value's JSON text fit ``ftype`` (or, with ``widest``, its widest promotion)?"""
-    from pyspark.sql import functions as F
-
     numeric = text.rlike(_NUMBER)
     kind = ftype.kind
     if kind == "int":
         target = "bigint" if widest else "int"
-        return text.rlike(_INTEGER) & F.coalesce(text.cast(target).isNotNull(), F.lit(False))
+        return text.rlike(_INTEGER) & S.coalesce(text.cast(target).isNotNull(), S.lit(False))
     if kind == "long":
-        return text.rlike(_INTEGER) & F.coalesce(text.cast("bigint").isNotNull(), F.lit(False))
+        return text.rlike(_INTEGER) & S.coalesce(text.cast("bigint").isNotNull(), S.lit(False))
     if kind == "float":
         if widest:
             return numeric
         return (
             numeric
             & (_significant_digits(text) <= _FLOAT_DIGITS)
-            & (F.abs(text.cast("double")) <= F.lit(_FLOAT_MAX))
+            & (S.call("abs", text.cast("double")) <= S.lit(_FLOAT_MAX))
         )
     if kind == "double":
         return numeric
@@ -156,37 +148,33 @@ def _fits(text: Column, ftype: FieldType, *, widest: bool) -> Column:
         return (
             numeric
             & (_frac_digits(text) <= scale)
-            & F.coalesce(text.cast(f"decimal({precision},{scale})").isNotNull(), F.lit(False))
+            & S.coalesce(text.cast(f"decimal({precision},{scale})").isNotNull(), S.lit(False))
         )
     if kind == "boolean":
         return text.isin("true", "false")
     if kind in ("date", "timestamp"):
-        return F.coalesce(text.cast(kind).isNotNull(), F.lit(False))
-    return F.lit(True)
+        return S.coalesce(text.cast(kind).isNotNull(), S.lit(False))
+    return S.lit(True)
 
 
 def _key(path: FieldPath) -> str:
     return _SEP.join(path)
 
 
-def _observable() -> Column:
+def _observable() -> Expr:
     """Records whose payload is a JSON object of this topic (any content errors included).
 
     A payload that is not a JSON object is classified ``malformed_json`` (or an earlier
     reason of :data:`_NOT_OBSERVED`), so the error column alone tells them apart.
     """
-    from pyspark.sql import functions as F
-
-    error = F.col(ERROR_COLUMN)
+    error = S.col(ERROR_COLUMN)
     return error.isNull() | ~error["reason_code"].isin(*_NOT_OBSERVED)
 
 
-def _struct_lost(fields: Column, typed: Column, ftype: FieldType) -> Column:
+def _struct_lost(fields: Expr, typed: Expr, ftype: FieldType) -> Expr:
     """Did a struct lose a key or a value? ``fields`` is its JSON object as map<string,string>."""
-    from pyspark.sql import functions as F
-
-    known = F.array(*[F.lit(f.name) for f in ftype.fields])
-    conditions = [F.size(F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))) > 0]
+    known = S.array(*[S.lit(f.name) for f in ftype.fields])
+    conditions = [S.call("size", S.map_filter(fields, lambda k, _v: ~S.call("array_contains", known, k))) > 0]
     for child in ftype.fields:
         child_raw, child_typed = fields[child.name], typed.getField(child.name)
         conditions.append(child_raw.isNotNull() & child_typed.isNull())
@@ -196,53 +184,49 @@ def _struct_lost(fields: Column, typed: Column, ftype: FieldType) -> Column:
             conditions.append(child_typed.isNotNull() & rounded)
     out = conditions[0]
     for condition in conditions[1:]:
-        out = out | F.coalesce(condition, F.lit(False))
-    return F.coalesce(out, F.lit(False))
+        out = out | S.coalesce(condition, S.lit(False))
+    return S.coalesce(out, S.lit(False))
 
 
-def _lost(raw: Column, typed: Column, ftype: FieldType) -> Column:
+def _lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr:
     """Did parsing ``raw`` (JSON text) into ``typed`` (of ``ftype``) lose a key or a value?"""
-    from pyspark.sql import functions as F
-
     if ftype.kind == "struct":
-        return _struct_lost(F.from_json(raw, _MAP), typed, ftype)
+        return _struct_lost(S.from_json(raw, _MAP), typed, ftype)
     if ftype.kind == "array":
         assert ftype.element is not None
         element = ftype.element
-        elements = F.from_json(raw, "array<string>")
+        elements = S.from_json(raw, "array<string>")
 
-        def element_lost(t: Column, r: Column) -> Column:
+        def element_lost(t: Expr, r: Expr) -> Expr:
             condition = r.isNotNull() & t.isNull()
             if element.kind in ("struct", "array"):
                 condition = condition | (t.isNotNull() & _lost(r, t, element))
             elif (rounded := _scalar_lost(r, t, element)) is not None:
                 condition = condition | (t.isNotNull() & rounded)
-            return F.coalesce(condition, F.lit(False))
+            return S.coalesce(condition, S.lit(False))
 
-        lost = F.coalesce(F.exists(F.zip_with(typed, elements, element_lost), lambda x: x), F.lit(False))
+        lost = S.coalesce(S.exists(S.zip_with(typed, elements, element_lost), lambda x: x), S.lit(False))
         if element.kind != "struct":
             return lost
         # Arrays of objects (the common case): one parse of the elements as maps instead of a
         # parse per element; the per-element path stays for arrays that are not all objects.
-        objects = F.from_json(raw, f"array<{_MAP}>")
+        objects = S.from_json(raw, f"array<{_MAP}>")
 
-        def object_lost(t: Column, m: Column) -> Column:
-            return F.coalesce(
-                (m.isNotNull() & t.isNull()) | (t.isNotNull() & _struct_lost(m, t, element)), F.lit(False)
+        def object_lost(t: Expr, m: Expr) -> Expr:
+            return S.coalesce(
+                (m.isNotNull() & t.isNull()) | (t.isNotNull() & _struct_lost(m, t, element)), S.lit(False)
             )
 
         # null only when the elements are not all objects (or typed is null): then the slow path
-        fast = F.exists(F.zip_with(typed, objects, object_lost), lambda x: x)
-        return F.coalesce(fast, lost)
-    return F.lit(False)
+        fast = S.exists(S.zip_with(typed, objects, object_lost), lambda x: x)
+        return S.coalesce(fast, lost)
+    return S.lit(False)
 
 
-def _scalar_lost(raw: Column, typed: Column, ftype: FieldType) -> Column | None:
+def _scalar_lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr | None:
     """A number that cast but not exactly (truncated, rounded); None: the type cannot lose."""
-    from pyspark.sql import functions as F
-
     if ftype.kind in ("int", "long"):
-        lost = ~F.trim(raw).rlike(_INTEGER)
+        lost = ~S.call("trim", raw).rlike(_INTEGER)
     elif ftype.kind == "decimal":
         lost = _frac_digits(raw) > (ftype.scale or 0)
     elif ftype.kind == "float":
@@ -251,7 +235,7 @@ def _scalar_lost(raw: Column, typed: Column, ftype: FieldType) -> Column | None:
         return None
     # The common case needs no regex: the JSON text is exactly how the typed value prints
     # (an integer literal; a decimal with the column's scale), so nothing was lost.
-    return F.when(typed.cast("string") == raw, F.lit(False)).otherwise(lost)
+    return S.when(typed.cast("string") == raw, S.lit(False)).otherwise(lost)
 
 
 #: Types whose parse can lose something without failing (see :func:`_lossy`).
@@ -263,21 +247,19 @@ def _may_lose(column: ParsedColumn) -> bool:
     return column.spec.type.kind in _LOSSY_KINDS
 
 
-def _lossy(column: ParsedColumn) -> Column | None:
+def _lossy(column: ParsedColumn) -> Expr | None:
     """Records where ``column`` parsed but not exactly (None: the type cannot lose anything)."""
-    from pyspark.sql import functions as F
-
     if not _may_lose(column):
         return None
-    raw, typed = F.col(column.raw_column), F.col(column.name)
+    raw, typed = S.col(column.raw_column), S.col(column.name)
     ftype = column.spec.type
     parsed = raw.isNotNull() & typed.isNotNull()
     if ftype.kind in ("struct", "array"):
         # The common case first, without the lambda functions of the full check (Spark
         # interprets those row by row): the JSON text is exactly the typed value written
         # back as JSON, so every key was known and every value parsed exactly.
-        exact = F.to_json(typed) == raw
-        return parsed & F.when(exact, F.lit(False)).otherwise(_lost(raw, typed, ftype))
+        exact = S.call("to_json", typed) == raw
+        return parsed & S.when(exact, S.lit(False)).otherwise(_lost(raw, typed, ftype))
     rounded = _scalar_lost(raw, typed, ftype)
     return None if rounded is None else parsed & rounded
 
@@ -288,20 +270,18 @@ def with_lossy_values(batch: DataFrame, contract: TopicContract) -> DataFrame:
     Needs the intermediate columns of :func:`~lean_ops_spark.curation.transform.parse_payload`
     (each field's raw text), so it runs before :func:`~lean_ops_spark.curation.transform.compact`.
     """
-    from pyspark.sql import functions as F
-
     conditions = [(c, condition) for c in parsed_columns(contract) if (condition := _lossy(c)) is not None]
     if not conditions:
-        return batch.withColumn(LOSSY_COLUMN, F.lit(None).cast(_MAP))
+        return S.with_columns(batch, {LOSSY_COLUMN: S.lit(None).cast(_MAP)})
     entries = [
-        F.struct(F.lit(c.name).alias("key"), F.when(condition, F.col(c.raw_column)).alias("value"))
+        S.struct(S.lit(c.name).alias("key"), S.when(condition, S.col(c.raw_column)).alias("value"))
         for c, condition in conditions
     ]
-    lossy = F.map_from_entries(F.filter(F.array(*entries), lambda e: e["value"].isNotNull()))
+    lossy = S.call("map_from_entries", S.filter(S.array(*entries), lambda e: e["value"].isNotNull()))
     # Almost every record loses nothing: the conditions alone (no lambda function, which
     # Spark interprets row by row) decide whether the map needs building.
-    anything = reduce(operator.or_, [F.coalesce(condition, F.lit(False)) for _, condition in conditions])
-    return batch.withColumn(LOSSY_COLUMN, F.when(anything & (F.size(lossy) > 0), lossy))
+    anything = reduce(operator.or_, [S.coalesce(condition, S.lit(False)) for _, condition in conditions])
+    return S.with_columns(batch, {LOSSY_COLUMN: S.when(anything & (S.call("size", lossy) > 0), lossy)})
 
 
 def parse_batch(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
@@ -358,17 +338,15 @@ def _meta(name: str) -> str:
     return _META + name
 
 
-def _rescued_field_entries() -> Column:
+def _rescued_field_entries() -> Expr:
     """One entry per path in the record's ``_rescued_data`` (key ``_META f<SEP>path``)."""
-    from pyspark.sql import functions as F
-
-    rescued = F.col(RESCUED_DATA_COLUMN)
-    return F.transform(
-        F.map_keys(F.from_json(rescued, _MAP)),
-        lambda k: F.struct(
-            F.concat(F.lit(_meta("f" + _SEP)), k).alias("key"),
-            F.lit(None).cast("string").alias("text"),
-            F.lit(True).alias("exact"),
+    rescued = S.col(RESCUED_DATA_COLUMN)
+    return S.transform(
+        S.call("map_keys", S.from_json(rescued, _MAP)),
+        lambda k: S.struct(
+            S.call("concat", S.lit(_meta("f" + _SEP)), k).alias("key"),
+            S.lit(None).cast("string").alias("text"),
+            S.lit(True).alias("exact"),
         ),
     )
 
@@ -377,34 +355,35 @@ def _totals(
     batch: DataFrame,
     contract: TopicContract,
     *,
-    observable: Column,
-    rescued: Column,
-    clean: Column,
-    sampled: Column,
+    observable: Expr,
+    rescued: Expr,
+    clean: Expr,
+    sampled: Expr,
 ) -> Any:
     """One single-row aggregation: every record count of :class:`BatchCounts` but the
     distinct keys and the rescued paths, plus what sizing the profile needs. (The distinct
     keys are a query of their own: a ``count(DISTINCT ...)`` here would group every other
     count by key too, which costs more CPU than the separate pass.)"""
-    from pyspark.sql import functions as F
-
-    error = F.col(ERROR_COLUMN)
+    error = S.col(ERROR_COLUMN)
     valid = error.isNull()
     reason = error["reason_code"]
     lossy_names = [c.name for c in parsed_columns(contract) if _may_lose(c)]
-    row = batch.agg(
-        F.count(F.lit(1)).alias("read"),
-        F.count(F.when(valid, 1)).alias("valid"),
-        F.count(F.when(rescued, 1)).alias("rescued"),
-        F.count(F.when(observable, 1)).alias("observable"),
-        F.count(F.when(clean, 1)).alias("clean"),
-        F.count(F.when(clean & sampled, 1)).alias("clean_sampled"),
-        F.collect_set(F.when(valid, F.to_date(F.col(contract.partition.column)))).alias("days"),
-        *[F.count(F.when(reason == r.value, 1)).alias(f"reason_{r.value}") for r in Reason],
+    row = S.select(
+        batch,
+        S.call("count", S.lit(1)).alias("read"),
+        S.call("count", S.when(valid, 1)).alias("valid"),
+        S.call("count", S.when(rescued, 1)).alias("rescued"),
+        S.call("count", S.when(observable, 1)).alias("observable"),
+        S.call("count", S.when(clean, 1)).alias("clean"),
+        S.call("count", S.when(clean & sampled, 1)).alias("clean_sampled"),
+        S.call("collect_set", S.when(valid, S.call("to_date", S.col(contract.partition.column)))).alias(
+            "days"
+        ),
+        *[S.call("count", S.when(reason == r.value, 1)).alias(f"reason_{r.value}") for r in Reason],
         *[
-            F.count(F.when(observable & F.map_contains_key(F.col(LOSSY_COLUMN), name), 1)).alias(
-                f"lossy_{name}"
-            )
+            S.call(
+                "count", S.when(observable & S.call("map_contains_key", S.col(LOSSY_COLUMN), name), 1)
+            ).alias(f"lossy_{name}")
             for name in lossy_names
         ],
     ).first()
@@ -413,59 +392,61 @@ def _totals(
 
 
 def _profile_values(
-    rows: DataFrame, contract: TopicContract, exact: Column, extra: Column, max_depth: int
+    rows: DataFrame, contract: TopicContract, exact: Expr, extra: Expr, max_depth: int
 ) -> DataFrame:
     """Every value of ``rows``' payloads down to ``max_depth`` levels as ``(key, text, exact)``
     (``key`` the path's parts joined), after the ``extra`` entries of each row."""
-    from pyspark.sql import functions as F
-
     known = contract_paths(contract)
     # no descent into values the contract types as scalars (a string field may carry JSON text)
-    stop = F.array(
-        *[F.lit(_key(p)) for p, info in known.items() if info.type.kind not in ("struct", "array")]
+    stop = S.array(
+        *[S.lit(_key(p)) for p, info in known.items() if info.type.kind not in ("struct", "array")]
     )
-    empty = F.array().cast("array<struct<key:string,text:string>>")
+    empty = S.array().cast("array<struct<key:string,text:string>>")
 
-    def expand(entry: Column) -> Column:
+    def expand(entry: Expr) -> Expr:
         # only objects and arrays have children: tested by their first character, not by the
         # full _kind (whose regexes would run for every scalar value of every level)
-        first = F.substring(F.ltrim(entry["text"]), 1, 1)
-        descend = ~F.array_contains(stop, entry["key"])
-        members = F.transform(
-            F.map_entries(F.from_json(entry["text"], _MAP)),
-            lambda m: F.struct(
-                F.concat_ws(_SEP, entry["key"], m["key"]).alias("key"), m["value"].alias("text")
+        first = S.call("substring", S.call("ltrim", entry["text"]), 1, 1)
+        descend = ~S.call("array_contains", stop, entry["key"])
+        members = S.transform(
+            S.call("map_entries", S.from_json(entry["text"], _MAP)),
+            lambda m: S.struct(
+                S.call("concat_ws", _SEP, entry["key"], m["key"]).alias("key"), m["value"].alias("text")
             ),
         )
-        elements = F.transform(
-            F.from_json(entry["text"], "array<string>"),
-            lambda e: F.struct(F.concat_ws(_SEP, entry["key"], F.lit(ELEMENT)).alias("key"), e.alias("text")),
+        elements = S.transform(
+            S.from_json(entry["text"], "array<string>"),
+            lambda e: S.struct(
+                S.call("concat_ws", _SEP, entry["key"], S.lit(ELEMENT)).alias("key"), e.alias("text")
+            ),
         )
-        children = F.when(descend & (first == "{"), members).when(descend & (first == "["), elements)
-        return F.coalesce(children, empty)
+        children = S.when(descend & (first == "{"), members).when(descend & (first == "["), elements)
+        return S.coalesce(children, empty)
 
     # Level d+1 is computed from level d as an array column (one scan, one explode), each
     # level in its own projection so no level is computed twice.
-    levels = rows.select(
+    levels = S.select(
+        rows,
         extra.alias("extra"),
         exact.alias("exact"),
-        F.coalesce(
-            F.transform(
-                F.map_entries(F.from_json(F.col("payload"), _MAP)),
-                lambda m: F.struct(m["key"].alias("key"), m["value"].alias("text")),
+        S.coalesce(
+            S.transform(
+                S.call("map_entries", S.from_json(S.col("payload"), _MAP)),
+                lambda m: S.struct(m["key"].alias("key"), m["value"].alias("text")),
             ),
             empty,
         ).alias("level_0"),
     )
     for depth in range(1, max_depth):
-        levels = levels.withColumn(
-            f"level_{depth}", F.flatten(F.transform(F.col(f"level_{depth - 1}"), expand))
+        levels = S.with_columns(
+            levels, {f"level_{depth}": S.call("flatten", S.transform(S.col(f"level_{depth - 1}"), expand))}
         )
-    values = F.transform(
-        F.concat(*[F.col(f"level_{d}") for d in range(max_depth)]),
-        lambda v: F.struct(v["key"].alias("key"), v["text"].alias("text"), F.col("exact").alias("exact")),
+    values = S.transform(
+        S.call("concat", *[S.col(f"level_{d}") for d in range(max_depth)]),
+        lambda v: S.struct(v["key"].alias("key"), v["text"].alias("text"), S.col("exact").alias("exact")),
     )
-    return levels.select(F.explode(F.concat(F.col("extra"), values)).alias("e")).select("e.*")
+    exploded = S.select(levels, S.call("explode", S.call("concat", S.col("extra"), values)).alias("e"))
+    return exploded.select("e.*")
 
 
 def _scalar_paths(contract: TopicContract) -> dict[FieldPath, FieldType]:
@@ -476,40 +457,41 @@ def _scalar_paths(contract: TopicContract) -> dict[FieldPath, FieldType]:
 def _aggregate(values: DataFrame, contract: TopicContract) -> list[Any]:
     """Per entry key and ``exact``: entries, value counts by JSON kind, values of a known
     scalar path that do not fit its type, widest integer part."""
-    from pyspark.sql import functions as F
-
     scalar_paths = _scalar_paths(contract)
-    text, key = F.col("text"), F.col("key")
-    bad = F.lit(False)
-    bad_wider = F.lit(False)
+    text, key = S.col("text"), S.col("key")
+    bad = S.lit(False)
+    bad_wider = S.lit(False)
     for path, ftype in scalar_paths.items():
-        here = key == F.lit(_key(path))
-        bad = F.when(here, ~_fits(text, ftype, widest=False)).otherwise(bad)
-        bad_wider = F.when(here, ~_fits(text, ftype, widest=True)).otherwise(bad_wider)
+        here = key == S.lit(_key(path))
+        bad = S.when(here, ~_fits(text, ftype, widest=False)).otherwise(bad)
+        bad_wider = S.when(here, ~_fits(text, ftype, widest=True)).otherwise(bad_wider)
     # Each value's kind and fit once, in a projection, before the counts that read them.
-    values = values.select(
-        "key", "exact", "text", _kind(text).alias("kind"), bad.alias("bad"), bad_wider.alias("bad_wider")
+    values = S.select(
+        values,
+        "key",
+        "exact",
+        "text",
+        _kind(text).alias("kind"),
+        bad.alias("bad"),
+        bad_wider.alias("bad_wider"),
     )
-    kind, bad, bad_wider = F.col("kind"), F.col("bad"), F.col("bad_wider")
+    kind, bad, bad_wider = S.col("kind"), S.col("bad"), S.col("bad_wider")
     present = text.isNotNull()
     numeric = kind.isin("integer", "number")
 
-    def count_if(condition: Column, name: str) -> Column:
-        return F.count(F.when(condition, 1)).alias(name)
+    def count_if(condition: Expr, name: str) -> Expr:
+        return S.call("count", S.when(condition, 1)).alias(name)
 
-    return list(
-        values.groupBy("key", "exact")
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            count_if(present, "present"),
-            count_if(text.isNull(), "nulls"),
-            *[count_if(kind == k, f"kind_{k}") for k in JSON_KINDS],
-            count_if(present & F.coalesce(bad, F.lit(True)), "bad"),
-            count_if(present & F.coalesce(bad_wider, F.lit(True)), "bad_wider"),
-            F.max(F.when(numeric, _int_digits(text))).alias("max_int_digits"),
-        )
-        .collect()
-    )
+    counts = [
+        S.call("count", S.lit(1)).alias("n"),
+        count_if(present, "present"),
+        count_if(text.isNull(), "nulls"),
+        *[count_if(kind == k, f"kind_{k}") for k in JSON_KINDS],
+        count_if(present & S.coalesce(bad, S.lit(True)), "bad"),
+        count_if(present & S.coalesce(bad_wider, S.lit(True)), "bad_wider"),
+        S.call("max", S.when(numeric, _int_digits(text))).alias("max_int_digits"),
+    ]
+    return list(values.groupBy("key", "exact").agg(*map(S.to_column, counts)).collect())
 
 
 def _observed_paths(
@@ -563,19 +545,17 @@ def profile_batch(
     id, the same on a re-run), chosen from ``records_hint`` (the batch's size, e.g. from raw
     metadata; counted first when None) and its counts are scaled to the exact clean total.
     """
-    from pyspark.sql import functions as F
-
     if LOSSY_COLUMN not in batch.columns:
         batch = with_lossy_values(batch, contract)
     if observe and sample_clean is not None and records_hint is None:
         records_hint = batch.count()
     share = _sample_share(records_hint or 0, sample_clean) if observe else 0
-    error = F.col(ERROR_COLUMN)
+    error = S.col(ERROR_COLUMN)
     observable = _observable()
-    rescued = error.isNull() & F.col(RESCUED_DATA_COLUMN).isNotNull()
-    interesting = error.isNotNull() | F.col(RESCUED_DATA_COLUMN).isNotNull() | F.col(LOSSY_COLUMN).isNotNull()
+    rescued = error.isNull() & S.col(RESCUED_DATA_COLUMN).isNotNull()
+    interesting = error.isNotNull() | S.col(RESCUED_DATA_COLUMN).isNotNull() | S.col(LOSSY_COLUMN).isNotNull()
     clean = observable & ~interesting
-    sampled = F.pmod(F.xxhash64(F.col("message_id")), F.lit(_BUCKETS)) < F.lit(share)
+    sampled = S.call("pmod", S.call("xxhash64", S.col("message_id")), S.lit(_BUCKETS)) < S.lit(share)
     totals, lossy_names = _totals(
         batch, contract, observable=observable, rescued=rescued, clean=clean, sampled=sampled
     )
@@ -590,18 +570,21 @@ def profile_batch(
             "%s: records hint %s sampled no clean record; profiling all", contract.topic, records_hint
         )
         return profile_batch(batch, contract, max_depth=max_depth, sample_clean=None)
-    kept = batch.where(error.isNull()).select(*contract.key).distinct().count()
+    kept = batch.where(error.isNull().sql).select(*contract.key).distinct().count()
 
     # Rescued paths, and (observing) every value of the records to profile, in one aggregation.
     profiled = observable & (interesting | sampled)
-    empty = F.array().cast(_ENTRIES)
-    fields = F.when(rescued, _rescued_field_entries()).otherwise(empty)
+    empty = S.array().cast(_ENTRIES)
+    fields = S.when(rescued, _rescued_field_entries()).otherwise(empty)
     rows: list[Any] = []
     if observe and records:
-        values = _profile_values(batch.where(profiled | rescued), contract, interesting, fields, max_depth)
+        values = _profile_values(
+            batch.where((profiled | rescued).sql), contract, interesting, fields, max_depth
+        )
         rows = _aggregate(values, contract)
     elif int(totals["rescued"]):
-        rows = _aggregate(batch.where(rescued).select(F.explode(fields).alias("e")).select("e.*"), contract)
+        entries = S.select(batch.where(rescued.sql), S.call("explode", fields).alias("e"))
+        rows = _aggregate(entries.select("e.*"), contract)
     exact_rows: dict[str, Any] = {}
     clean_rows: dict[str, Any] = {}
     rescued_fields: dict[str, int] = {}
@@ -669,25 +652,21 @@ def rescue_partial_values(batch: DataFrame, contract: TopicContract, columns: Co
     Pure transform (no action). The key is the column's payload path, as for a value that
     did not cast at all; a key already rescued by curation is left as it is.
     """
-    from pyspark.sql import functions as F
-
     if LOSSY_COLUMN not in batch.columns:
         batch = with_lossy_values(batch, contract)
     by_name: Mapping[str, ParsedColumn] = {c.name: c for c in parsed_columns(contract)}
     entries = [
-        F.struct(
-            F.lit(by_name[name].dotted_path).alias("key"),
-            F.col(LOSSY_COLUMN)[name].alias("value"),
+        S.struct(
+            S.lit(by_name[name].dotted_path).alias("key"),
+            S.col(LOSSY_COLUMN)[name].alias("value"),
         )
         for name in columns
         if name in by_name and _may_lose(by_name[name])
     ]
     if not entries:
         return batch
-    existing = F.coalesce(F.from_json(F.col(RESCUED_DATA_COLUMN), _MAP), F.create_map().cast(_MAP))
-    extra = F.map_from_entries(F.filter(F.array(*entries), lambda e: e["value"].isNotNull()))
-    new = F.map_filter(extra, lambda k, _v: ~F.array_contains(F.map_keys(existing), k))
-    return batch.withColumn(
-        RESCUED_DATA_COLUMN,
-        F.when(F.size(new) > 0, F.to_json(F.map_concat(existing, new))).otherwise(F.col(RESCUED_DATA_COLUMN)),
-    )
+    existing = S.coalesce(S.from_json(S.col(RESCUED_DATA_COLUMN), _MAP), S.call("map").cast(_MAP))
+    extra = S.call("map_from_entries", S.filter(S.array(*entries), lambda e: e["value"].isNotNull()))
+    new = S.map_filter(extra, lambda k, _v: ~S.call("array_contains", S.call("map_keys", existing), k))
+    rescued = S.when(S.call("size", new) > 0, S.call("to_json", S.call("map_concat", existing, new)))
+    return S.with_columns(batch, {RESCUED_DATA_COLUMN: rescued.otherwise(S.col(RESCUED_DATA_COLUMN))})
