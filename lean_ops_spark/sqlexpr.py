@@ -16,7 +16,8 @@ same semantics (``lit`` of a Python ``float`` is a double, of an ``int`` an int 
     from lean_ops_spark import sqlexpr as S
     df = S.with_columns(df, {"big": S.when(S.col("n") > 10, S.lit("yes"))})
 
-Composite expressions are always parenthesised, so operator precedence is Python's.
+Operands are parenthesised where Spark's grammar would bind them differently from Python's
+operators, so an expression means what it reads as in Python.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ class When(Expr):
         return When((*self.branches, (condition.sql, _sql(value))))
 
     def otherwise(self, value: Value) -> Expr:
-        return When(self.branches, _sql(value))
+        return Expr(When(self.branches, _sql(value)).sql)  # closed: no further .when()
 
 
 def when(condition: Expr, value: Value) -> When:

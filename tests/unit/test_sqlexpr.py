@@ -51,6 +51,7 @@ def test_case_when_and_struct() -> None:
     assert expr.sql == "CASE WHEN `n` > 1 THEN 'big' WHEN `n` < 0 THEN NULL ELSE 0 END"
     assert S.when(S.col("n").isNull(), 1).sql == "CASE WHEN `n` IS NULL THEN 1 END"
     assert S.struct(S.lit(1).alias("k")).sql == "named_struct('k', 1)"
+    assert not hasattr(expr, "when")  # closed by otherwise(), as a Column's CASE is
 
 
 def test_lambdas_get_distinct_variable_names() -> None:
