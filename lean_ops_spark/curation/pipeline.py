@@ -387,6 +387,7 @@ def run_curation(
     raw_batch = _read_raw(spark, tables.raw, plan)
     classified = parse_batch(raw_batch, contract)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [classified]  # and what drift handling persists: unpersisted once the run is done
     # The batch is cached for a few passes within one run (and spills to disk when it does
     # not fit): building it uncompressed saves about a quarter of the cache's cost.
     with session_conf(spark, _CACHE_COMPRESSION, "false"):
@@ -404,6 +405,7 @@ def run_curation(
                 metrics=metrics,
                 records_hint=plan.expected_records,
             )
+            cached += drift.cached
             contract, classified = drift.contract, drift.classified
             stats = drift.counts or batch_counts(classified, contract)
             error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
@@ -441,7 +443,8 @@ def run_curation(
                 after_step(STEP_MERGED)
             upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
         finally:
-            classified.unpersist()
+            for df in reversed(cached):  # a cache built from another goes first
+                df.unpersist()
 
     ledger = Ledger(
         read=stats.read,

@@ -69,6 +69,8 @@ class DriftOutcome:
     ``counts`` are ``classified``'s record counts, from the same Spark job as the
     observation; None when drift handling changed the batch after observing it (re-parsed
     with an evolved contract, or partly parsed values rescued): count it again.
+    ``cached`` are the DataFrames drift handling persisted (``classified`` among them when
+    it is new): the caller unpersists them once the run's writes are done.
     """
 
     plan: DriftPlan
@@ -79,6 +81,7 @@ class DriftOutcome:
     rescued_columns: tuple[str, ...]
     audit_rows: int
     counts: BatchCounts | None = None
+    cached: tuple[DataFrame, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -146,9 +149,8 @@ def handle_drift(
         contract: the topic contract the batch was parsed with.
         curated: the topic's curated table (must exist).
         raw_batch: the raw rows of the batch (re-parsed when the contract changes).
-        classified: ``parse_batch(raw_batch, contract)``, persisted.
-            The handler owns it: when the returned ``classified`` is a new DataFrame
-            (persisted), this one has been unpersisted.
+        classified: ``parse_batch(raw_batch, contract)``, persisted (the caller's: it stays
+            persisted, as do the outcome's ``cached``, for the caller to unpersist).
         audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
         records_hint: the batch's record count if known (raw metadata): sizes the sample
             of clean records the observation profiles without counting first.
@@ -162,9 +164,15 @@ def handle_drift(
     schema = spark.table(curated.sql).schema
     reconciliation = reconcile_with_curated(contract, schema)
     batch = classified
+    cached: list[DataFrame] = []  # persisted here, unpersisted by the caller (or on error)
+
+    def use(new: DataFrame) -> DataFrame:
+        cached.append(new)
+        return new
+
     try:
         if reconciliation.contract != contract:
-            batch = _parse(raw_batch, reconciliation.contract)
+            batch = use(_parse(raw_batch, reconciliation.contract))
         profile = profile_batch(batch, reconciliation.contract, records_hint=records_hint)
         observed, observed_batch = profile.observed, batch
         drifts = diff_batch(observed, reconciliation.contract, thresholds)
@@ -185,26 +193,23 @@ def handle_drift(
             curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
         )
         if plan.contract != reconciliation.contract:
-            reparsed = _parse(raw_batch, plan.contract)
-            if batch is not classified:
-                batch.unpersist()
-            batch = reparsed
+            batch = use(_parse(raw_batch, plan.contract))
         rescued = lossy_columns(plan.contract, observed)
         if rescued:
             from pyspark import StorageLevel
 
-            kept = rescue_partial_values(batch, plan.contract, rescued).persist(StorageLevel.MEMORY_AND_DISK)
-            if batch is not classified:
-                batch.unpersist()
-            batch = kept
+            # built from the batch's cache (still persisted), when a later step first reads it
+            batch = use(
+                rescue_partial_values(batch, plan.contract, rescued).persist(StorageLevel.MEMORY_AND_DISK)
+            )
     except BaseException:
-        if batch is not classified:
-            batch.unpersist()
+        for df in cached:
+            df.unpersist()
         raise
-    if batch is not classified:
-        classified.unpersist()
     counts = profile.counts if batch is observed_batch else None
-    return DriftOutcome(plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts)
+    return DriftOutcome(
+        plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts, tuple(cached)
+    )
 
 
 def apply_drift(

@@ -248,6 +248,44 @@ def test_rescue_never_changes_the_schema_and_keeps_every_value(spark, project_co
     assert env.quarantine() == R_QUARANTINE
 
 
+def test_partly_parsed_values_are_rescued_from_the_parsed_batch_not_parsed_again(
+    spark, project_config
+) -> None:
+    """The batch that keeps partly parsed values in ``_rescued_data`` is built from the cached
+    parsed batch: each raw row is parsed once per run (a Python UDF counts the reads)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from lean_ops_spark.drift.handler import handle_drift
+    from lean_ops_spark.drift.observe import parse_batch
+
+    env = Env(spark, project_config, "rescue")
+    contract = env.config.topic("things")
+    reads = spark.sparkContext.accumulator(0)
+
+    def read(text: str) -> str:
+        reads.add(1)
+        return text
+
+    raw = spark.createDataFrame(
+        [(f"m{i}", "things", json.dumps(b), NOW, "t", 1, 1) for i, b in enumerate(BATCH_S)],
+        "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
+        "schema_version int, _raw_snapshot_id bigint",
+    ).withColumn("payload", F.udf(read, "string")("payload"))
+    classified = parse_batch(raw, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    outcome = handle_drift(
+        spark, contract=contract, curated=env.tables.curated, raw_batch=raw, classified=classified, run_id="r"
+    )
+    try:
+        assert outcome.rescued_columns == ("items",)  # the unknown nested key "discount"
+        rescued = [json.loads(r["_rescued_data"]) for r in outcome.classified.collect()]
+        assert all(json.loads(r["items"])[0]["discount"] == 0.5 for r in rescued)
+        assert reads.value == len(BATCH_S)
+    finally:
+        for df in (*outcome.cached, classified):
+            df.unpersist()
+
+
 @pytest.mark.parametrize(
     ("batch", "kinds"), [(BATCH_S, S_KINDS), (BATCH_R, R_KINDS)], ids=["schema", "records"]
 )
