@@ -65,6 +65,7 @@ def test_local_session_conf_is_the_embedded_default(tmp_path: Path) -> None:
     assert conf["spark.sql.catalog.lake.warehouse"] == (tmp_path / "warehouse").as_uri()
     assert conf["spark.jars"] == f"{tmp_path / 'a.jar'},{tmp_path / 'b.jar'}"
     assert conf["spark.ui.enabled"] == "false"  # from the profile's spark.conf
+    assert int(conf["spark.sql.codegen.cache.maxEntries"]) >= 1000  # generated classes are reused
 
 
 def test_glue_catalog_conf_uses_glue_catalog_and_s3fileio() -> None:
