@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lean_ops_spark import sqlexpr
 from lean_ops_spark.catalog.naming import TableRef, TopicTables
 from lean_ops_spark.config.models import TopicContract
 
@@ -88,8 +89,8 @@ class TableDefinition:
 
 
 def sql_string(value: str) -> str:
-    """A single-quoted Spark SQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A single-quoted Spark SQL string literal (the one :func:`lean_ops_spark.sqlexpr.lit` writes)."""
+    return sqlexpr.lit(value).sql
 
 
 def topic_table_definitions(
