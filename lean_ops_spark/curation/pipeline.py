@@ -51,7 +51,7 @@ from lean_ops_spark.curation.transform import (
     dedupe_latest,
 )
 from lean_ops_spark.drift.handler import DriftOutcome, apply_drift, handle_drift
-from lean_ops_spark.drift.observe import BatchCounts, batch_counts, parse_batch
+from lean_ops_spark.drift.observe import BatchCounts, batch_counts, keep_profiled_payloads, parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
 from lean_ops_spark.session import session_conf
@@ -385,7 +385,8 @@ def run_curation(
         )
 
     raw_batch = _read_raw(spark, tables.raw, plan)
-    classified = parse_batch(raw_batch, contract)
+    # payloads only where a later step reads them (quarantine, drift profile): most of the cache
+    classified = keep_profiled_payloads(parse_batch(raw_batch, contract), plan.expected_records)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     cached = [classified]  # and what drift handling persists: unpersisted once the run is done
     # The batch is cached for a few passes within one run (and spills to disk when it does

@@ -150,7 +150,8 @@ def handle_drift(
         curated: the topic's curated table (must exist).
         raw_batch: the raw rows of the batch (re-parsed when the contract changes).
         classified: ``parse_batch(raw_batch, contract)``, persisted (the caller's: it stays
-            persisted, as do the outcome's ``cached``, for the caller to unpersist).
+            persisted, as do the outcome's ``cached``, for the caller to unpersist), or that
+            through ``keep_profiled_payloads`` with the same ``records_hint``.
         audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
         records_hint: the batch's record count if known (raw metadata): sizes the sample
             of clean records the observation profiles without counting first.
@@ -173,7 +174,13 @@ def handle_drift(
     try:
         if reconciliation.contract != contract:
             batch = use(_parse(raw_batch, reconciliation.contract))
-        profile = profile_batch(batch, reconciliation.contract, records_hint=records_hint)
+        # (the caller's batch may have kept only the payloads the sample needs)
+        full_payloads = (
+            (lambda: use(_parse(raw_batch, reconciliation.contract))) if batch is classified else None
+        )
+        profile = profile_batch(
+            batch, reconciliation.contract, records_hint=records_hint, full_payloads=full_payloads
+        )
         observed, observed_batch = profile.observed, batch
         drifts = diff_batch(observed, reconciliation.contract, thresholds)
         plan = plan_drift(reconciliation, drifts, contract.drift_mode)

@@ -410,6 +410,58 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
     assert {d[0] for d in decisions(exact)} >= {("promo",), ("items", "[]", "x")}
 
 
+def test_a_run_caches_payloads_only_where_read_and_profiles_them_the_same(spark, caplog) -> None:
+    """``keep_profiled_payloads`` drops the payloads of clean records outside the profile's
+    sample: the profile and the quarantine see exactly what they saw with every payload, and
+    a batch whose sample misses every clean record is profiled from the full payloads."""
+    from pyspark.sql import functions as F
+
+    from lean_ops_spark.drift.observe import keep_profiled_payloads, parse_batch, profile_batch
+
+    contract = things("rescue")
+    bodies = [json.dumps(payload(i)) for i in range(1500)]
+    bodies += [json.dumps(payload(5000 + i, promo="p")) for i in range(7)]  # rescued
+    bodies += [json.dumps(payload(6000 + i, price=1.239)) for i in range(3)]  # partly parsed
+    bodies += [json.dumps(payload(7000 + i, price="abc")) for i in range(4)]  # quarantined
+    bodies += ["{not json"]
+    raw = spark.createDataFrame(
+        [(f"m{i}", "things", body, NOW, "t", 1, 1) for i, body in enumerate(bodies)],
+        "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
+        "schema_version int, _raw_snapshot_id bigint",
+    )
+    n = len(bodies)
+    full = parse_batch(raw, contract).cache()
+    slim = keep_profiled_payloads(parse_batch(raw, contract), n, sample_clean=100).cache()
+    try:
+        interesting = "_error IS NOT NULL OR _rescued_data IS NOT NULL OR _lossy IS NOT NULL"
+        kept = slim.where(F.col("payload").isNotNull())
+        assert 100 <= kept.count() < n / 4  # the sample (~100 clean records) and every interesting one
+        assert slim.where(interesting).where(F.col("payload").isNull()).count() == 0
+        assert sorted(slim.where(interesting).select("message_id", "payload").collect()) == sorted(
+            full.where(interesting).select("message_id", "payload").collect()
+        )
+        assert profile_batch(slim, contract, records_hint=n, sample_clean=100) == profile_batch(
+            full, contract, records_hint=n, sample_clean=100
+        )
+
+        # a hint far above the batch: the sample holds no clean record, so all are profiled
+        hint = 10**8
+        missed = keep_profiled_payloads(parse_batch(raw, contract), hint, sample_clean=100)
+        assert missed.where(F.col("payload").isNotNull()).count() == 15  # the interesting ones only
+        with caplog.at_level("WARNING", logger="lean_ops_spark.drift.observe"):
+            from_full = profile_batch(
+                missed, contract, records_hint=hint, sample_clean=100, full_payloads=lambda: full
+            )
+        assert "sampled no clean record" in caplog.text
+        every = profile_batch(full, contract, sample_clean=None)
+        assert from_full == every and every.observed.paths[("qty",)].present == n - 1  # not the malformed one
+        # (without the full payloads, the clean records would be profiled empty)
+        assert profile_batch(missed, contract, records_hint=hint, sample_clean=100) != every
+    finally:
+        full.unpersist()
+        slim.unpersist()
+
+
 def test_batch_counts_agree_with_plain_dataframe_counts(spark) -> None:
     """The counts behind the ledger and the breaker (one profiling pass) against the same
     numbers counted one by one with plain DataFrame operations."""
