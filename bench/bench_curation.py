@@ -69,43 +69,43 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
     snapshot = load_table_snapshots(spark, raw).current_snapshot_id
     print(f"\n[1] curation vs the plain limit: {len(batch.records)} raw records in 10 appends")
 
-    def plain(run: int) -> None:
-        target = with_databases(config, f"b1p{run + 1}")
+    def empty_curated(prefix: str, run: int) -> str:
+        """A new, empty curated table for one timed run of a path."""
+        target = with_databases(config, f"{prefix}{run + 1}")
         bootstrap_tables(spark, target, [TOPIC])
-        table = topic_tables(target.profile, TOPIC).curated
-        columns = [name for name, _, _ in contract.flattened_fields()]
-        df = spark.read.format("iceberg").option("snapshot-id", str(snapshot)).load(raw.sql)
-        parsed = parse_payload(df, contract).select(*columns)
-        full = spark.table(table.sql).columns
+        return topic_tables(target.profile, TOPIC).curated.sql
+
+    def read_raw(with_snapshot_id: bool = True):  # type: ignore[no-untyped-def]
         from pyspark.sql import functions as F
 
+        df = spark.read.format("iceberg").option("snapshot-id", str(snapshot)).load(raw.sql)
+        return df.withColumn("_raw_snapshot_id", F.lit(snapshot)) if with_snapshot_id else df
+
+    def plain(run: int) -> None:
+        from pyspark.sql import functions as F
+
+        table = empty_curated("b1p", run)
+        columns = [name for name, _, _ in contract.flattened_fields()]
+        parsed = parse_payload(read_raw(with_snapshot_id=False), contract).select(*columns)
+        full = spark.table(table).columns
         parsed.select(*[F.col(c) if c in columns else F.lit(None).alias(c) for c in full]).writeTo(
-            table.sql
+            table
         ).append()
 
     def hand_written(run: int) -> None:
-        from pyspark.sql import functions as F
-
-        target = with_databases(config, f"b1h{run + 1}")
-        bootstrap_tables(spark, target, [TOPIC])
-        table = topic_tables(target.profile, TOPIC).curated
-        df = spark.read.format("iceberg").option("snapshot-id", str(snapshot)).load(raw.sql)
-        parsed = parse_payload(df.withColumn("_raw_snapshot_id", F.lit(snapshot)), contract)
+        table = empty_curated("b1h", run)
+        parsed = parse_payload(read_raw(), contract)
         keyed = parsed.where(" AND ".join(f"{key} IS NOT NULL" for key in contract.key))
         newest = dedupe_latest(keyed, contract, "_rank").where("_rank = 1")
         add_audit_columns(newest, contract, f"hand-{run + 1}").createOrReplaceTempView("bench_hand_written")
-        spark.sql(curated_merge_sql(table.sql, "bench_hand_written", contract, None))  # key-only ON
+        spark.sql(curated_merge_sql(table, "bench_hand_written", contract, None))  # key-only ON
 
     def floor(run: int) -> None:
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
-        target = with_databases(config, f"b1f{run + 1}")
-        bootstrap_tables(spark, target, [TOPIC])
-        table = topic_tables(target.profile, TOPIC).curated
-        df = spark.read.format("iceberg").option("snapshot-id", str(snapshot)).load(raw.sql)
-        parsed = parse_batch(df.withColumn("_raw_snapshot_id", F.lit(snapshot)), contract)
-        cached = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+        table = empty_curated("b1f", run)
+        cached = parse_batch(read_raw(), contract).persist(StorageLevel.MEMORY_AND_DISK)
         # the cache built as a run builds it (uncompressed)
         with session_conf(spark, "spark.sql.inMemoryColumnarStorage.compressed", "false"):
             try:
@@ -119,7 +119,7 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
                 newest = dedupe_latest(cached.where(valid), contract, "_rank").where("_rank = 1")
                 add_audit_columns(newest, contract, f"floor-{run + 1}").createOrReplaceTempView("bench_floor")
                 predicate = partition_predicate(contract, sorted(row[2]))
-                spark.sql(curated_merge_sql(table.sql, "bench_floor", contract, predicate))
+                spark.sql(curated_merge_sql(table, "bench_floor", contract, predicate))
             finally:
                 cached.unpersist()
 
