@@ -39,7 +39,7 @@ from lean_ops_spark.config import Databases, load_project
 from lean_ops_spark.curation.merge import curated_merge_sql, partition_predicate
 from lean_ops_spark.curation.pipeline import merge_into_curated, run_curation
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parse_payload
-from lean_ops_spark.drift.observe import parse_batch
+from lean_ops_spark.drift.observe import keep_profiled_payloads, parse_batch
 from lean_ops_spark.raw import fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.session import LocalHome, build_session, session_conf
@@ -105,8 +105,9 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
         from pyspark.sql import functions as F
 
         table = empty_curated("b1f", run)
-        cached = parse_batch(read_raw(), contract).persist(StorageLevel.MEMORY_AND_DISK)
-        # the cache built as a run builds it (uncompressed)
+        parsed = keep_profiled_payloads(parse_batch(read_raw(), contract), len(batch.records))
+        cached = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+        # the cache built as a run builds it (uncompressed, payloads only where read again)
         with session_conf(spark, "spark.sql.inMemoryColumnarStorage.compressed", "false"):
             try:
                 valid = F.col(ERROR_COLUMN).isNull()
