@@ -3,11 +3,11 @@
 read checkpoint -> plan the raw range -> read -> parse/type/rescue -> classify -> count and
 observe the batch -> schema drift decision -> circuit breaker -> drift ALTERs + audit, and
 beside them the quarantine MERGE -> dedupe -> curated MERGE with the checkpoint in the same snapshot ->
-verify -> ledger -> metrics. The parsed batch is cached once (narrow: see
-``drift.observe.parse_batch``) and every later step reads the cache, so raw is read and
+verify -> ledger -> metrics. The parsed batch is pinned once (``session.pin``; narrow: see
+``drift.observe.parse_batch``) and every later step reads it from there, so raw is read and
 parsed once (again only when an evolve changes the contract). The counts the breaker and
 the ledger need come from the same passes as the drift observation
-(``drift.observe.profile_batch``), the first of which builds the cache.
+(``drift.observe.profile_batch``), the first of which stores the batch.
 
 Crash safety: nothing is written before the circuit breaker (a drift ``fail`` records its
 audit rows and stops the run before it); the drift ALTERs are idempotent; the quarantine MERGE is keyed
@@ -54,7 +54,7 @@ from lean_ops_spark.drift.handler import DriftOutcome, apply_drift, handle_drift
 from lean_ops_spark.drift.observe import BatchCounts, batch_counts, keep_profiled_payloads, parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
-from lean_ops_spark.session import session_conf
+from lean_ops_spark.session import pin, release
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,7 +67,6 @@ log = logging.getLogger(__name__)
 STEP_QUARANTINE_WRITTEN = "quarantine_written"
 STEP_MERGED = "merged"
 _KEEP_RANK = "_version_rank"
-_CACHE_COMPRESSION = "spark.sql.inMemoryColumnarStorage.compressed"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -340,8 +339,6 @@ def run_curation(
         CheckpointError: the checkpoint cannot be read or did not commit with the data.
         LedgerError: some record is unaccounted for.
     """
-    from pyspark import StorageLevel
-
     options = options or CurationOptions()
     started = now()
     contract = config.topic(topic)
@@ -385,67 +382,66 @@ def run_curation(
         )
 
     raw_batch = _read_raw(spark, tables.raw, plan)
-    # payloads only where a later step reads them (quarantine, drift profile): most of the cache
+    # payloads only where a later step reads them (quarantine, drift profile): most of the bytes
     classified = keep_profiled_payloads(parse_batch(raw_batch, contract), plan.expected_records)
-    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
-    cached = [classified]  # and what drift handling persists: unpersisted once the run is done
-    # The batch is cached for a few passes within one run (and spills to disk when it does
-    # not fit): building it uncompressed saves about a quarter of the cache's cost.
-    with session_conf(spark, _CACHE_COMPRESSION, "false"):
-        try:
-            # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
-            # into _rescued_data) or fail (DriftError, recorded, nothing else written); its
-            # ALTERs and audit rows are written only once the breaker has passed the batch.
-            drift = handle_drift(
-                spark,
-                contract=contract,
-                curated=tables.curated,
-                raw_batch=raw_batch,
-                classified=classified,
-                run_id=run_id,
-                metrics=metrics,
-                records_hint=plan.expected_records,
-            )
-            cached += drift.cached
-            contract, classified = drift.contract, drift.classified
-            stats = drift.counts or batch_counts(classified, contract)
-            error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
-            drift = _apply_drift_and_quarantine(
-                spark, drift, tables=tables, quarantined=stats.quarantined > 0, run_id=run_id, metrics=metrics
-            )
-            if after_step:
-                after_step(STEP_QUARANTINE_WRITTEN)
+    # Pinned: the first job that reads the batch (the drift profile) stores it, every later
+    # step reads it from there (see session.pin).
+    classified = pin(classified)
+    pinned = [classified]  # and what drift handling pins: released once the run is done
+    try:
+        # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
+        # into _rescued_data) or fail (DriftError, recorded, nothing else written); its
+        # ALTERs and audit rows are written only once the breaker has passed the batch.
+        drift = handle_drift(
+            spark,
+            contract=contract,
+            curated=tables.curated,
+            raw_batch=raw_batch,
+            classified=classified,
+            run_id=run_id,
+            metrics=metrics,
+            records_hint=plan.expected_records,
+        )
+        pinned += drift.pinned
+        contract, classified = drift.contract, drift.classified
+        stats = drift.counts or batch_counts(classified, contract)
+        error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
+        drift = _apply_drift_and_quarantine(
+            spark, drift, tables=tables, quarantined=stats.quarantined > 0, run_id=run_id, metrics=metrics
+        )
+        if after_step:
+            after_step(STEP_QUARANTINE_WRITTEN)
 
-            from pyspark.sql import functions as F
+        from pyspark.sql import functions as F
 
-            versions = add_audit_columns(
-                dedupe_latest(classified.where(F.col(ERROR_COLUMN).isNull()), contract, _KEEP_RANK).where(
-                    F.col(_KEEP_RANK) == 1
-                ),
-                contract,
-                run_id,
-            )
-            properties = {
-                RAW_CHECKPOINT_KEY: str(plan.end_snapshot_id),
-                RUN_ID_KEY: run_id,
-                "lean-ops.contract-version": str(contract.version),
-                "lean-ops.records-read": str(stats.read),
-            }
-            committed = merge_into_curated(
-                spark,
-                contract=contract,
-                curated=tables.curated,
-                versions=versions,
-                partition_days=list(stats.partition_days),
-                run_id=run_id,
-                properties=properties,
-            )
-            if after_step:
-                after_step(STEP_MERGED)
-            upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
-        finally:
-            for df in reversed(cached):  # a cache built from another goes first
-                df.unpersist()
+        versions = add_audit_columns(
+            dedupe_latest(classified.where(F.col(ERROR_COLUMN).isNull()), contract, _KEEP_RANK).where(
+                F.col(_KEEP_RANK) == 1
+            ),
+            contract,
+            run_id,
+        )
+        properties = {
+            RAW_CHECKPOINT_KEY: str(plan.end_snapshot_id),
+            RUN_ID_KEY: run_id,
+            "lean-ops.contract-version": str(contract.version),
+            "lean-ops.records-read": str(stats.read),
+        }
+        committed = merge_into_curated(
+            spark,
+            contract=contract,
+            curated=tables.curated,
+            versions=versions,
+            partition_days=list(stats.partition_days),
+            run_id=run_id,
+            properties=properties,
+        )
+        if after_step:
+            after_step(STEP_MERGED)
+        upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
+    finally:
+        for df in reversed(pinned):  # a batch pinned from another goes first
+            release(df)
 
     ledger = Ledger(
         read=stats.read,

@@ -53,6 +53,7 @@ from lean_ops_spark.drift.observe import (
 from lean_ops_spark.drift.policy import DriftPlan, alter_statements, plan_drift
 from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
 from lean_ops_spark.errors import CatalogError, DriftError
+from lean_ops_spark.session import pin, release
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -69,8 +70,8 @@ class DriftOutcome:
     ``counts`` are ``classified``'s record counts, from the same Spark job as the
     observation; None when drift handling changed the batch after observing it (re-parsed
     with an evolved contract, or partly parsed values rescued): count it again.
-    ``cached`` are the DataFrames drift handling persisted (``classified`` among them when
-    it is new): the caller unpersists them once the run's writes are done.
+    ``pinned`` are the DataFrames drift handling pinned (``session.pin``; ``classified``
+    among them when it is new): the caller releases them once the run's writes are done.
     """
 
     plan: DriftPlan
@@ -81,7 +82,7 @@ class DriftOutcome:
     rescued_columns: tuple[str, ...]
     audit_rows: int
     counts: BatchCounts | None = None
-    cached: tuple[DataFrame, ...] = ()
+    pinned: tuple[DataFrame, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,9 +106,7 @@ def effective_contract(spark: SparkSession, contract: TopicContract, curated: Ta
 
 
 def _parse(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
-    from pyspark import StorageLevel
-
-    return parse_batch(raw_batch, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    return pin(parse_batch(raw_batch, contract))
 
 
 def _failure_message(topic: str, plan: DriftPlan) -> str:
@@ -149,8 +148,8 @@ def handle_drift(
         contract: the topic contract the batch was parsed with.
         curated: the topic's curated table (must exist).
         raw_batch: the raw rows of the batch (re-parsed when the contract changes).
-        classified: ``parse_batch(raw_batch, contract)``, persisted (the caller's: it stays
-            persisted, as do the outcome's ``cached``, for the caller to unpersist), or that
+        classified: ``parse_batch(raw_batch, contract)``, pinned (the caller's: it stays
+            pinned, as do the outcome's ``pinned``, for the caller to release), or that
             through ``keep_profiled_payloads`` with the same ``records_hint``.
         audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
         records_hint: the batch's record count if known (raw metadata): sizes the sample
@@ -165,10 +164,10 @@ def handle_drift(
     schema = spark.table(curated.sql).schema
     reconciliation = reconcile_with_curated(contract, schema)
     batch = classified
-    cached: list[DataFrame] = []  # persisted here, unpersisted by the caller (or on error)
+    pinned: list[DataFrame] = []  # pinned here, released by the caller (or on error)
 
     def use(new: DataFrame) -> DataFrame:
-        cached.append(new)
+        pinned.append(new)
         return new
 
     try:
@@ -203,19 +202,15 @@ def handle_drift(
             batch = use(_parse(raw_batch, plan.contract))
         rescued = lossy_columns(plan.contract, observed)
         if rescued:
-            from pyspark import StorageLevel
-
-            # built from the batch's cache (still persisted), when a later step first reads it
-            batch = use(
-                rescue_partial_values(batch, plan.contract, rescued).persist(StorageLevel.MEMORY_AND_DISK)
-            )
+            # built from the pinned batch (not released yet), when a later step first reads it
+            batch = use(pin(rescue_partial_values(batch, plan.contract, rescued)))
     except BaseException:
-        for df in cached:
-            df.unpersist()
+        for df in reversed(pinned):
+            release(df)
         raise
     counts = profile.counts if batch is observed_batch else None
     return DriftOutcome(
-        plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts, tuple(cached)
+        plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts, tuple(pinned)
     )
 
 
@@ -338,8 +333,6 @@ def detect_drift(
         CatalogError/CheckpointError: the topic's tables are missing or unreadable.
         ContractError: the contract and the curated table cannot be reconciled.
     """
-    from pyspark import StorageLevel
-
     contract = config.topic(topic)
     tables = topic_tables(config.profile, topic)
     try:
@@ -358,12 +351,12 @@ def detect_drift(
         return DriftReport(
             topic, contract.drift_mode.value, tables.raw.sql, where, 0, empty, plan, tuple(statements)
         )
-    batch = parse_batch(raw, reconciliation.contract).persist(StorageLevel.MEMORY_AND_DISK)
+    batch = pin(parse_batch(raw, reconciliation.contract))
     try:
         read = batch.count()
         observed = observe_batch(batch, reconciliation.contract, records_hint=read)
     finally:
-        batch.unpersist()
+        release(batch)
     plan = plan_drift(
         reconciliation, diff_batch(observed, reconciliation.contract, thresholds), contract.drift_mode
     )

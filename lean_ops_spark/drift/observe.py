@@ -2,7 +2,7 @@
 
 :func:`profile_batch` counts a parsed batch (records per reason, valid, distinct keys,
 rescued records and paths, partition days: what the ledger and the circuit breaker need)
-and, in the same few passes over the cached batch, observes its payload schema
+and, in the same few passes over the pinned batch, observes its payload schema
 (:func:`observe_batch` is the observation alone). The observation walks each profiled
 payload down to ``max_depth`` levels (object keys and array elements), classifies each value from its JSON text, and aggregates per path:
 how many values, nulls, values of each JSON kind, values that do not fit the contract type
@@ -287,7 +287,7 @@ def with_lossy_values(batch: DataFrame, contract: TopicContract) -> DataFrame:
 
 def parse_batch(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
     """Parse, type, classify and mark partly parsed values in one projection, then drop the
-    intermediate columns: the narrow batch a run caches (pure transform, no action)."""
+    intermediate columns: the narrow batch a run pins (pure transform, no action)."""
     return compact(with_lossy_values(classify(parse_payload(raw_batch, contract), contract), contract))
 
 
@@ -357,7 +357,7 @@ def keep_profiled_payloads(
     :func:`profile_batch` samples with the same ``records_hint`` and ``sample_clean``.
 
     A clean record's typed columns already hold everything its payload says, and payloads
-    are most of a cached batch's bytes (~1.8 KB a record in the bench's orders): a 105k
+    are most of a pinned batch's bytes (~1.8 KB a record in the bench's orders): a 105k
     batch keeps about one payload in five (a 1/8 sample plus the interesting records), and
     a run's median was ~1.6 s lower in an interleaved A/B. Pure transform; pass
     :func:`profile_batch` a ``full_payloads`` source for the rare batch whose sample misses
@@ -573,7 +573,7 @@ def profile_batch(
     in one Spark job.
 
     ``batch`` is :func:`parse_batch`'s output (or ``classify(parse_payload(...))``), best
-    persisted: this job builds the cache every later step of a run reads. The counts are
+    pinned (``session.pin``): this job stores the batch every later step of a run reads. The counts are
     exact. The profile re-parses the payload of every record that could show drift —
     quarantined, with rescued data, or partly parsed — and of the *clean* records (valid,
     nothing rescued, everything parsed exactly) only about ``sample_clean`` of them (None: all).

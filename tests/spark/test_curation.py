@@ -145,27 +145,29 @@ def test_every_fault_kind_lands_where_expected_and_the_ledger_balances(spark, or
     assert again.status == "no_new_data"
 
 
-@pytest.mark.parametrize("step", [STEP_QUARANTINE_WRITTEN, STEP_MERGED])
-def test_rerun_after_a_crash_gives_the_same_tables(spark, project_config, step) -> None:
+def new_env(spark, project_config):
+    """The shipped config with namespaces of its own and the orders tables in them."""
     from lean_ops_spark.config import Databases
     from tests.conftest import _namespace_counter
 
-    def env():
-        n = next(_namespace_counter)
-        cfg = replace(
-            project_config,
-            profile=replace(
-                project_config.profile,
-                databases=Databases(raw=f"t{n}_raw", curated=f"t{n}_curated", semantic=f"t{n}_semantic"),
-            ),
-        )
-        bootstrap_tables(spark, cfg, ["orders"])
-        return cfg, topic_tables(cfg.profile, "orders")
+    n = next(_namespace_counter)
+    cfg = replace(
+        project_config,
+        profile=replace(
+            project_config.profile,
+            databases=Databases(raw=f"t{n}_raw", curated=f"t{n}_curated", semantic=f"t{n}_semantic"),
+        ),
+    )
+    bootstrap_tables(spark, cfg, ["orders"])
+    return cfg, topic_tables(cfg.profile, "orders")
 
+
+@pytest.mark.parametrize("step", [STEP_QUARANTINE_WRITTEN, STEP_MERGED])
+def test_rerun_after_a_crash_gives_the_same_tables(spark, project_config, step) -> None:
     batch = generate_events(
         project_config.topic("orders"), 300, fault_rates(0.09, 0.2, 0.05), seed=5, now=NOW
     )
-    (clean_cfg, clean), (crash_cfg, crashed) = env(), env()
+    (clean_cfg, clean), (crash_cfg, crashed) = new_env(spark, project_config), new_env(spark, project_config)
     for tables in (clean, crashed):
         append_raw(spark, tables.raw, batch.records, appends=3)
     # several runs over a backlog; the crash happens in the middle one
@@ -194,6 +196,66 @@ def test_rerun_after_a_crash_gives_the_same_tables(spark, project_config, step) 
     )
     curated = spark.table(crashed.curated.sql)
     assert curated.count() == curated.select("order_id").distinct().count() == batch.expected.curated_keys
+
+
+def test_a_run_keeping_payloads_only_for_the_profile_sample_writes_what_a_full_run_writes(
+    spark, project_config, monkeypatch
+) -> None:
+    """From 20k records a run keeps ``payload`` only where it reads it again (quarantined,
+    rescued, partly parsed, the drift profile's sample: ``keep_profiled_payloads``). With the
+    sample made small, a 2,000-record batch takes that path: same ledger, same curated and
+    quarantine tables as the full path. The batch is stored on the executors while the run
+    writes and released when it is done."""
+    from lean_ops_spark import session
+    from lean_ops_spark.drift import handler, observe
+
+    batch = generate_events(
+        project_config.topic("orders"), 2_000, fault_rates(0.09, 0.1, 0.05), seed=17, now=NOW
+    )
+    (full_cfg, full), (slim_cfg, slim) = new_env(spark, project_config), new_env(spark, project_config)
+    for tables in (full, slim):
+        append_raw(spark, tables.raw, batch.records, appends=2)
+    full_result = run_curation(spark, full_cfg, "orders")
+
+    kept = []
+
+    def keep_few(df, records_hint):
+        kept.append(observe.keep_profiled_payloads(df, records_hint, sample_clean=100))
+        return kept[-1]
+
+    profile = handler.profile_batch
+    monkeypatch.setattr(pipeline, "keep_profiled_payloads", keep_few)
+    monkeypatch.setattr(handler, "profile_batch", lambda *a, **k: profile(*a, sample_clean=100, **k))
+    pinned = []  # (held here, so only release() can free them, not the JVM's cleaner)
+
+    def spy_pin(df):
+        pinned.append(session.pin(df))
+        return pinned[-1]
+
+    monkeypatch.setattr(pipeline, "pin", spy_pin)
+    jsc = spark.sparkContext._jsc
+
+    def stored() -> set[int]:
+        """Ids of the pinned batches' RDDs the executors store."""
+        rdds = {df._jdf.queryExecution().logical().rdd().id() for df in pinned}
+        return rdds & set(jsc.getPersistentRDDs().keySet())
+
+    stored_during = []
+    slim_result = run_curation(
+        spark, slim_cfg, "orders", after_step=lambda _step: stored_during.append(stored())
+    )
+
+    assert kept[0].where("payload IS NULL").count() > len(batch.records) // 2  # the slim path ran
+    assert slim_result.ledger == full_result.ledger and slim_result.ledger.balanced
+    for name, key in (("curated", "order_id"), ("quarantine", "message_id")):
+        assert_df_equality(
+            rows(spark, getattr(slim, name).sql, slim.raw, key),
+            rows(spark, getattr(full, name).sql, full.raw, key),
+            ignore_row_order=True,
+        )
+    assert len(pinned) == 1  # the parsed batch (drift handling pinned no other)
+    assert [len(ids) for ids in stored_during] == [1, 1]  # stored while the run writes
+    assert stored() == set()  # and released once it is done
 
 
 def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_their_partition(

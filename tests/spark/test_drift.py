@@ -23,6 +23,7 @@ from lean_ops_spark.errors import DriftError
 from lean_ops_spark.metrics import CloudWatchSink, MemorySink
 from lean_ops_spark.raw import RawRecord
 from lean_ops_spark.raw.writer import append_raw
+from lean_ops_spark.session import pin, release
 from tests.conftest import _namespace_counter
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -251,9 +252,8 @@ def test_rescue_never_changes_the_schema_and_keeps_every_value(spark, project_co
 def test_partly_parsed_values_are_rescued_from_the_parsed_batch_not_parsed_again(
     spark, project_config
 ) -> None:
-    """The batch that keeps partly parsed values in ``_rescued_data`` is built from the cached
+    """The batch that keeps partly parsed values in ``_rescued_data`` is built from the pinned
     parsed batch: each raw row is parsed once per run (a Python UDF counts the reads)."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from lean_ops_spark.drift.handler import handle_drift
@@ -272,7 +272,7 @@ def test_partly_parsed_values_are_rescued_from_the_parsed_batch_not_parsed_again
         "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
         "schema_version int, _raw_snapshot_id bigint",
     ).withColumn("payload", F.udf(read, "string")("payload"))
-    classified = parse_batch(raw, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    classified = pin(parse_batch(raw, contract))  # as a run does
     outcome = handle_drift(
         spark, contract=contract, curated=env.tables.curated, raw_batch=raw, classified=classified, run_id="r"
     )
@@ -282,8 +282,8 @@ def test_partly_parsed_values_are_rescued_from_the_parsed_batch_not_parsed_again
         assert all(json.loads(r["items"])[0]["discount"] == 0.5 for r in rescued)
         assert reads.value == len(BATCH_S)
     finally:
-        for df in (*outcome.cached, classified):
-            df.unpersist()
+        for df in (*reversed(outcome.pinned), classified):
+            release(df)
 
 
 @pytest.mark.parametrize(
