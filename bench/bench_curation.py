@@ -4,8 +4,8 @@
    Iceberg table with no classification, dedupe or MERGE. Goal: curation <= 1.5x the limit.
    Also measured, for reference: a straightforward hand-written read-parse-dedupe-MERGE
    (the issue quotes ~1.85x for one; no classification, quarantine, drift or ledger), and
-   the floor of curation's design: the batch parsed, typed, rescued and classified as a run
-   does it, pinned as a run pins it, counted once (what the circuit breaker needs, and the batch's partition
+   the floor of curation's design: the batch parsed, typed, rescued, classified and pinned as
+   a run does it, counted once (what the circuit breaker needs, and the batch's partition
    days) and MERGEd with the partition predicate; no drift profile, quarantine, audit,
    checkpoint or ledger. What a run spends above the floor is its per-run features.
    Each path is timed ``--repeat`` times after one warm-up; best and median are printed.

@@ -253,7 +253,7 @@ def test_a_run_keeping_payloads_only_for_the_profile_sample_writes_what_a_full_r
             rows(spark, getattr(full, name).sql, full.raw, key),
             ignore_row_order=True,
         )
-    assert len(pinned) == 1  # the parsed batch (drift handling pinned no other)
+    assert len(pinned) == 1  # the run's parsed batch (the spy sees the pipeline's pins only)
     assert [len(ids) for ids in stored_during] == [1, 1]  # stored while the run writes
     assert stored() == set()  # and released once it is done
 
