@@ -37,12 +37,11 @@ from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config import Databases, load_project
 from lean_ops_spark.curation.merge import curated_merge_sql, partition_predicate
-from lean_ops_spark.curation.pipeline import merge_into_curated, run_curation
+from lean_ops_spark.curation.pipeline import merge_into_curated, pinned_batch, run_curation
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parse_payload
-from lean_ops_spark.drift.observe import keep_profiled_payloads, parse_batch
 from lean_ops_spark.raw import fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
-from lean_ops_spark.session import LocalHome, build_session, pin, release
+from lean_ops_spark.session import LocalHome, build_session, release
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 TOPIC = "orders"
@@ -104,8 +103,7 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
         from pyspark.sql import functions as F
 
         table = empty_curated("b1f", run)
-        # the batch pinned as a run pins it (payloads only where read again)
-        pinned = pin(keep_profiled_payloads(parse_batch(read_raw(), contract), len(batch.records)))
+        pinned = pinned_batch(read_raw(), contract, len(batch.records))  # as a run builds it
         try:
             valid = F.col(ERROR_COLUMN).isNull()
             row = pinned.agg(

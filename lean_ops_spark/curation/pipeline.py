@@ -59,7 +59,14 @@ from lean_ops_spark.session import pin, release
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["CurationOptions", "CurationResult", "check_run_id", "merge_into_curated", "run_curation"]
+__all__ = [
+    "CurationOptions",
+    "CurationResult",
+    "check_run_id",
+    "merge_into_curated",
+    "pinned_batch",
+    "run_curation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +277,16 @@ def merge_into_curated(
     return CommittedSnapshot(snapshot_id, summary, after.properties)
 
 
+def pinned_batch(raw_batch: DataFrame, contract: TopicContract, records_hint: int) -> DataFrame:
+    """The batch a run reads after raw: parsed, typed, rescued and classified
+    (``drift.observe.parse_batch``), with payloads only where a later step reads them
+    (quarantine, the drift profile: ``keep_profiled_payloads``, most of the bytes), pinned
+    (``session.pin``): the first job that reads it (the drift profile) stores it and every later
+    step reads it from there. The caller releases it (``session.release``). The bench's floor
+    builds its batch with this too, so it stays what a run does."""
+    return pin(keep_profiled_payloads(parse_batch(raw_batch, contract), records_hint))
+
+
 def _upserted(
     spark: SparkSession, curated: TableRef, committed: CommittedSnapshot, run_id: str
 ) -> tuple[int, int | None, int | None]:
@@ -382,11 +399,7 @@ def run_curation(
         )
 
     raw_batch = _read_raw(spark, tables.raw, plan)
-    # payloads only where a later step reads them (quarantine, drift profile): most of the bytes
-    classified = keep_profiled_payloads(parse_batch(raw_batch, contract), plan.expected_records)
-    # Pinned: the first job that reads the batch (the drift profile) stores it, every later
-    # step reads it from there (see session.pin).
-    classified = pin(classified)
+    classified = pinned_batch(raw_batch, contract, plan.expected_records)
     pinned = [classified]  # and what drift handling pins: released once the run is done
     try:
         # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
