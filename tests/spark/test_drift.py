@@ -410,7 +410,7 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
     assert {d[0] for d in decisions(exact)} >= {("promo",), ("items", "[]", "x")}
 
 
-def test_a_run_caches_payloads_only_where_read_and_profiles_them_the_same(spark, caplog) -> None:
+def test_a_run_keeps_payloads_only_where_read_and_profiles_them_the_same(spark, caplog) -> None:
     """``keep_profiled_payloads`` drops the payloads of clean records outside the profile's
     sample: the profile and the quarantine see exactly what they saw with every payload, and
     a batch whose sample misses every clean record is profiled from the full payloads."""
