@@ -385,7 +385,7 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
     assert "_fields" not in batch.columns and not any(c.startswith("_raw__") for c in batch.columns)
     assert batch.where(batch[LOSSY_COLUMN].isNotNull()).count() == 5
 
-    exact = observe_batch(batch, contract)  # 2000 clean records: below the default, all profiled
+    exact = observe_batch(batch, contract)  # 2,012 records: under twice the default, all profiled
     sampled = observe_batch(batch, contract, sample_clean=200)
     again = observe_batch(batch, contract, sample_clean=200)
     batch.unpersist()
