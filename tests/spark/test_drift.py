@@ -372,10 +372,12 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
     from lean_ops_spark.drift.observe import LOSSY_COLUMN, observe_batch, parse_batch
 
     contract = things("rescue")
-    bodies = [payload(i) for i in range(2000)]
+    # qty (optional) is absent from every third clean record: a share a sample only estimates
+    bodies = [payload(i, qty=... if i % 3 == 0 else i) for i in range(2000)]
     bodies += [payload(5000 + i, promo="p") for i in range(7)]  # unknown field: rescued
     bodies += [payload(6000 + i, items=[{"sku": "a", "n": 1, "x": 1}]) for i in range(3)]  # partly parsed
     bodies += [payload(7000 + i, price=1.239) for i in range(2)]  # rounded: partly parsed
+    with_qty = sum("qty" in b for b in bodies)
     raw = spark.createDataFrame(
         [(f"m{i}", "things", json.dumps(b), NOW, "t", 1, 1) for i, b in enumerate(bodies)],
         "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
@@ -398,9 +400,11 @@ def test_observation_samples_clean_records_and_keeps_every_other_count_exact(spa
     assert sampled.paths[("promo",)].present == 7
     assert sampled.paths[("items", "[]", "x")].present == 3
     assert sampled.paths[("price",)].bad == exact.paths[("price",)].bad == 2
-    # paths every record carries: scaled estimates close to the exact count
-    assert exact.paths[("qty",)].present == len(bodies)
-    assert abs(sampled.paths[("qty",)].present - len(bodies)) <= 0.1 * len(bodies)
+    # a path some clean records carry: counted exactly when all are profiled, estimated
+    # (close, not equal: so the first assertion shows the 2,012 records were all profiled)
+    assert exact.paths[("qty",)].present == with_qty == 1345
+    assert sampled.paths[("qty",)].present != with_qty
+    assert abs(sampled.paths[("qty",)].present - with_qty) <= 0.1 * with_qty
 
     # and the decisions agree
     def decisions(observed):
