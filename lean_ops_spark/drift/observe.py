@@ -73,6 +73,7 @@ _MAX_SHIFT = 14  # the smallest sample share is 1/16384
 
 log = logging.getLogger(__name__)
 
+_FLAG_PREFIX = "_lossy__"  # with_lossy_values' per-column conditions (dropped again)
 _SEP = "\u001f"  # joins path parts into one key column
 _META = "\u0000lean-ops:"  # keys of the per-record count entries (not payload paths)
 _ENTRIES = "array<struct<key:string,text:string,exact:boolean>>"
@@ -277,15 +278,20 @@ def with_lossy_values(batch: DataFrame, contract: TopicContract) -> DataFrame:
     conditions = [(c, condition) for c in parsed_columns(contract) if (condition := _lossy(c)) is not None]
     if not conditions:
         return S.with_columns(batch, {LOSSY_COLUMN: S.lit(None).cast(_MAP)})
+    # Each condition once, as a column of its own projection, which the map and the test
+    # below both read (Spark does not merge projections that would repeat such expressions).
+    flags = {f"{_FLAG_PREFIX}{c.name}": condition for c, condition in conditions}
+    flagged = S.with_columns(batch, flags)
     entries = [
-        S.struct(S.lit(c.name).alias("key"), S.when(condition, S.col(c.raw_column)).alias("value"))
-        for c, condition in conditions
+        S.struct(S.lit(c.name).alias("key"), S.when(S.col(flag), S.col(c.raw_column)).alias("value"))
+        for (c, _), flag in zip(conditions, flags, strict=True)
     ]
     lossy = S.call("map_from_entries", S.filter(S.array(*entries), lambda e: e["value"].isNotNull()))
     # Almost every record loses nothing: the conditions alone (no lambda function, which
     # Spark interprets row by row) decide whether the map needs building.
-    anything = reduce(operator.or_, [S.coalesce(condition, S.lit(False)) for _, condition in conditions])
-    return S.with_columns(batch, {LOSSY_COLUMN: S.when(anything & (S.call("size", lossy) > 0), lossy)})
+    anything = reduce(operator.or_, [S.coalesce(S.col(flag), S.lit(False)) for flag in flags])
+    out = S.with_columns(flagged, {LOSSY_COLUMN: S.when(anything & (S.call("size", lossy) > 0), lossy)})
+    return out.drop(*flags)
 
 
 def parse_batch(raw_batch: DataFrame, contract: TopicContract) -> DataFrame:
