@@ -11,9 +11,10 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from lean_ops_spark import sqlexpr as S
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.catalog.schemas import BASE_PROPERTIES, TableDefinition
 from lean_ops_spark.config.models import Profile
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DRIFT_METRIC = "SchemaDrift"
 AUDIT_TABLE_NAME = "lean_ops_drift_audit"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("detected_at", "timestamp", "when the run detected the drift (UTC)"),
     ("topic", "string", "the topic"),
@@ -170,21 +172,27 @@ def record_drift(
 
 
 def _literal_frame(spark: SparkSession, rows: Sequence[tuple[Any, ...]]) -> DataFrame:
-    """``rows`` (in :data:`AUDIT_COLUMNS` order) as literals in one local projection.
+    """``rows`` (in :data:`AUDIT_COLUMNS` order) as literals in one local projection, sent
+    as one SQL expression (one py4j call instead of one per value).
 
     Not ``spark.createDataFrame(rows)``: that ships the rows through a Python worker (a
     task of its own that starts Python processes: ~0.5-1 s warm and several seconds on a
     fresh cluster) for a handful of rows.
     """
-    from pyspark.sql import functions as F
-
     structs = [
-        F.struct(
+        S.struct(
             *[
-                F.lit(value).cast(dtype).alias(name)
+                _literal(value, dtype).alias(name)
                 for value, (name, dtype, _) in zip(row, AUDIT_COLUMNS, strict=True)
             ]
         )
         for row in rows
     ]
-    return spark.range(1, numPartitions=1).select(F.inline(F.array(*structs)))
+    return spark.range(1, numPartitions=1).selectExpr(f"inline({S.array(*structs).sql})")
+
+
+def _literal(value: Any, dtype: str) -> S.Expr:
+    if isinstance(value, datetime):  # the instant, as F.lit takes it (naive: local time)
+        aware = value if value.tzinfo else value.astimezone()
+        return S.call("timestamp_micros", (aware - _EPOCH) // timedelta(microseconds=1))
+    return S.lit(value).cast(dtype)

@@ -531,7 +531,8 @@ def test_batch_counts_agree_with_plain_dataframe_counts(spark) -> None:
 
 def test_audit_rows_are_written_exactly_as_given(spark) -> None:
     """The audit rows are built as literals (no Python worker): every column keeps its value,
-    nulls, quotes, backslashes and non-ASCII text included, and a UTC time stays that instant."""
+    nulls, quotes, backslashes and non-ASCII text included, and a UTC time stays that instant
+    (sent as one SQL expression)."""
     from chispa import assert_df_equality
 
     from lean_ops_spark.drift.audit import AUDIT_COLUMNS, _literal_frame
@@ -541,7 +542,8 @@ def test_audit_rows_are_written_exactly_as_given(spark) -> None:
     rows = []
     for i, text in enumerate(texts):
         values = {
-            "timestamp": when + timedelta(hours=i),
+            # naive times are local time, as in F.lit and createDataFrame
+            "timestamp": (when + timedelta(hours=i)).replace(tzinfo=None if i == 1 else timezone.utc),
             "bigint": 10**12 + i,
             "int": i,
             "string": text,
