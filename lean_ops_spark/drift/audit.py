@@ -11,7 +11,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark import sqlexpr as S
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 DRIFT_METRIC = "SchemaDrift"
 AUDIT_TABLE_NAME = "lean_ops_drift_audit"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("detected_at", "timestamp", "when the run detected the drift (UTC)"),
     ("topic", "string", "the topic"),
@@ -182,17 +181,10 @@ def _literal_frame(spark: SparkSession, rows: Sequence[tuple[Any, ...]]) -> Data
     structs = [
         S.struct(
             *[
-                _literal(value, dtype).alias(name)
+                S.lit(value).cast(dtype).alias(name)
                 for value, (name, dtype, _) in zip(row, AUDIT_COLUMNS, strict=True)
             ]
         )
         for row in rows
     ]
     return spark.range(1, numPartitions=1).selectExpr(f"inline({S.array(*structs).sql})")
-
-
-def _literal(value: Any, dtype: str) -> S.Expr:
-    if isinstance(value, datetime):  # the instant, as F.lit takes it (naive: local time)
-        aware = value if value.tzinfo else value.astimezone()
-        return S.call("timestamp_micros", (aware - _EPOCH) // timedelta(microseconds=1))
-    return S.lit(value).cast(dtype)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from chispa import assert_df_equality
 
 from lean_ops_spark import sqlexpr as S
 
 LITERALS = [None, True, 7, 2**31, -(2**31) - 1, 1.5, -0.25, 3.4028235e38, 1e-05]
 LITERALS += ["it's", "a\\.b\\", "\u0000lean-ops:f\u001fpath", "ünï 日本", ""]
+LITERALS += [
+    datetime(2026, 3, 1, 23, 30, 5, 123456, tzinfo=timezone.utc),
+    datetime(1969, 12, 31, 23, 59, 59, 1),
+]
 NON_FINITE = [float("inf"), float("-inf"), float("nan")]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from lean_ops_spark import sqlexpr as S
@@ -25,6 +27,11 @@ from lean_ops_spark import sqlexpr as S
         ("a\\.b", r"'a\\.b'"),
         ("\u0000x\u001f", r"'\u0000x\u001f'"),
         ("ünï", "'ünï'"),
+        (datetime(2026, 3, 1, 0, 0, 0, 5, tzinfo=timezone.utc), "timestamp_micros(1772323200000005L)"),
+        (
+            datetime(1969, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))),
+            "timestamp_micros(3599000000L)",
+        ),
     ],
 )
 def test_literals_render_as_spark_sql(value: object, sql: str) -> None:
