@@ -400,7 +400,7 @@ def run_curation(
 
     raw_batch = _read_raw(spark, tables.raw, plan)
     classified = pinned_batch(raw_batch, contract, plan.expected_records)
-    pinned = [classified]  # and what drift handling pins: released once the run is done
+    pinned = [classified]  # and what drift handling pins: released when nothing reads them
     try:
         # Schema drift: decides evolve (re-parse with the evolved contract), rescue (values
         # into _rescued_data) or fail (DriftError, recorded, nothing else written); its
@@ -415,9 +415,16 @@ def run_curation(
             metrics=metrics,
             records_hint=plan.expected_records,
         )
+        if drift.input_superseded:  # parsed again from raw: the first batch is not read again
+            release(classified)
+            pinned.remove(classified)
         pinned += drift.pinned
         contract, classified = drift.contract, drift.classified
         stats = drift.counts or batch_counts(classified, contract)
+        for df in pinned:  # classified is stored now: what it was built from is not read again
+            if df is not classified:
+                release(df)
+        pinned = [classified]
         error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
         drift = _apply_drift_and_quarantine(
             spark, drift, tables=tables, quarantined=stats.quarantined > 0, run_id=run_id, metrics=metrics

@@ -56,6 +56,8 @@ from lean_ops_spark.errors import CatalogError, DriftError
 from lean_ops_spark.session import pin, release
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["DriftOutcome", "DriftReport", "apply_drift", "detect_drift", "effective_contract", "handle_drift"]
@@ -70,8 +72,11 @@ class DriftOutcome:
     ``counts`` are ``classified``'s record counts, from the same Spark job as the
     observation; None when drift handling changed the batch after observing it (re-parsed
     with an evolved contract, or partly parsed values rescued): count it again.
-    ``pinned`` are the DataFrames drift handling pinned (``session.pin``; ``classified``
-    among them when it is new): the caller releases them once the run's writes are done.
+    ``pinned`` are the DataFrames drift handling pinned and still reads from (``session.pin``;
+    ``classified`` among them when it is new): the caller releases them once the run's writes
+    are done. ``input_superseded``: the batch was parsed again from raw (an evolved contract),
+    so nothing reads the caller's batch any more; the caller can release it right away
+    instead of keeping two copies of the batch on the executors until the run ends.
     """
 
     plan: DriftPlan
@@ -83,6 +88,7 @@ class DriftOutcome:
     audit_rows: int
     counts: BatchCounts | None = None
     pinned: tuple[DataFrame, ...] = ()
+    input_superseded: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,22 +170,40 @@ def handle_drift(
     schema = spark.table(curated.sql).schema
     reconciliation = reconcile_with_curated(contract, schema)
     batch = classified
-    pinned: list[DataFrame] = []  # pinned here, released by the caller (or on error)
+    pinned: list[DataFrame] = []  # pinned here and still read: released by the caller (or on error)
+    superseded = False  # the caller's batch is not read any more
 
-    def use(new: DataFrame) -> DataFrame:
-        pinned.append(new)
-        return new
+    def reparse(with_contract: TopicContract, rescue: Collection[str] = ()) -> DataFrame:
+        """The batch parsed again from raw (its partly parsed ``rescue`` columns rescued in
+        the same pinned batch): no batch pinned before is read again."""
+        nonlocal superseded
+        while pinned:
+            release(pinned.pop())
+        superseded = True
+        parsed = parse_batch(raw_batch, with_contract)
+        pinned.append(pin(rescue_partial_values(parsed, with_contract, rescue) if rescue else parsed))
+        return pinned[-1]
+
+    profiled_only: list[DataFrame] = []  # read by the profile alone
+
+    def full_payloads() -> DataFrame:
+        # (the caller's batch may have kept only the payloads the sample needs)
+        profiled_only.append(_parse(raw_batch, reconciliation.contract))
+        return profiled_only[-1]
 
     try:
         if reconciliation.contract != contract:
-            batch = use(_parse(raw_batch, reconciliation.contract))
-        # (the caller's batch may have kept only the payloads the sample needs)
-        full_payloads = (
-            (lambda: use(_parse(raw_batch, reconciliation.contract))) if batch is classified else None
-        )
-        profile = profile_batch(
-            batch, reconciliation.contract, records_hint=records_hint, full_payloads=full_payloads
-        )
+            batch = reparse(reconciliation.contract)
+        try:
+            profile = profile_batch(
+                batch,
+                reconciliation.contract,
+                records_hint=records_hint,
+                full_payloads=full_payloads if batch is classified else None,
+            )
+        finally:
+            for df in profiled_only:
+                release(df)
         observed, observed_batch = profile.observed, batch
         drifts = diff_batch(observed, reconciliation.contract, thresholds)
         plan = plan_drift(reconciliation, drifts, contract.drift_mode)
@@ -198,19 +222,20 @@ def handle_drift(
         statements = alter_statements(
             curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
         )
-        if plan.contract != reconciliation.contract:
-            batch = use(_parse(raw_batch, plan.contract))
         rescued = lossy_columns(plan.contract, observed)
-        if rescued:
+        if plan.contract != reconciliation.contract:
+            batch = reparse(plan.contract, rescued)
+        elif rescued:
             # built from the pinned batch (not released yet), when a later step first reads it
-            batch = use(pin(rescue_partial_values(batch, plan.contract, rescued)))
+            batch = pin(rescue_partial_values(batch, plan.contract, rescued))
+            pinned.append(batch)
     except BaseException:
         for df in reversed(pinned):
             release(df)
         raise
     counts = profile.counts if batch is observed_batch else None
     return DriftOutcome(
-        plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts, tuple(pinned)
+        plan, observed, plan.contract, batch, tuple(statements), rescued, 0, counts, tuple(pinned), superseded
     )
 
 
