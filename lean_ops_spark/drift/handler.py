@@ -73,10 +73,11 @@ class DriftOutcome:
     observation; None when drift handling changed the batch after observing it (re-parsed
     with an evolved contract, or partly parsed values rescued): count it again.
     ``pinned`` are the DataFrames drift handling pinned and still reads from (``session.pin``;
-    ``classified`` among them when it is new): the caller releases them once the run's writes
-    are done. ``input_superseded``: the batch was parsed again from raw (an evolved contract),
-    so nothing reads the caller's batch any more; the caller can release it right away
-    instead of keeping two copies of the batch on the executors until the run ends.
+    ``classified`` among them when it is new), for the caller to release: the ones
+    ``classified`` is built from once it is stored, ``classified`` once the run's writes are
+    done. ``input_superseded``: the batch was parsed again from raw (an evolved contract), so
+    nothing reads the caller's batch any more; the caller can release it right away instead
+    of keeping two copies of the batch on the executors.
     """
 
     plan: DriftPlan
