@@ -199,14 +199,13 @@ def test_rerun_after_a_crash_gives_the_same_tables(spark, project_config, step) 
 
 
 def test_a_run_keeping_payloads_only_for_the_profile_sample_writes_what_a_full_run_writes(
-    spark, project_config, monkeypatch
+    spark, project_config, monkeypatch, pin_spy
 ) -> None:
     """From 20k records a run keeps ``payload`` only where it reads it again (quarantined,
     rescued, partly parsed, the drift profile's sample: ``keep_profiled_payloads``). With the
     sample made small, a 2,000-record batch takes that path: same ledger, same curated and
     quarantine tables as the full path. The batch is stored on the executors while the run
     writes and released when it is done."""
-    from lean_ops_spark import session
     from lean_ops_spark.drift import handler, observe
 
     batch = generate_events(
@@ -226,23 +225,10 @@ def test_a_run_keeping_payloads_only_for_the_profile_sample_writes_what_a_full_r
     profile = handler.profile_batch
     monkeypatch.setattr(pipeline, "keep_profiled_payloads", keep_few)
     monkeypatch.setattr(handler, "profile_batch", lambda *a, **k: profile(*a, sample_clean=100, **k))
-    pinned = []  # (held here, so only release() can free them, not the JVM's cleaner)
-
-    def spy_pin(df):
-        pinned.append(session.pin(df))
-        return pinned[-1]
-
-    monkeypatch.setattr(pipeline, "pin", spy_pin)
-    jsc = spark.sparkContext._jsc
-
-    def stored() -> set[int]:
-        """Ids of the pinned batches' RDDs the executors store."""
-        rdds = {df._jdf.queryExecution().logical().rdd().id() for df in pinned}
-        return rdds & set(jsc.getPersistentRDDs().keySet())
-
+    pin_spy.watch(pipeline)
     stored_during = []
     slim_result = run_curation(
-        spark, slim_cfg, "orders", after_step=lambda _step: stored_during.append(stored())
+        spark, slim_cfg, "orders", after_step=lambda _step: stored_during.append(pin_spy.stored())
     )
 
     assert kept[0].where("payload IS NULL").count() > len(batch.records) // 2  # the slim path ran
@@ -253,9 +239,9 @@ def test_a_run_keeping_payloads_only_for_the_profile_sample_writes_what_a_full_r
             rows(spark, getattr(full, name).sql, full.raw, key),
             ignore_row_order=True,
         )
-    assert len(pinned) == 1  # the run's parsed batch (the spy sees the pipeline's pins only)
-    assert [len(ids) for ids in stored_during] == [1, 1]  # stored while the run writes
-    assert stored() == set()  # and released once it is done
+    assert len(pin_spy.pinned) == 1  # the run's parsed batch (the spy sees the pipeline's pins only)
+    assert stored_during == [[0], [0]]  # stored while the run writes
+    assert pin_spy.stored() == []  # and released once it is done
 
 
 def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_their_partition(

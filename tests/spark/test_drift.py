@@ -220,50 +220,34 @@ def test_evolve_adds_and_widens_columns_and_parses_into_them_in_the_same_run(spa
 
 @pytest.mark.parametrize("mode", ["evolve", "rescue"])
 def test_a_drifting_run_keeps_one_copy_of_the_batch_while_it_writes(
-    spark, project_config, monkeypatch, mode
+    spark, project_config, pin_spy, mode
 ) -> None:
     """Drift handling builds a second batch: evolve parses it again from raw with the evolved
     contract, rescue builds it from the first (partly parsed values into ``_rescued_data``).
     The first is released once the second is stored, not when the run ends: while the run
     writes, the executors store one batch, and none once it is done."""
-    from lean_ops_spark import session
     from lean_ops_spark.curation import pipeline
     from lean_ops_spark.drift import handler
 
     env = Env(spark, project_config, mode)
     env.land(BATCH_S)
-    pinned = []  # (held here, so only release() can free them, not the JVM's cleaner)
-
-    def spy_pin(df):
-        pinned.append(session.pin(df))
-        return pinned[-1]
-
-    monkeypatch.setattr(pipeline, "pin", spy_pin)
-    monkeypatch.setattr(handler, "pin", spy_pin)
-    jsc = spark.sparkContext._jsc
-
-    def stored() -> list[int]:
-        """Which of the pinned batches the executors store (their order of pinning)."""
-        persistent = set(jsc.getPersistentRDDs().keySet())
-        ids = [df._jdf.queryExecution().logical().rdd().id() for df in pinned]
-        return [i for i, rdd in enumerate(ids) if rdd in persistent]
-
+    pin_spy.watch(pipeline, handler)
     during = []
     result = run_curation(
         spark,
         env.config,
         "things",
         options=CurationOptions(run_id="run-s"),
-        after_step=lambda _step: during.append(stored()),
+        after_step=lambda _step: during.append(pin_spy.stored()),
     )
     assert result.ledger is not None and result.ledger.upserted == 4
     assert result.ledger.rescued_records == (4 if mode == "rescue" else 0)
     assert {action for _p, _k, action in env.audit("run-s")} == (
         {"rescue"} if mode == "rescue" else {"add_column", "widen_column"}
     )
-    assert len(pinned) == 2  # the run's parse, and the batch drift handling built
+    assert len(pin_spy.pinned) == 2  # the run's parse, and the batch drift handling built
     assert during == [[1], [1]]  # only the second is stored while the run writes
-    assert stored() == []
+    assert pin_spy.stored() == []
 
 
 def test_rescue_never_changes_the_schema_and_keeps_every_value(spark, project_config, caplog) -> None:
