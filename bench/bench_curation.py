@@ -14,8 +14,12 @@
    year, batch in recent days): our MERGE (partition predicate from the batch in the ON
    clause) should stay flat (<= 1.3x from smallest to largest) while a naive key-only
    MERGE grows. Each MERGE is rolled back afterwards so every one starts from the same table.
+3. The same for the quarantine: one batch of 5,000 bad records (ingested today) MERGEd into
+   quarantine tables of growing size (ingested over a year), with the batch's ingestion days
+   in the ON clause (what a run does) and keyed by message id alone.
 
     .venv/bin/python bench/bench_curation.py [--events 100000] [--sizes 100000,1000000,5000000] [--with-20m]
+        [--quarantine-sizes 100000,1000000] [--skip 2,3]
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from lean_ops_spark.catalog.bootstrap import bootstrap_tables
 from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config import Databases, load_project
-from lean_ops_spark.curation.merge import curated_merge_sql, partition_predicate
+from lean_ops_spark.curation.merge import curated_merge_sql, partition_predicate, quarantine_merge_sql
 from lean_ops_spark.curation.pipeline import merge_into_curated, pinned_batch, run_curation
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parse_payload
 from lean_ops_spark.raw import fault_rates, generate_events
@@ -270,6 +274,64 @@ def part2(spark, config, sizes: list[int], versions: int) -> None:  # type: igno
     print(f"naive {large:,d} / {small:,d} rows: {naive_large / naive_small:.2f}x")
 
 
+def build_quarantine(spark, table: str, rows: int, source: str = "range") -> None:  # type: ignore[no-untyped-def]
+    """``rows`` quarantined records (``source`` ``range``: ingested over the past year; a view
+    name: that view's ``id`` rows, ingested today) as INSERT SELECT text."""
+    base = int(NOW.timestamp())
+    ingested = (
+        f"timestamp_seconds({base} - (id % 365) * 86400 - (id % 86000))"
+        if source == "range"
+        else f"timestamp_seconds({base} - id % 3600)"
+    )
+    spark.sql(f"""
+        INSERT INTO {table}
+        SELECT concat('{"q" if source == "range" else "n"}-', id), 'orders', 1L, {ingested},
+               concat('{{"order_id": "o-', id, '", "total_amount": "not a number"}}'), 'bench', 1,
+               'DROP', 'WRONG_TYPE', 'total_amount', 'not a decimal(12,2)', 1, 'history',
+               {ingested}, {ingested}, CAST(NULL AS STRING)
+        FROM {"range(" + str(rows) + ")" if source == "range" else source}
+    """)
+
+
+def part3(spark, config, sizes: list[int], records: int = 5_000) -> None:  # type: ignore[no-untyped-def]
+    print(f"\n[3] {records} quarantined records (ingested today) merged into quarantines of growing size")
+    print(f"{'quarantine rows':>16s} {'build s':>9s} {'ours s':>9s} {'keyed s':>9s} {'keyed/ours':>11s}")
+    spark.range(records).createOrReplaceTempView("bench_quarantine_ids")
+    results = []
+    for size in sizes:
+        target = with_databases(config, f"b3s{size}")
+        bootstrap_tables(spark, target, [TOPIC])
+        quarantine = topic_tables(target.profile, TOPIC).quarantine
+        build, _ = timed(
+            lambda quarantine=quarantine, size=size: build_quarantine(spark, quarantine.sql, size)
+        )
+        base = load_table_snapshots(spark, quarantine).current_snapshot_id
+        batch_table = f"{quarantine.sql}_batch"  # the batch, in the quarantine's shape
+        spark.sql(f"CREATE TABLE {batch_table} USING iceberg AS SELECT * FROM {quarantine.sql} LIMIT 0")
+        build_quarantine(spark, batch_table, records, source="bench_quarantine_ids")
+        spark.table(batch_table).createOrReplaceTempView("bench_quarantine_batch")
+        days = sorted(
+            r["d"]
+            for r in spark.sql(f"SELECT DISTINCT to_date(ingestion_ts) AS d FROM {batch_table}").collect()
+        )
+
+        def merge(pruned: bool, quarantine=quarantine, base=base, days=days) -> None:  # type: ignore[no-untyped-def]
+            spark.sql(quarantine_merge_sql(quarantine.sql, "bench_quarantine_batch", days if pruned else ()))
+            spark.sql(
+                f"CALL {config.profile.catalog}.system.rollback_to_snapshot('{quarantine.identifier}', {base})"
+            )
+
+        merge(True)  # warm-up of both statements on this table, not measured
+        merge(False)
+        ours = min(timed(lambda: merge(True))[0] for _ in range(2))
+        keyed = min(timed(lambda: merge(False))[0] for _ in range(2))
+        results.append((size, ours, keyed))
+        print(f"{size:>16,d} {build:9.1f} {ours:9.2f} {keyed:9.2f} {keyed / ours:10.2f}x", flush=True)
+    (small, ours_small, keyed_small), (large, ours_large, keyed_large) = results[0], results[-1]
+    print(f"ours  {large:,d} / {small:,d} rows: {ours_large / ours_small:.2f}x")
+    print(f"keyed {large:,d} / {small:,d} rows: {keyed_large / keyed_small:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -277,9 +339,13 @@ def main() -> int:
     parser.add_argument(
         "--with-20m", action="store_true", help="add a 20M-row table (takes minutes to build)"
     )
+    parser.add_argument("--quarantine-sizes", default="100000,1000000", help="quarantine rows for part 3")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--skip", choices=["1", "2"], help="skip one part")
+    parser.add_argument("--skip", default="", help="parts to skip, e.g. 2 or 2,3")
     args = parser.parse_args()
+    skip = {part for part in args.skip.split(",") if part}
+    if not skip <= {"1", "2", "3"}:
+        parser.error(f"--skip takes parts 1, 2 and 3, got {args.skip!r}")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     sizes = [int(s) for s in args.sizes.split(",")] + ([20_000_000] if args.with_20m else [])
     home_dir = Path(tempfile.mkdtemp(prefix="lean-ops-bench-"))
@@ -295,10 +361,12 @@ def main() -> int:
         f"{spark.conf.get('spark.sql.shuffle.partitions')}, home {home_dir}"
     )
     try:
-        if args.skip != "1":
+        if "1" not in skip:
             part1(spark, config, args.events, args.repeat)
-        if args.skip != "2":
+        if "2" not in skip:
             part2(spark, config, sizes, args.events)
+        if "3" not in skip:
+            part3(spark, config, [int(s) for s in args.quarantine_sizes.split(",")])
     finally:
         spark.stop()
         shutil.rmtree(home_dir, ignore_errors=True)

@@ -3,7 +3,8 @@
 The curated MERGE carries the batch's partition predicate in its ``ON`` clause so Iceberg
 prunes the target scan to the partitions the batch touches: cost follows the batch, not
 the table. This relies on the contract's partition column being immutable for a key
-(e.g. an order's creation time), which is what event-time partitioning means.
+(e.g. an order's creation time), which is what event-time partitioning means. The quarantine
+MERGE does the same with the ingestion days of its rows (a message id is one delivery).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_RANGES",
     "curated_merge_sql",
     "day_ranges",
+    "days_predicate",
     "partition_predicate",
     "quarantine_merge_sql",
     "view_name",
@@ -45,10 +47,18 @@ def partition_predicate(contract: TopicContract, days: Sequence[date], alias: st
     """
     if not days or contract.partition.transform == "identity":
         return None
-    column = f"{alias}.{contract.partition.column}"
     kind = next(
         spec.type.kind for name, _, spec in contract.flattened_fields() if name == contract.partition.column
     )
+    return days_predicate(f"{alias}.{contract.partition.column}", kind, days)
+
+
+def days_predicate(column: str, kind: str, days: Sequence[date]) -> str:
+    """``column`` (a ``timestamp`` or ``date``) within one of ``days``: consecutive days as one
+    range of plain comparisons (Iceberg prunes partitions of a ``days``/``months``/``hours``
+    transform of the column by them); more than :data:`MAX_RANGES` ranges become one
+    ``min..max`` range. The day literals and a timestamp's own day are read in the same session
+    time zone, so every value of ``days`` is covered whatever that zone is."""
     ranges = day_ranges(days)
     if len(ranges) > MAX_RANGES:
         ranges = [(ranges[0][0], ranges[-1][1])]
@@ -78,12 +88,19 @@ def curated_merge_sql(target: str, source_view: str, contract: TopicContract, pr
     )
 
 
-def quarantine_merge_sql(target: str, source_view: str) -> str:
-    """Insert quarantined records once: keyed by message id, a re-run adds nothing."""
-    return (
-        f"MERGE INTO {target} t\nUSING {source_view} s\nON t.message_id = s.message_id\n"
-        "WHEN NOT MATCHED THEN INSERT *"
-    )
+def quarantine_merge_sql(target: str, source_view: str, ingestion_days: Sequence[date] = ()) -> str:
+    """Insert quarantined records once: keyed by message id, a re-run adds nothing.
+
+    With the batch's ``ingestion_days`` (of its quarantined records), the ``ON`` clause also
+    limits the target to those days of ``ingestion_ts`` (the quarantine's partitioning), so
+    the MERGE reads the partitions the batch writes, not the whole quarantine. A message id
+    is one delivery (raw staging contract), so its ``ingestion_ts`` is the same whenever it
+    is read again; rows without one stay matched (``IS NULL``).
+    """
+    on = "t.message_id = s.message_id"
+    if ingestion_days:
+        on = f"{on} AND (t.ingestion_ts IS NULL OR {days_predicate('t.ingestion_ts', 'timestamp', ingestion_days)})"
+    return f"MERGE INTO {target} t\nUSING {source_view} s\nON {on}\nWHEN NOT MATCHED THEN INSERT *"
 
 
 def view_name(prefix: str, run_id: str) -> str:

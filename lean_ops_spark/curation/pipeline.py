@@ -180,11 +180,13 @@ def _quarantine_rows(classified: DataFrame, run_id: str) -> DataFrame:
     )
 
 
-def _write_quarantine(spark: SparkSession, quarantine: TableRef, classified: DataFrame, run_id: str) -> None:
+def _write_quarantine(
+    spark: SparkSession, quarantine: TableRef, classified: DataFrame, run_id: str, days: list[date]
+) -> None:
     view = view_name("lean_ops_quarantine", run_id)
     _quarantine_rows(classified, run_id).createOrReplaceTempView(view)
     try:
-        spark.sql(quarantine_merge_sql(quarantine.sql, view))
+        spark.sql(quarantine_merge_sql(quarantine.sql, view, days))
     finally:
         spark.catalog.dropTempView(view)
 
@@ -194,11 +196,12 @@ def _apply_drift_and_quarantine(
     drift: DriftOutcome,
     *,
     tables: TopicTables,
-    quarantined: bool,
+    quarantine_days: list[date] | None,
     run_id: str,
     metrics: MetricSink | None,
 ) -> DriftOutcome:
-    """Write the drift ALTERs/audit rows and the quarantine rows. They touch different tables,
+    """Write the drift ALTERs/audit rows and the quarantine rows (when ``quarantine_days``, the
+    ingestion days of the batch's bad records, is not None). They touch different tables,
     so the quarantine MERGE runs in a thread beside the drift writes (each is a few small jobs
     and a commit, mostly waiting); both are done when this returns, before the curated MERGE."""
     from pyspark import inheritable_thread_target
@@ -211,8 +214,9 @@ def _apply_drift_and_quarantine(
                 tables.quarantine,
                 drift.classified,
                 run_id,
+                quarantine_days,
             )
-            if quarantined
+            if quarantine_days is not None
             else None
         )
         try:
@@ -427,7 +431,12 @@ def run_curation(
         pinned = [classified]
         error_rate = _check_batch(stats, plan, contract, metrics)  # raises before any write
         drift = _apply_drift_and_quarantine(
-            spark, drift, tables=tables, quarantined=stats.quarantined > 0, run_id=run_id, metrics=metrics
+            spark,
+            drift,
+            tables=tables,
+            quarantine_days=list(stats.quarantine_days) if stats.quarantined else None,
+            run_id=run_id,
+            metrics=metrics,
         )
         if after_step:
             after_step(STEP_QUARANTINE_WRITTEN)

@@ -310,7 +310,8 @@ class BatchCounts:
     by_reason: Mapping[str, int]
     rescued_records: int
     rescued_fields: Mapping[str, int]
-    partition_days: tuple[date, ...]
+    partition_days: tuple[date, ...]  # of the valid records' partition column
+    quarantine_days: tuple[date, ...] = ()  # of the quarantined records' ingestion_ts
 
     @property
     def quarantined(self) -> int:
@@ -423,6 +424,9 @@ def _totals(
         S.call("count", S.when(clean & sampled, 1)).alias("clean_sampled"),
         S.call("collect_set", S.when(valid, S.call("to_date", S.col(contract.partition.column)))).alias(
             "days"
+        ),
+        S.call("collect_set", S.when(~valid, S.call("to_date", S.col("ingestion_ts")))).alias(
+            "quarantine_days"
         ),
         *[S.call("count", S.when(reason == r.value, 1)).alias(f"reason_{r.value}") for r in Reason],
         *[
@@ -653,6 +657,7 @@ def profile_batch(
         rescued_records=int(totals["rescued"]),
         rescued_fields=dict(sorted(rescued_fields.items())),
         partition_days=tuple(sorted(d for d in totals["days"] if d is not None)),
+        quarantine_days=tuple(sorted(d for d in totals["quarantine_days"] if d is not None)),
     )
     lossy_records = {name: int(totals[f"lossy_{name}"]) for name in lossy_names if totals[f"lossy_{name}"]}
     if not observe or records == 0:

@@ -361,6 +361,30 @@ def test_a_batch_with_nothing_to_merge_still_advances_the_checkpoint(spark, orde
     assert run_curation(spark, config, "orders").status == "no_new_data"
 
 
+def test_the_quarantine_merge_reads_only_the_ingestion_days_of_the_batch(spark, orders_env) -> None:
+    """Its cost follows the batch, not the quarantine's history: a file of an earlier day
+    that is gone from storage is never opened (a MERGE keyed by message id alone reads it)."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    config, tables = orders_env
+    config = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
+    )
+    old = NOW - timedelta(days=30)
+    append_raw(spark, tables.raw, [RawRecord("old-bad", "orders", "{not json", old, "test", 1)])
+    assert run_curation(spark, config, "orders").ledger.quarantined == 1
+    (old_file,) = [r["file_path"] for r in spark.table(tables.quarantine.metadata_table("files")).collect()]
+    Path(urlparse(old_file).path).unlink()
+
+    append_raw(spark, tables.raw, [raw_record("new-bad", "[]"), raw_record("new-bad", "[]")])
+    result = run_curation(spark, config, "orders")
+
+    assert result.ledger is not None and result.ledger.balanced and result.ledger.quarantined == 2
+    today = spark.table(tables.quarantine.sql).where(f"ingestion_ts >= TIMESTAMP '{NOW:%Y-%m-%d} 00:00:00'")
+    assert [r["message_id"] for r in today.collect()] == ["new-bad"]  # one row per message id
+
+
 def test_a_commit_without_the_checkpoint_key_fails_loudly(spark, orders_env, monkeypatch) -> None:
     config, tables = orders_env
     append_raw(spark, tables.raw, generate_events(config.topic("orders"), 10, seed=51, now=NOW).records)

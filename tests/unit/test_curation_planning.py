@@ -11,7 +11,12 @@ from lean_ops_spark.catalog.checkpoints import SnapshotRecord
 from lean_ops_spark.config import load_project
 from lean_ops_spark.curation.batch import plan_batch
 from lean_ops_spark.curation.ledger import Ledger
-from lean_ops_spark.curation.merge import curated_merge_sql, day_ranges, partition_predicate
+from lean_ops_spark.curation.merge import (
+    curated_merge_sql,
+    day_ranges,
+    partition_predicate,
+    quarantine_merge_sql,
+)
 from lean_ops_spark.curation.pipeline import check_run_id
 from lean_ops_spark.errors import CheckpointError, ConfigError
 
@@ -105,6 +110,19 @@ def test_many_scattered_days_collapse_into_one_bounded_range() -> None:
     predicate = partition_predicate(contract, days)
     assert predicate is not None and predicate.count(" OR ") == 0
     assert "TIMESTAMP '2026-01-01 00:00:00'" in predicate
+
+
+def test_quarantine_merge_reads_only_the_ingestion_days_of_its_rows() -> None:
+    sql = quarantine_merge_sql(
+        "lake.curated.orders_quarantine", "q", [date(2026, 11, 20), date(2026, 11, 19)]
+    )
+    assert (
+        "ON t.message_id = s.message_id AND (t.ingestion_ts IS NULL OR "
+        "((t.ingestion_ts >= TIMESTAMP '2026-11-19 00:00:00' AND t.ingestion_ts < TIMESTAMP '2026-11-21 00:00:00')))"
+    ) in sql
+    assert sql.endswith("WHEN NOT MATCHED THEN INSERT *") and "WHEN MATCHED" not in sql
+    # no days known (every bad record without ingestion_ts): keyed by message id alone
+    assert "ON t.message_id = s.message_id\n" in quarantine_merge_sql("lake.curated.orders_quarantine", "q")
 
 
 def test_ledger_balances_only_when_every_record_is_accounted_for() -> None:
