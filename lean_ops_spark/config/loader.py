@@ -231,6 +231,13 @@ def _check_contract_columns(contract: TopicContract, where: str) -> None:
         raise ConfigError(
             f"{where}: partition.transform {contract.partition.transform!r} needs a timestamp or date column"
         )
+    if contract.partition.transform != "identity" and not part.required:
+        # the curated MERGE matches a key only within the batch's partition days: a version
+        # without a partition value would never match the one already curated (a second row)
+        raise ConfigError(
+            f"{where}: partition.column {contract.partition.column!r} must be required: true "
+            "(the MERGE finds a key's curated row by its partition day)"
+        )
     if contract.partition.transform == "hour" and part.type.kind != "timestamp":
         raise ConfigError(f"{where}: partition.transform 'hour' needs a timestamp column")
 

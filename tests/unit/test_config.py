@@ -95,6 +95,15 @@ def test_key_must_be_a_required_field() -> None:
         parse_topic(data, "things.yaml")
 
 
+def test_a_partition_column_the_merge_prunes_by_must_be_required() -> None:
+    data = minimal_topic(partition={"column": "seen_at", "transform": "day"})
+    data["fields"].append({"name": "seen_at", "type": "timestamp"})
+    with pytest.raises(ConfigError, match=r"partition\.column 'seen_at' must be required: true"):
+        parse_topic(data, "things.yaml")
+    data["fields"][-1]["required"] = True
+    assert parse_topic(data, "things.yaml").partition.column == "seen_at"
+
+
 def test_partition_transform_needs_a_temporal_column() -> None:
     data = minimal_topic(partition={"column": "thing_id", "transform": "day"})
     with pytest.raises(ConfigError, match="needs a timestamp or date column"):
