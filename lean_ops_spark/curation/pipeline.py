@@ -292,15 +292,26 @@ def pinned_batch(raw_batch: DataFrame, contract: TopicContract, records_hint: in
 
 
 def _upserted(
-    spark: SparkSession, curated: TableRef, committed: CommittedSnapshot, run_id: str
+    spark: SparkSession,
+    curated: TableRef,
+    committed: CommittedSnapshot,
+    run_id: str,
+    *,
+    contract: TopicContract,
+    partition_days: list[date],
 ) -> tuple[int, int | None, int | None]:
     """Rows inserted or updated by the run: from the snapshot summary on merge-on-read
-    tables (new data files hold exactly those rows), else by counting the run's rows."""
+    tables (new data files hold exactly those rows), else (copy-on-write, whose new files
+    also hold the rewritten rows) by counting the run's rows in the partitions it wrote."""
     if committed.table_properties.get("write.merge.mode") == "merge-on-read":
         added = int(committed.summary.get("added-records", "0"))
         updated = int(committed.summary.get("added-position-deletes", "0"))
         return added, added - updated, updated
-    count = spark.sql(f"SELECT count(*) AS n FROM {curated.sql} WHERE _run_id = '{run_id}'").first()
+    if not partition_days:  # nothing valid: the commit was the empty append
+        return 0, None, None
+    predicate = partition_predicate(contract, partition_days)
+    where = f"t._run_id = '{run_id}'" + (f" AND {predicate}" if predicate else "")
+    count = spark.sql(f"SELECT count(*) AS n FROM {curated.sql} t WHERE {where}").first()
     return (int(count["n"]) if count else 0), None, None
 
 
@@ -467,7 +478,14 @@ def run_curation(
         )
         if after_step:
             after_step(STEP_MERGED)
-        upserted, inserted, updated = _upserted(spark, tables.curated, committed, run_id)
+        upserted, inserted, updated = _upserted(
+            spark,
+            tables.curated,
+            committed,
+            run_id,
+            contract=contract,
+            partition_days=list(stats.partition_days),
+        )
     finally:
         for df in reversed(pinned):  # a batch pinned from another goes first
             release(df)

@@ -244,10 +244,43 @@ def test_a_run_keeping_payloads_only_for_the_profile_sample_writes_what_a_full_r
     assert pin_spy.stored() == []  # and released once it is done
 
 
+def with_merge_mode(spark, config, merge_mode: str):  # type: ignore[no-untyped-def]
+    """``config`` with the orders tables bootstrapped in ``merge_mode``, and those tables."""
+    contract = config.topic("orders")
+    modes = {f"write.{op}.mode": merge_mode for op in ("merge", "update", "delete")}
+    contract = replace(contract, table_properties={**contract.table_properties, **modes})
+    config = replace(config, topics={**config.topics, "orders": contract})
+    bootstrap_tables(spark, config, ["orders"])
+    tables = topic_tables(config.profile, "orders")
+    properties = {
+        r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {tables.curated.sql}").collect()
+    }
+    assert properties["write.merge.mode"] == merge_mode
+    return config, tables
+
+
+def delete_files_of_partition(spark, table, column: str, day) -> None:  # type: ignore[no-untyped-def]
+    """Remove ``table``'s data files of one day from storage: a query that opens them fails."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    files = [
+        r["file_path"]
+        for r in spark.sql(f"SELECT file_path, partition FROM {table.metadata_table('files')}").collect()
+        if r["partition"][f"{column}_day"] == day
+    ]
+    assert files
+    for path in files:
+        Path(urlparse(path).path).unlink()
+
+
+@pytest.mark.parametrize("merge_mode", ["merge-on-read", "copy-on-write"])
 def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_their_partition(
-    spark, orders_env
+    spark, fresh_config, merge_mode
 ) -> None:
-    config, tables = orders_env
+    # copy-on-write: the ledger counts the run's rows (in the partitions it wrote) instead of
+    # reading the snapshot summary, whose added records include the rewritten ones
+    config, tables = with_merge_mode(spark, fresh_config, merge_mode)
     t0 = NOW - timedelta(days=1)
     late = NOW - timedelta(days=200)
     # run 1: the newest version of A arrives first; B has two versions in one batch, older last
@@ -271,11 +304,17 @@ def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_
         ],
     )
     second = run_curation(spark, config, "orders")
-    assert second.ledger is not None and (second.ledger.stale, second.ledger.upserted) == (1, 1)
+    assert second.ledger is not None and second.ledger.balanced
+    assert (second.ledger.stale, second.ledger.upserted) == (1, 1)
+    # run 3: a newer version of B (an update: copy-on-write rewrites B's file, A's row included)
+    append_raw(spark, tables.raw, [raw_record("b-v3", order("B", t0, t0 + timedelta(hours=4), "paid"), 5)])
+    third = run_curation(spark, config, "orders")
+    assert third.ledger is not None and third.ledger.balanced and third.ledger.upserted == 1
 
     state = {r["order_id"]: r for r in spark.table(tables.curated.sql).collect()}
     assert state["A"]["status"] == "shipped" and state["A"]["_message_id"] == "a-v3"
-    assert state["B"]["status"] == "paid"
+    assert state["B"]["status"] == "paid" and state["B"]["_message_id"] == "b-v3"
+    assert spark.table(tables.curated.sql).count() == 3
     partitions = {
         r["order_ts_day"]
         for r in spark.sql(
@@ -283,6 +322,38 @@ def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_
         ).collect()
     }
     assert late.date() in partitions and t0.date() in partitions
+
+
+def test_a_copy_on_write_run_reads_only_the_partitions_of_its_batch(spark, fresh_config) -> None:
+    """The MERGE and the ledger's count of the run's rows: a file of an older day is never
+    opened, even one whose ``_run_id`` range (rows of two runs) contains the run's id."""
+    config, tables = with_merge_mode(spark, fresh_config, "copy-on-write")
+    t0, late = NOW - timedelta(days=1), NOW - timedelta(days=200)
+    runs = iter(["cur-a", "cur-z", "cur-m"])
+
+    def curate():  # type: ignore[no-untyped-def]
+        return run_curation(spark, config, "orders", options=CurationOptions(run_id=next(runs)))
+
+    append_raw(
+        spark,
+        tables.raw,
+        [raw_record("l-v1", order("L", late, late)), raw_record("k-v1", order("K", late, late), 1)],
+    )
+    curate()
+    append_raw(
+        spark, tables.raw, [raw_record("k-v2", order("K", late, late + timedelta(hours=1), "paid"), 2)]
+    )
+    curate()  # rewrites the late day's file: rows of cur-a and cur-z
+    delete_files_of_partition(spark, tables.curated, "order_ts", late.date())
+
+    append_raw(spark, tables.raw, [raw_record("a-v1", order("A", t0, t0), 3)])
+    result = curate()
+
+    assert result.ledger is not None and result.ledger.balanced and result.ledger.upserted == 1
+    (row,) = (
+        spark.table(tables.curated.sql).where(f"order_ts >= TIMESTAMP '{t0:%Y-%m-%d} 00:00:00'").collect()
+    )
+    assert (row["order_id"], row["_run_id"]) == ("A", "cur-m")
 
 
 def test_compaction_of_raw_between_runs_neither_rereads_nor_skips(spark, orders_env) -> None:
@@ -364,9 +435,6 @@ def test_a_batch_with_nothing_to_merge_still_advances_the_checkpoint(spark, orde
 def test_the_quarantine_merge_reads_only_the_ingestion_days_of_the_batch(spark, orders_env) -> None:
     """Its cost follows the batch, not the quarantine's history: a file of an earlier day
     that is gone from storage is never opened (a MERGE keyed by message id alone reads it)."""
-    from pathlib import Path
-    from urllib.parse import urlparse
-
     config, tables = orders_env
     config = replace(
         config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
@@ -374,8 +442,7 @@ def test_the_quarantine_merge_reads_only_the_ingestion_days_of_the_batch(spark, 
     old = NOW - timedelta(days=30)
     append_raw(spark, tables.raw, [RawRecord("old-bad", "orders", "{not json", old, "test", 1)])
     assert run_curation(spark, config, "orders").ledger.quarantined == 1
-    (old_file,) = [r["file_path"] for r in spark.table(tables.quarantine.metadata_table("files")).collect()]
-    Path(urlparse(old_file).path).unlink()
+    delete_files_of_partition(spark, tables.quarantine, "ingestion_ts", old.date())
 
     append_raw(spark, tables.raw, [raw_record("new-bad", "[]"), raw_record("new-bad", "[]")])
     result = run_curation(spark, config, "orders")
