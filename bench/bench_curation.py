@@ -259,19 +259,33 @@ def part2(spark, config, sizes: list[int], versions: int) -> None:  # type: igno
                 run_id=f"bench-{'ours' if pruned else 'naive'}",
                 properties={"lean-ops.bench": "1"},
             )
-            spark.sql(
-                f"CALL {config.profile.catalog}.system.rollback_to_snapshot('{curated.identifier}', {base})"
-            )
+            rollback(spark, config, curated.identifier, base)
 
-        merge(True)  # warm-up of both statements on this table, not measured
-        merge(False)
-        ours = min(timed(lambda: merge(True))[0] for _ in range(2))
-        naive = min(timed(lambda: merge(False))[0] for _ in range(2))
+        ours, naive = pruned_and_unpruned(merge)
         results.append((size, ours, naive))
         print(f"{size:>14,d} {build:9.1f} {ours:9.2f} {naive:9.2f} {naive / ours:10.2f}x", flush=True)
-    (small, ours_small, naive_small), (large, ours_large, naive_large) = results[0], results[-1]
-    print(f"ours  {large:,d} / {small:,d} rows: {ours_large / ours_small:.2f}x   (goal <= 1.3x)")
-    print(f"naive {large:,d} / {small:,d} rows: {naive_large / naive_small:.2f}x")
+    print_growth(results, "naive", "   (goal <= 1.3x)")
+
+
+def rollback(spark, config, identifier: str, snapshot: int | None) -> None:  # type: ignore[no-untyped-def]
+    spark.sql(f"CALL {config.profile.catalog}.system.rollback_to_snapshot('{identifier}', {snapshot})")
+
+
+def pruned_and_unpruned(merge) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Best of two timed ``merge(True)`` (pruned) and of two ``merge(False)``, after a warm-up
+    of both statements on the table (not measured)."""
+    merge(True)
+    merge(False)
+    return min(timed(lambda: merge(True))[0] for _ in range(2)), min(
+        timed(lambda: merge(False))[0] for _ in range(2)
+    )
+
+
+def print_growth(results: list[tuple[int, float, float]], other: str, goal: str = "") -> None:
+    """Largest over smallest table: the pruned MERGE's time and the ``other``'s."""
+    (small, ours_small, other_small), (large, ours_large, other_large) = results[0], results[-1]
+    print(f"ours  {large:,d} / {small:,d} rows: {ours_large / ours_small:.2f}x{goal}")
+    print(f"{other:5s} {large:,d} / {small:,d} rows: {other_large / other_small:.2f}x")
 
 
 def build_quarantine(spark, table: str, rows: int, source: str = "range") -> None:  # type: ignore[no-untyped-def]
@@ -317,19 +331,12 @@ def part3(spark, config, sizes: list[int], records: int = 5_000) -> None:  # typ
 
         def merge(pruned: bool, quarantine=quarantine, base=base, days=days) -> None:  # type: ignore[no-untyped-def]
             spark.sql(quarantine_merge_sql(quarantine.sql, "bench_quarantine_batch", days if pruned else ()))
-            spark.sql(
-                f"CALL {config.profile.catalog}.system.rollback_to_snapshot('{quarantine.identifier}', {base})"
-            )
+            rollback(spark, config, quarantine.identifier, base)
 
-        merge(True)  # warm-up of both statements on this table, not measured
-        merge(False)
-        ours = min(timed(lambda: merge(True))[0] for _ in range(2))
-        keyed = min(timed(lambda: merge(False))[0] for _ in range(2))
+        ours, keyed = pruned_and_unpruned(merge)
         results.append((size, ours, keyed))
         print(f"{size:>16,d} {build:9.1f} {ours:9.2f} {keyed:9.2f} {keyed / ours:10.2f}x", flush=True)
-    (small, ours_small, keyed_small), (large, ours_large, keyed_large) = results[0], results[-1]
-    print(f"ours  {large:,d} / {small:,d} rows: {ours_large / ours_small:.2f}x")
-    print(f"keyed {large:,d} / {small:,d} rows: {keyed_large / keyed_small:.2f}x")
+    print_growth(results, "keyed")
 
 
 def main() -> int:
