@@ -307,9 +307,7 @@ def _upserted(
         added = int(committed.summary.get("added-records", "0"))
         updated = int(committed.summary.get("added-position-deletes", "0"))
         return added, added - updated, updated
-    if not partition_days:  # nothing valid: the commit was the empty append
-        return 0, None, None
-    predicate = partition_predicate(contract, partition_days)
+    predicate = partition_predicate(contract, partition_days)  # None: identity or nothing valid
     where = f"t._run_id = '{run_id}'" + (f" AND {predicate}" if predicate else "")
     count = spark.sql(f"SELECT count(*) AS n FROM {curated.sql} t WHERE {where}").first()
     return (int(count["n"]) if count else 0), None, None

@@ -356,6 +356,25 @@ def test_a_copy_on_write_run_reads_only_the_partitions_of_its_batch(spark, fresh
     assert (row["order_id"], row["_run_id"]) == ("A", "cur-m")
 
 
+def test_a_copy_on_write_topic_partitioned_by_identity_balances_its_ledger(spark, fresh_config) -> None:
+    """No day predicate then: the run's rows are counted in the whole table."""
+    contract = fresh_config.topic("orders")
+    contract = replace(
+        contract, partition=replace(contract.partition, column="currency", transform="identity")
+    )
+    config, tables = with_merge_mode(
+        spark, replace(fresh_config, topics={**fresh_config.topics, "orders": contract}), "copy-on-write"
+    )
+    t0 = NOW - timedelta(days=1)
+    append_raw(
+        spark, tables.raw, [raw_record("a-v1", order("A", t0, t0)), raw_record("b-v1", order("B", t0, t0), 1)]
+    )
+    run_curation(spark, config, "orders")
+    append_raw(spark, tables.raw, [raw_record("a-v2", order("A", t0, t0 + timedelta(hours=1), "paid"), 2)])
+    result = run_curation(spark, config, "orders")
+    assert result.ledger is not None and result.ledger.balanced and result.ledger.upserted == 1
+
+
 def test_compaction_of_raw_between_runs_neither_rereads_nor_skips(spark, orders_env) -> None:
     config, tables = orders_env
     contract = config.topic("orders")
