@@ -7,11 +7,12 @@ profile, so SQL text never changes between a laptop and Glue.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.errors import RuntimeSetupError
@@ -25,6 +26,7 @@ __all__ = [
     "LocalHome",
     "build_session",
     "catalog_conf",
+    "lenient_casts",
     "local_session_conf",
     "pin",
     "release",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,24 @@ def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
             spark.conf.unset(key)
         else:
             spark.conf.set(key, previous)
+
+
+def lenient_casts(
+    fn: Callable[Concatenate[SparkSession, _P], _R],
+) -> Callable[Concatenate[SparkSession, _P], _R]:
+    """Run ``fn(spark, ...)`` with Spark's ANSI mode off (``spark.sql.ansi.enabled``), restored
+    afterwards. The parse and classification read a value that does not cast, a missing map
+    key or an unparsable timestamp as null and classify the record (quarantine, rescue); with
+    ANSI on, the first such value fails the whole run (Glue lets a job turn it on with
+    ``--conf``). Spark fixes a cast's mode when the query is built, so the whole call runs
+    inside."""
+
+    @functools.wraps(fn)
+    def wrapper(spark: SparkSession, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with session_conf(spark, "spark.sql.ansi.enabled", "false"):
+            return fn(spark, *args, **kwargs)
+
+    return wrapper
 
 
 def pin(df: DataFrame) -> DataFrame:

@@ -54,7 +54,7 @@ from lean_ops_spark.drift.handler import DriftOutcome, apply_drift, handle_drift
 from lean_ops_spark.drift.observe import BatchCounts, batch_counts, keep_profiled_payloads, parse_batch
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
-from lean_ops_spark.session import pin, release
+from lean_ops_spark.session import lenient_casts, pin, release
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -347,6 +347,7 @@ def _check_batch(
     return error_rate
 
 
+@lenient_casts
 def run_curation(
     spark: SparkSession,
     config: ProjectConfig,

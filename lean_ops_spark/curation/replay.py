@@ -31,6 +31,7 @@ from lean_ops_spark.curation.transform import (
     parse_payload,
 )
 from lean_ops_spark.drift.handler import effective_contract
+from lean_ops_spark.session import lenient_casts
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,6 +60,7 @@ class ReplayResult:
         return asdict(self)
 
 
+@lenient_casts
 def run_replay(
     spark: SparkSession,
     config: ProjectConfig,

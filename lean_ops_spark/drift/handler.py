@@ -53,7 +53,7 @@ from lean_ops_spark.drift.observe import (
 from lean_ops_spark.drift.policy import DriftPlan, alter_statements, plan_drift
 from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
 from lean_ops_spark.errors import CatalogError, DriftError
-from lean_ops_spark.session import pin, release
+from lean_ops_spark.session import lenient_casts, pin, release
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -350,6 +350,7 @@ def _latest_raw(spark: SparkSession, config: ProjectConfig, topic: str) -> tuple
     return reader.load(tables.raw.sql).withColumn("_raw_snapshot_id", F.lit(None).cast("bigint")), where
 
 
+@lenient_casts
 def detect_drift(
     spark: SparkSession, config: ProjectConfig, topic: str, *, thresholds: DriftThresholds | None = None
 ) -> DriftReport:

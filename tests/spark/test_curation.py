@@ -25,6 +25,7 @@ from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError
 from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
+from lean_ops_spark.session import session_conf
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 VOLATILE = ["_run_id", "_curated_at", "run_id", "quarantined_at", "last_attempt_at"]
@@ -434,6 +435,23 @@ def test_circuit_breaker_fails_before_any_write(spark, orders_env) -> None:
     assert read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY) is None
     audit = f"{tables.curated.catalog}.{tables.curated.database}.{AUDIT_TABLE_NAME}"
     assert not spark.catalog.tableExists(audit) or spark.table(audit).count() == 0
+
+
+def test_a_session_in_ansi_mode_still_classifies_bad_values_and_keeps_its_setting(spark, orders_env) -> None:
+    """Glue jobs may run with spark.sql.ansi.enabled=true, where a value that does not cast
+    fails the query: a run classifies it as usual and leaves the session as it found it."""
+    config, tables = orders_env
+    config = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
+    )
+    batch = generate_events(config.topic("orders"), 300, fault_rates(0.3, 0.05, 0.02), seed=61, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+    with session_conf(spark, "spark.sql.ansi.enabled", "true"):
+        result = run_curation(spark, config, "orders")
+        assert spark.conf.get("spark.sql.ansi.enabled") == "true"
+    assert result.ledger is not None and result.ledger.balanced
+    assert result.ledger.quarantined_by_reason == dict(batch.expected.quarantined)
+    assert result.ledger.upserted == batch.expected.curated_keys
 
 
 def test_a_batch_with_nothing_to_merge_still_advances_the_checkpoint(spark, orders_env) -> None:
