@@ -288,29 +288,28 @@ def print_growth(results: list[tuple[int, float, float]], other: str, goal: str 
     print(f"{other:5s} {large:,d} / {small:,d} rows: {other_large / other_small:.2f}x")
 
 
-def build_quarantine(spark, table: str, rows: int, source: str = "range") -> None:  # type: ignore[no-untyped-def]
-    """``rows`` quarantined records (``source`` ``range``: ingested over the past year; a view
-    name: that view's ``id`` rows, ingested today) as INSERT SELECT text."""
+def build_quarantine(spark, table: str, rows: int, *, today: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """``rows`` quarantined records, ingested over the past year (``today``: in the last hour,
+    with message ids of their own)."""
     base = int(NOW.timestamp())
     ingested = (
-        f"timestamp_seconds({base} - (id % 365) * 86400 - (id % 86000))"
-        if source == "range"
-        else f"timestamp_seconds({base} - id % 3600)"
+        f"timestamp_seconds({base} - id % 3600)"
+        if today
+        else f"timestamp_seconds({base} - (id % 365) * 86400 - (id % 86000))"
     )
     spark.sql(f"""
         INSERT INTO {table}
-        SELECT concat('{"q" if source == "range" else "n"}-', id), 'orders', 1L, {ingested},
+        SELECT concat('{"n" if today else "q"}-', id), 'orders', 1L, {ingested},
                concat('{{"order_id": "o-', id, '", "total_amount": "not a number"}}'), 'bench', 1,
                'DROP', 'WRONG_TYPE', 'total_amount', 'not a decimal(12,2)', 1, 'history',
                {ingested}, {ingested}, CAST(NULL AS STRING)
-        FROM {"range(" + str(rows) + ")" if source == "range" else source}
+        FROM range({rows})
     """)
 
 
 def part3(spark, config, sizes: list[int], records: int = 5_000) -> None:  # type: ignore[no-untyped-def]
     print(f"\n[3] {records} quarantined records (ingested today) merged into quarantines of growing size")
     print(f"{'quarantine rows':>16s} {'build s':>9s} {'ours s':>9s} {'keyed s':>9s} {'keyed/ours':>11s}")
-    spark.range(records).createOrReplaceTempView("bench_quarantine_ids")
     results = []
     for size in sizes:
         target = with_databases(config, f"b3s{size}")
@@ -322,7 +321,7 @@ def part3(spark, config, sizes: list[int], records: int = 5_000) -> None:  # typ
         base = load_table_snapshots(spark, quarantine).current_snapshot_id
         batch_table = f"{quarantine.sql}_batch"  # the batch, in the quarantine's shape
         spark.sql(f"CREATE TABLE {batch_table} USING iceberg AS SELECT * FROM {quarantine.sql} LIMIT 0")
-        build_quarantine(spark, batch_table, records, source="bench_quarantine_ids")
+        build_quarantine(spark, batch_table, records, today=True)
         spark.table(batch_table).createOrReplaceTempView("bench_quarantine_batch")
         days = sorted(
             r["d"]
