@@ -111,8 +111,15 @@ class PartitionSpec:
     column: str
     transform: str = "day"
 
+    @property
+    def temporal(self) -> bool:
+        """A time transform (``day``, ``month``, ...) of a timestamp or date column, so a
+        batch's rows fall into days that a MERGE can prune by; False for ``identity``, whose
+        column may be of any type (a region, a tenant id) and has no days."""
+        return self.transform != "identity"
+
     def spark_ddl(self) -> str:
-        if self.transform == "identity":
+        if not self.temporal:
             return self.column
         return f"{self.transform}s({self.column})"
 

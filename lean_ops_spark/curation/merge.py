@@ -1,4 +1,5 @@
-"""MERGE statements for curated and quarantine tables (pure SQL text builders).
+"""MERGE statements for curated and quarantine tables (SQL text builders), and the days a
+batch's rows fall into (:func:`batch_partition_days`, the one Spark action here).
 
 The curated MERGE carries the batch's partition predicate in its ``ON`` clause so Iceberg
 prunes the target scan to the partitions the batch touches: cost follows the batch, not
@@ -11,11 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from lean_ops_spark.config.models import TopicContract
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
 __all__ = [
     "MAX_RANGES",
+    "batch_partition_days",
     "curated_merge_sql",
     "day_ranges",
     "days_predicate",
@@ -45,12 +51,23 @@ def partition_predicate(contract: TopicContract, days: Sequence[date], alias: st
     Day ranges are written as plain comparisons on the source column, which Iceberg turns
     into partition filters through the ``days``/``months``/``hours`` transform.
     """
-    if not days or contract.partition.transform == "identity":
+    if not days or not contract.partition.temporal:
         return None
     kind = next(
         spec.type.kind for name, _, spec in contract.flattened_fields() if name == contract.partition.column
     )
     return days_predicate(f"{alias}.{contract.partition.column}", kind, days)
+
+
+def batch_partition_days(rows: DataFrame, contract: TopicContract) -> list[date]:
+    """The days of ``rows``' partition column, sorted (one small Spark job), for
+    :func:`partition_predicate`. Empty for an ``identity`` partition, whose column has no
+    days (it may be an int, which does not even cast to a date) and is not pruned by day."""
+    if not contract.partition.temporal:
+        return []
+    column = contract.partition.column
+    found = rows.selectExpr(f"to_date(`{column}`) AS d").distinct().collect()
+    return sorted(r["d"] for r in found if r["d"] is not None)
 
 
 def days_predicate(column: str, kind: str, days: Sequence[date]) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config.models import ProjectConfig
-from lean_ops_spark.curation.merge import view_name
+from lean_ops_spark.curation.merge import batch_partition_days, view_name
 from lean_ops_spark.curation.pipeline import check_run_id, merge_into_curated
 from lean_ops_spark.curation.reasons import ErrorClass
 from lean_ops_spark.curation.transform import (
@@ -127,10 +127,7 @@ def run_replay(
                 contract,
                 run_id,
             )
-            days = sorted(
-                r["d"]
-                for r in versions.select(F.to_date(contract.partition.column).alias("d")).distinct().collect()
-            )
+            days = batch_partition_days(versions, contract)
             curated_snapshot = merge_into_curated(
                 spark,
                 contract=contract,

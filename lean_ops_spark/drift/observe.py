@@ -414,6 +414,11 @@ def _totals(
     valid = error.isNull()
     reason = error["reason_code"]
     lossy_names = [c.name for c in parsed_columns(contract) if _may_lose(c)]
+    days = (  # an identity partition column has no days (and may not be castable to a date)
+        S.call("collect_set", S.when(valid, S.call("to_date", S.col(contract.partition.column))))
+        if contract.partition.temporal
+        else S.array().cast("array<date>")
+    )
     row = S.select(
         batch,
         S.call("count", S.lit(1)).alias("read"),
@@ -422,9 +427,7 @@ def _totals(
         S.call("count", S.when(observable, 1)).alias("observable"),
         S.call("count", S.when(clean, 1)).alias("clean"),
         S.call("count", S.when(clean & sampled, 1)).alias("clean_sampled"),
-        S.call("collect_set", S.when(valid, S.call("to_date", S.col(contract.partition.column)))).alias(
-            "days"
-        ),
+        days.alias("days"),
         S.call("collect_set", S.when(~valid, S.call("to_date", S.col("ingestion_ts")))).alias(
             "quarantine_days"
         ),

@@ -38,7 +38,7 @@ from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.catalog.schemas import sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.config.sources import open_config_source
-from lean_ops_spark.curation.merge import partition_predicate, view_name
+from lean_ops_spark.curation.merge import batch_partition_days, partition_predicate, view_name
 from lean_ops_spark.errors import CatalogError, CheckpointError, ConfigError, DataQualityError
 from lean_ops_spark.quality.results import DQResult
 from lean_ops_spark.quality.suites import QualitySuite, load_suites
@@ -259,11 +259,7 @@ def _previous_versions(
     if window.checkpoint_snapshot_id is None or window.mode == FULL:
         return None
     contract = run.contract
-    days = [
-        r["d"]
-        for r in changed.select(F.to_date(F.col(contract.partition.column)).alias("d")).distinct().collect()
-        if r["d"] is not None
-    ]
+    days = batch_partition_days(changed, contract)
     previous = read_pinned(run.spark, run.curated, window.checkpoint_snapshot_id).alias("c")
     predicate = partition_predicate(contract, days, alias="c")
     if predicate:

@@ -13,6 +13,7 @@ from chispa import assert_df_equality
 from lean_ops_spark.catalog.bootstrap import bootstrap_tables
 from lean_ops_spark.catalog.checkpoints import RAW_CHECKPOINT_KEY, current_snapshot_id, read_checkpoint
 from lean_ops_spark.catalog.naming import topic_tables
+from lean_ops_spark.config.models import FieldSpec, FieldType, PartitionSpec
 from lean_ops_spark.curation import pipeline
 from lean_ops_spark.curation.pipeline import (
     STEP_MERGED,
@@ -540,6 +541,40 @@ def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, ord
     statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
     assert {(r["replay_status"], r["attempt_count"]) for r in statuses} == {("replayed", 3)}
     assert run_replay(spark, fixed, "orders").pending == 0
+
+
+def test_a_topic_partitioned_by_identity_of_an_int_column_curates_replays_and_feeds_semantic(
+    spark, fresh_config
+) -> None:
+    """An identity partition column has no days to prune by, and an int (or a string) one is no
+    date: no step asks it for one (curation's counts, replay, the semantic job's read of the
+    previous versions). In an ANSI session such a cast fails the job instead of giving null."""
+    from lean_ops_spark.semantic.job import run_semantic
+
+    shard = FieldSpec("shard", FieldType("int"), required=True, minimum=0, maximum=3)
+    contract = replace(
+        fresh_config.topic("orders"),
+        fields=(*fresh_config.topic("orders").fields, shard),
+        partition=PartitionSpec("shard", "identity"),
+    )
+    config = replace(fresh_config, topics={**fresh_config.topics, "orders": contract})
+    bootstrap_tables(spark, config, ["orders"])
+    tables = topic_tables(config.profile, "orders")
+    batch = generate_events(contract, 60, {FaultKind.UNKNOWN_VERSION: 0.05}, seed=62, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+
+    with session_conf(spark, "spark.sql.ansi.enabled", "true"):
+        result = run_curation(spark, config, "orders")
+        assert result.ledger is not None and result.ledger.balanced and result.ledger.upserted == 57
+        assert run_semantic(spark, config, "orders", suites={}).status == "published"
+
+        fixed = replace(config, topics={**config.topics, "orders": replace(contract, schema_versions=(1, 2))})
+        assert run_replay(spark, fixed, "orders").replayed == 3
+        semantic = run_semantic(spark, fixed, "orders", suites={})
+        assert semantic.status == "published" and {m.window for m in semantic.models} == {"incremental"}
+    assert spark.table(tables.curated.sql).count() == 60
+    shards = spark.sql(f"SELECT partition.shard AS s FROM {tables.curated.metadata_table('partitions')}")
+    assert {r["s"] for r in shards.collect()} <= {0, 1, 2, 3}
 
 
 def test_run_metrics_reach_cloudwatch_with_low_cardinality_dimensions(spark, orders_env) -> None:
