@@ -56,3 +56,42 @@ def fresh_config(project_config: ProjectConfig) -> ProjectConfig:
     n = next(_namespace_counter)
     databases = Databases(raw=f"t{n}_raw", curated=f"t{n}_curated", semantic=f"t{n}_semantic")
     return replace(project_config, profile=replace(project_config.profile, databases=databases))
+
+
+#: A contract shape the shipped topics do not have: a composite key with one part inside a
+#: flattened struct and both numeric, a numeric ordering column inside a flattened struct,
+#: a nested timestamp, and a date partition column by month.
+PAYMENTS_CONTRACT = """
+topic: payments
+key: [account_id, payment_no]
+ordering_column: meta_seq
+partition: {column: paid_on, transform: month}
+drift_mode: rescue
+error_rate_threshold: 0.5
+fields:
+  - name: account
+    type: struct
+    flatten: true
+    fields:
+      - {name: id, type: long, required: true}
+      - {name: opened_at, type: timestamp}
+  - {name: payment_no, type: int, required: true, min: 0}
+  - name: meta
+    type: struct
+    flatten: true
+    fields:
+      - {name: seq, type: long, required: true}
+  - {name: paid_on, type: date, required: true}
+  - {name: amount, type: "decimal(10,2)", required: true, min: 0, max: 100000}
+  - {name: method, type: string, allowed: [card, sepa]}
+  - {name: note, type: string}
+"""
+
+
+@pytest.fixture(scope="session")
+def payments_contract():  # type: ignore[no-untyped-def]
+    import yaml
+
+    from lean_ops_spark.config.loader import parse_topic
+
+    return parse_topic(yaml.safe_load(PAYMENTS_CONTRACT), "tests/conftest.py", "payments")

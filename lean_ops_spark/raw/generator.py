@@ -97,18 +97,22 @@ def fault_rates(
 
 
 class _Values:
-    """Realistic values per field type, from one seeded RNG."""
+    """Realistic values per field type, from one seeded RNG; temporal values at the event's time."""
 
     def __init__(self, rng: random.Random, topic: str, seed: int) -> None:
         self.rng = rng
         self.topic = topic
         self.seed = seed
 
-    def scalar(self, spec: FieldSpec, ftype: FieldType, index: int) -> Any:
+    def scalar(self, spec: FieldSpec, ftype: FieldType, event_ts: datetime) -> Any:
         rng = self.rng
         if spec.allowed:
             return rng.choice(spec.allowed)
         kind = ftype.kind
+        if kind == "timestamp":
+            return _iso(event_ts)
+        if kind == "date":
+            return event_ts.date().isoformat()
         if kind == "string":
             text = f"{spec.name}-{rng.randrange(10_000):04d}"
             return text[: spec.max_length] if spec.max_length else text
@@ -126,14 +130,70 @@ class _Values:
             return rng.random() < 0.5
         raise AssertionError(f"not a scalar: {kind}")
 
-    def value(self, spec: FieldSpec, ftype: FieldType, index: int) -> Any:
+    def value(self, spec: FieldSpec, ftype: FieldType, event_ts: datetime) -> Any:
         if ftype.kind == "struct":
-            return {child.name: self.value(child, child.type, index) for child in ftype.fields}
+            return {child.name: self.value(child, child.type, event_ts) for child in ftype.fields}
         if ftype.kind == "array":
             assert ftype.element is not None
             element_spec = FieldSpec(name=spec.name, type=ftype.element)
-            return [self.value(element_spec, ftype.element, index) for _ in range(self.rng.randint(1, 3))]
-        return self.scalar(spec, ftype, index)
+            return [self.value(element_spec, ftype.element, event_ts) for _ in range(self.rng.randint(1, 3))]
+        return self.scalar(spec, ftype, event_ts)
+
+
+def _key_value(spec: FieldSpec, topic: str, seed: int, index: int) -> Any:
+    """A key column's value for event ``index``: unique per event and seed where the type can be."""
+    kind = spec.type.kind
+    serial = (seed % 2000) * 1_000_000 + index  # < 2**31, so it fits an int too
+    if kind == "string":
+        text = f"{topic[:3]}-{seed}-{index:08d}"
+        return (
+            text if not spec.max_length or len(text) <= spec.max_length else str(serial)[-spec.max_length :]
+        )
+    if kind in ("int", "long"):
+        return int(spec.minimum or 0) + serial
+    if kind == "decimal":
+        digits = (spec.type.precision or 38) - (spec.type.scale or 0)
+        return serial if len(str(serial)) <= digits else index
+    if kind == "date":
+        return (datetime(2000, 1, 1) + timedelta(days=serial % 2_900_000)).date().isoformat()
+    if kind == "timestamp":
+        return _iso(datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=serial))
+    return index % 2 == 0  # boolean: unique only with the other key columns
+
+
+def _path_value(payload: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = payload
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _set_path(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = payload
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
+
+
+def _pop_path(payload: dict[str, Any], path: tuple[str, ...]) -> None:
+    parent = _path_value(payload, path[:-1]) if len(path) > 1 else payload
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+
+
+def _column(contract: TopicContract, name: str) -> tuple[tuple[str, ...], FieldSpec]:
+    """The payload path and spec of a (flattened) curated column."""
+    return next((path, spec) for column, path, spec in contract.flattened_fields() if column == name)
+
+
+def _no_target(contract: TopicContract, fault: FaultKind, needs: str) -> ValueError:
+    return ValueError(
+        f"topic {contract.topic}: cannot inject {fault.value}: the contract has no {needs} "
+        f"(give {fault.value} a rate of 0, e.g. --fault {fault.value}=0)"
+    )
 
 
 def _bump(value: Any, kind: str, step: timedelta) -> Any:
@@ -158,12 +218,44 @@ class _Injected:
     rescued: bool
 
 
+def _fault_target(
+    contract: TopicContract, fault: FaultKind, rng: random.Random
+) -> tuple[tuple[str, ...], FieldSpec]:
+    """The field (payload path and spec) a ``wrong_type`` or ``out_of_range`` fault changes.
+
+    Raises:
+        ValueError: the contract has no such field (the fault cannot be expressed).
+    """
+    columns = contract.flattened_fields()
+    if fault is FaultKind.WRONG_TYPE:  # an optional one (rescued) if any, else a required one
+        optional = [
+            (path, f) for _, path, f in columns if not f.required and f.type.kind not in ("string", "struct")
+        ]
+        required = [
+            (path, f)
+            for name, path, f in columns
+            if f.required and name not in contract.key and f.type.kind != "string"
+        ]
+        if not optional and not required:
+            raise _no_target(contract, fault, "field besides the key that a string does not fit")
+        return rng.choice(optional) if optional else required[0]
+    bounded = [
+        (path, f)
+        for _, path, f in columns
+        if f.allowed or f.max_length or (f.type.kind in _NUMERIC and f.maximum is not None)
+    ]
+    if not bounded:
+        raise _no_target(contract, fault, "field with allowed values, a max_length or a numeric max")
+    return rng.choice(bounded)
+
+
 def _apply_fault(
     fault: FaultKind | None, payload: dict[str, Any], contract: TopicContract, rng: random.Random
 ) -> _Injected:
     """Apply one error fault to ``payload`` (in place); say where the record must end up."""
     version: int | None = contract.schema_versions[-1]
     topic = contract.topic
+    columns = contract.flattened_fields()
     body: str | None = None
     reason: Reason | None = None
     rescued = False
@@ -172,39 +264,27 @@ def _apply_fault(
         body = json.dumps(payload)[:-7] + '"broken'
         reason = Reason.MALFORMED_JSON
     elif fault is FaultKind.MISSING_KEY:
-        payload.pop(contract.key[0], None)
+        _pop_path(payload, _column(contract, contract.key[0])[0])
         reason = Reason.MISSING_KEY
     elif fault is FaultKind.MISSING_REQUIRED:
-        candidates = [f.name for f in contract.fields if f.required and f.name not in contract.key]
-        payload.pop(rng.choice(candidates), None)
+        candidates = [path for name, path, f in columns if f.required and name not in contract.key]
+        if not candidates:
+            raise _no_target(contract, fault, "required field besides the key")
+        _pop_path(payload, rng.choice(candidates))
         reason = Reason.MISSING_REQUIRED_FIELD
     elif fault is FaultKind.WRONG_TYPE:
-        optional = [f for f in contract.fields if not f.required and f.type.kind not in ("string", "struct")]
-        target = (
-            rng.choice(optional)
-            if optional
-            else next(
-                f
-                for f in contract.fields
-                if f.required and f.name not in contract.key and f.type.kind != "string"
-            )
-        )
-        payload[target.name] = "not-a-" + target.type.kind
+        path, target = _fault_target(contract, fault, rng)
+        _set_path(payload, path, "not-a-" + target.type.kind)
         rescued = not target.required
         reason = None if rescued else Reason.INVALID_TYPE
     elif fault is FaultKind.OUT_OF_RANGE:
-        bounded = [
-            f
-            for f in contract.fields
-            if f.allowed or f.max_length or (f.type.kind in _NUMERIC and f.maximum is not None)
-        ]
-        target = rng.choice(bounded)
+        path, target = _fault_target(contract, fault, rng)
         if target.type.kind in _NUMERIC:
             assert target.maximum is not None
-            payload[target.name] = target.maximum * 10 + 1
+            _set_path(payload, path, target.maximum * 10 + 1)
             reason = Reason.VALUE_OUT_OF_RANGE
         else:
-            payload[target.name] = "x" * ((target.max_length or 8) + 1) if not target.allowed else "bogus"
+            _set_path(payload, path, "x" * ((target.max_length or 8) + 1) if not target.allowed else "bogus")
             reason = Reason.INVALID_VALUE
     elif fault is FaultKind.UNKNOWN_FIELDS:
         payload["promo_channel"] = rng.choice(["email", "push", "partner"])
@@ -257,21 +337,16 @@ def _assign_faults(events: int, counts: Mapping[FaultKind, int], rng: random.Ran
 def _clean_payload(
     contract: TopicContract, values: _Values, index: int, event_ts: datetime, seed: int
 ) -> dict[str, Any]:
-    """A valid payload for event ``index``: every temporal field at ``event_ts``, the
-    ordering column (when separate) a little later, a unique key."""
-    payload: dict[str, Any] = {}
-    for spec in contract.fields:
-        if spec.type.kind == "timestamp":
-            payload[spec.name] = _iso(event_ts)
-        elif spec.type.kind == "date":
-            payload[spec.name] = event_ts.date().isoformat()
-        else:
-            payload[spec.name] = values.value(spec, spec.type, index)
+    """A valid payload for event ``index``: every temporal field (nested ones too) at
+    ``event_ts``, the ordering column (when separate) a little later, a unique key; key,
+    ordering and partition columns may be inside flattened structs."""
+    payload = {spec.name: values.value(spec, spec.type, event_ts) for spec in contract.fields}
     for key in contract.key:
-        payload[key] = f"{contract.topic[:3]}-{seed}-{index:08d}"
-    ordering = next(f for f in contract.fields if f.name == contract.ordering_column)
-    if ordering.name != contract.partition.column and ordering.type.kind == "timestamp":
-        payload[ordering.name] = _iso(event_ts + timedelta(seconds=values.rng.randint(0, 600)))
+        path, spec = _column(contract, key)
+        _set_path(payload, path, _key_value(spec, contract.topic, seed, index))
+    path, ordering = _column(contract, contract.ordering_column)
+    if contract.ordering_column != contract.partition.column and ordering.type.kind == "timestamp":
+        _set_path(payload, path, _iso(event_ts + timedelta(seconds=values.rng.randint(0, 600))))
     return payload
 
 
@@ -300,6 +375,7 @@ def generate_events(
     assigned = _assign_faults(events, counts, rng)
     specs = {f.name: f for f in contract.fields}
     ordering, partition = contract.ordering_column, contract.partition.column
+    ordering_path, ordering_spec = _column(contract, ordering)
     expected = SeedExpectation()
     records: list[RawRecord] = []
     extra: list[tuple[int, RawRecord]] = []  # (insert-after index, record) for duplicates/re-sends
@@ -335,10 +411,14 @@ def generate_events(
             extra.append((rng.randint(i, events - 1), record))
             expected.superseded += 1
         elif fault is FaultKind.RESENT_NEWER:
-            newer = dict(payload)
             # a newer version of the same key; the partition column never changes for a key
             step = timedelta(milliseconds=1) if ordering == partition else timedelta(minutes=5)
-            newer[ordering] = _bump(payload[ordering], specs[ordering].type.kind, step)
+            newer = json.loads(json.dumps(payload))  # nested structs copied too
+            _set_path(
+                newer,
+                ordering_path,
+                _bump(_path_value(payload, ordering_path), ordering_spec.type.kind, step),
+            )
             if "status" in specs and specs["status"].allowed:
                 newer["status"] = specs["status"].allowed[-1]
             resent = RawRecord(

@@ -543,6 +543,50 @@ def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, ord
     assert run_replay(spark, fixed, "orders").pending == 0
 
 
+def test_a_composite_numeric_key_nested_ordering_and_month_partitions_account_for_every_fault(
+    spark, fresh_config, payments_contract
+) -> None:
+    """The shipped topics have one top-level string key and day partitions of a timestamp;
+    the payments contract (tests/conftest.py) has none of that: the same guarantees hold."""
+    from pyspark.sql import functions as F
+
+    config = replace(fresh_config, topics={**fresh_config.topics, "payments": payments_contract})
+    bootstrap_tables(spark, config, ["payments"])
+    tables = topic_tables(config.profile, "payments")
+    batch = generate_events(payments_contract, 1_000, fault_rates(0.2, 0.1, 0.05), seed=13, now=NOW)
+    append_raw(spark, tables.raw, batch.records, appends=2)
+    assert all(batch.injected.values())
+
+    ledger = run_curation(spark, config, "payments").ledger
+
+    expected = batch.expected
+    assert ledger is not None and ledger.balanced and ledger.read == len(batch.records)
+    assert ledger.quarantined_by_reason == dict(expected.quarantined)
+    assert ledger.upserted == expected.curated_keys and ledger.rescued_records == expected.rescued
+    assert ledger.superseded_in_batch + ledger.stale == expected.superseded
+    curated = spark.table(tables.curated.sql)
+    assert (
+        curated.select("account_id", "payment_no").distinct().count()
+        == curated.count()
+        == expected.curated_keys
+    )
+    # each row sits in the month of its paid_on (late events included), the newest meta_seq won
+    months = spark.sql(
+        f"SELECT partition.paid_on_month AS m, record_count AS n FROM {tables.curated.metadata_table('partitions')}"
+    ).collect()
+    by_month = curated.groupBy(F.expr("(year(paid_on) - 1970) * 12 + month(paid_on) - 1").alias("m")).count()
+    by_month = by_month.collect()
+    assert len(months) > 1 and {(r["m"], r["n"]) for r in months} == {(r["m"], r["count"]) for r in by_month}
+    resent = [r for r in batch.records if r.message_id.endswith("-v2")]
+    newest = {
+        (p["account"]["id"], p["payment_no"]): p["meta"]["seq"]
+        for p in (json.loads(r.payload) for r in resent)
+    }
+    rows = curated.where(F.col("_message_id").endswith("-v2")).collect()
+    assert {(r["account_id"], r["payment_no"]): r["meta_seq"] for r in rows} == newest
+    assert run_curation(spark, config, "payments").status == "no_new_data"
+
+
 def test_a_topic_partitioned_by_identity_of_an_int_column_curates_replays_and_feeds_semantic(
     spark, fresh_config
 ) -> None:
