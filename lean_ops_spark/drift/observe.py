@@ -310,7 +310,7 @@ class BatchCounts:
     by_reason: Mapping[str, int]
     rescued_records: int
     rescued_fields: Mapping[str, int]
-    partition_days: tuple[date, ...]  # of the valid records' partition column
+    partition_days: tuple[date, ...]  # of the valid records' partition column (none for identity)
     quarantine_days: tuple[date, ...] = ()  # of the quarantined records' ingestion_ts
 
     @property
