@@ -227,11 +227,11 @@ def _check_contract_columns(contract: TopicContract, where: str) -> None:
         raise ConfigError(
             f"{where}: partition.column {contract.partition.column!r} is not a (flattened) field"
         )
-    if contract.partition.transform != "identity" and part.type.kind not in TEMPORAL_KINDS:
+    if contract.partition.temporal and part.type.kind not in TEMPORAL_KINDS:
         raise ConfigError(
             f"{where}: partition.transform {contract.partition.transform!r} needs a timestamp or date column"
         )
-    if contract.partition.transform != "identity" and not part.required:
+    if contract.partition.temporal and not part.required:
         # the curated MERGE matches a key only within the batch's partition days: a version
         # without a partition value would never match the one already curated (a second row)
         raise ConfigError(
