@@ -41,7 +41,12 @@ from lean_ops_spark.catalog.bootstrap import bootstrap_tables
 from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config import Databases, load_project
-from lean_ops_spark.curation.merge import curated_merge_sql, partition_predicate, quarantine_merge_sql
+from lean_ops_spark.curation.merge import (
+    batch_partition_days,
+    curated_merge_sql,
+    partition_predicate,
+    quarantine_merge_sql,
+)
 from lean_ops_spark.curation.pipeline import merge_into_curated, pinned_batch, run_curation
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parse_payload
 from lean_ops_spark.raw import fault_rates, generate_events
@@ -238,16 +243,12 @@ def part2(spark, config, sizes: list[int], versions: int) -> None:  # type: igno
 
     contract = config.topic(TOPIC)
     batch = batch_versions(spark, versions).persist(StorageLevel.MEMORY_AND_DISK)
-    days = sorted(r["d"] for r in batch.selectExpr("to_date(order_ts) AS d").distinct().collect())
+    days = batch_partition_days(batch, contract)
     print(f"\n[2] one {versions}-version batch ({len(days)} days) merged into curated tables of growing size")
     print(f"{'curated rows':>14s} {'build s':>9s} {'ours s':>9s} {'naive s':>9s} {'naive/ours':>11s}")
     results = []
     for size in sizes:
-        target = with_databases(config, f"b2s{size}")
-        bootstrap_tables(spark, target, [TOPIC])
-        curated = topic_tables(target.profile, TOPIC).curated
-        build, _ = timed(lambda curated=curated, size=size: build_curated(spark, curated.sql, size))
-        base = load_table_snapshots(spark, curated).current_snapshot_id
+        curated, build, base = sized_table(spark, config, f"b2s{size}", "curated", build_curated, size)
 
         def merge(pruned: bool, curated=curated, base=base) -> None:  # type: ignore[no-untyped-def]
             merge_into_curated(
@@ -265,6 +266,17 @@ def part2(spark, config, sizes: list[int], versions: int) -> None:  # type: igno
         results.append((size, ours, naive))
         print(f"{size:>14,d} {build:9.1f} {ours:9.2f} {naive:9.2f} {naive / ours:10.2f}x", flush=True)
     print_growth(results, "naive", "   (goal <= 1.3x)")
+
+
+def sized_table(spark, config, prefix: str, layer: str, build, rows: int):  # type: ignore[no-untyped-def]
+    """A new ``layer`` table (``curated`` or ``quarantine``) in databases named ``prefix``,
+    filled by ``build(spark, table_sql, rows)``: the table, the build's seconds, and the
+    snapshot to roll back to after each timed MERGE."""
+    target = with_databases(config, prefix)
+    bootstrap_tables(spark, target, [TOPIC])
+    table = getattr(topic_tables(target.profile, TOPIC), layer)
+    seconds, _ = timed(lambda: build(spark, table.sql, rows))
+    return table, seconds, load_table_snapshots(spark, table).current_snapshot_id
 
 
 def rollback(spark, config, identifier: str, snapshot: int | None) -> None:  # type: ignore[no-untyped-def]
@@ -315,13 +327,9 @@ def part3(spark, config, sizes: list[int], records: int = 5_000) -> None:  # typ
     print(f"{'quarantine rows':>16s} {'build s':>9s} {'ours s':>9s} {'keyed s':>9s} {'keyed/ours':>11s}")
     results = []
     for size in sizes:
-        target = with_databases(config, f"b3s{size}")
-        bootstrap_tables(spark, target, [TOPIC])
-        quarantine = topic_tables(target.profile, TOPIC).quarantine
-        build, _ = timed(
-            lambda quarantine=quarantine, size=size: build_quarantine(spark, quarantine.sql, size)
+        quarantine, build, base = sized_table(
+            spark, config, f"b3s{size}", "quarantine", build_quarantine, size
         )
-        base = load_table_snapshots(spark, quarantine).current_snapshot_id
         batch_table = f"{quarantine.sql}_batch"  # the batch, in the quarantine's shape
         spark.sql(f"CREATE TABLE {batch_table} USING iceberg AS SELECT * FROM {quarantine.sql} LIMIT 0")
         build_quarantine(spark, batch_table, records, today=True)
