@@ -23,25 +23,37 @@ if TYPE_CHECKING:
 __all__ = ["CliContext", "add_common_options"]
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """``--profile``, ``--conf``, ``--home``, ``--json`` (every command has them)."""
+def add_common_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """``--profile``, ``--conf``, ``--home``, ``--json`` (every command has them).
+
+    The program's parser takes them with their ``defaults`` (so they may come before the
+    command, ``lean-ops --home X curate``); each command's parser takes them without
+    (``argparse.SUPPRESS``), so one given after the command wins and one not given there
+    leaves the value from before the command.
+    """
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     group = parser.add_argument_group("common options")
     group.add_argument(
         "--profile",
-        default=os.environ.get("LEAN_OPS_PROFILE", "local"),
+        default=default(os.environ.get("LEAN_OPS_PROFILE", "local")),
         help="runtime profile from <conf>/profiles/ (default: local, env LEAN_OPS_PROFILE)",
     )
     group.add_argument(
         "--conf",
-        default=os.environ.get("LEAN_OPS_CONF", "conf"),
+        default=default(os.environ.get("LEAN_OPS_CONF", "conf")),
         help="config root: a folder or s3://bucket/prefix (default: ./conf, env LEAN_OPS_CONF)",
     )
     group.add_argument(
         "--home",
-        default=os.environ.get("LEAN_OPS_HOME", ".lean-ops"),
+        default=default(os.environ.get("LEAN_OPS_HOME", ".lean-ops")),
         help="local profile's home: SQLite catalog + warehouse (default: ./.lean-ops, env LEAN_OPS_HOME)",
     )
-    group.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    group.add_argument(
+        "--json", action="store_true", default=default(False), help="print one JSON document on stdout"
+    )
 
 
 @dataclass

@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `lean-ops <command> --help` for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"lean-ops {__version__}")
+    add_common_options(parser)  # before the command too: `lean-ops --home X curate ...`
     common = argparse.ArgumentParser(add_help=False)
-    add_common_options(common)
+    add_common_options(common, defaults=False)
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for command in COMMANDS:
         command.register(subparsers, common)

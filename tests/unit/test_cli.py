@@ -19,6 +19,23 @@ def test_every_command_has_the_common_options() -> None:
         assert (args.profile, args.conf, args.home, args.json) == ("glue", "c", "h", True)
 
 
+def test_common_options_may_come_before_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LEAN_OPS_PROFILE", "LEAN_OPS_CONF", "LEAN_OPS_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    parser = build_parser()
+    before = parser.parse_args(["--home", "h", "--json", "--conf", "c", "curate", "--topic", "orders"])
+    assert (before.command, before.home, before.json, before.conf, before.profile) == (
+        "curate",
+        "h",
+        True,
+        "c",
+        "local",
+    )
+    # given on both sides, the one after the command wins; given nowhere, the default
+    both = parser.parse_args(["--home", "h", "tables", "--home", "h2"])
+    assert (both.home, both.json, both.conf) == ("h2", False, "conf")
+
+
 def test_help_explains_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
