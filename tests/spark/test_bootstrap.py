@@ -107,3 +107,9 @@ def test_cli_init_twice_then_tables_json(project_config, local_home, capsys) -> 
         for ref in topic_tables(project_config.profile, topic).all():
             assert ref.sql in names
     assert all(t["exists"] for t in listed)
+
+
+def test_session_runs_the_iceberg_version_the_profile_asks_for(spark, project_config) -> None:
+    """A Glue 5.0 run (``make test ICEBERG_VERSION=1.7.1``) must not test the 1.10.0 jar."""
+    running = spark.sparkContext._jvm.org.apache.iceberg.IcebergBuild.version()
+    assert running == project_config.profile.iceberg_version
