@@ -33,7 +33,7 @@ from lean_ops_spark.catalog.checkpoints import (
     read_checkpoint,
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
-from lean_ops_spark.catalog.metadata import load_table_snapshots
+from lean_ops_spark.catalog.metadata import SnapshotRecord, TableSnapshots, load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, TopicTables, topic_tables
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.curation.batch import BatchPlan, plan_batch
@@ -249,6 +249,10 @@ def merge_into_curated(
     in the committed snapshot's summary; commit an empty append carrying them when the
     MERGE changed nothing, so the checkpoint always advances.
 
+    The run's snapshot is found by its properties among those committed since the MERGE
+    started, not taken to be the current one: another run of the topic may commit right
+    after it (its snapshots carry their own run id).
+
     Raises:
         CheckpointError: a snapshot was committed without the properties.
     """
@@ -261,24 +265,47 @@ def merge_into_curated(
     finally:
         spark.catalog.dropTempView(view)
     after = load_table_snapshots(spark, curated)
-    if after.current_snapshot_id == before:
-        # Nothing to change (every version stale, or an all-bad batch): still record the checkpoint.
+    new = _committed_since(after, before)
+    mine = _carrying(new, properties)
+    if mine is None:
+        unmarked = next((r for r in new if RUN_ID_KEY not in r.summary), None)
+        if unmarked is not None:
+            missing = [k for k, v in properties.items() if unmarked.summary.get(k) != v]
+            raise CheckpointError(
+                f"{curated.sql}: snapshot {unmarked.snapshot_id} was committed without {', '.join(missing)} in "
+                "its summary (is PYSPARK_PIN_THREAD disabled, or did another writer commit to the table "
+                "during this run?); the next run will re-read the same raw range"
+            )
+        # The MERGE changed nothing (every version stale, or an all-bad batch), and any new
+        # snapshot is another run's: still record the checkpoint.
         # (no rows from a Python list: that would start Python workers for nothing)
         writer = spark.table(curated.sql).limit(0).writeTo(curated.sql)
         for key, value in properties.items():
             writer = writer.option(f"snapshot-property.{key}", value)
         writer.append()
         after = load_table_snapshots(spark, curated)
-    snapshot_id = after.current_snapshot_id
-    assert snapshot_id is not None
-    summary = after.by_id()[snapshot_id].summary
-    missing = [k for k, v in properties.items() if summary.get(k) != v]
-    if missing:
-        raise CheckpointError(
-            f"{curated.sql}: snapshot {snapshot_id} was committed without {', '.join(missing)} in its summary "
-            "(is PYSPARK_PIN_THREAD disabled?); the next run will re-read the same raw range"
-        )
-    return CommittedSnapshot(snapshot_id, summary, after.properties)
+        mine = _carrying(_committed_since(after, before), properties)
+        if mine is None:
+            raise CheckpointError(
+                f"{curated.sql}: the empty append carrying {', '.join(properties)} is not in its history"
+            )
+    return CommittedSnapshot(mine.snapshot_id, mine.summary, after.properties)
+
+
+def _committed_since(snapshots: TableSnapshots, before: int | None) -> list[SnapshotRecord]:
+    """The current snapshot and its ancestors back to ``before`` (excluded), newest first."""
+    by_id = snapshots.by_id()
+    found: list[SnapshotRecord] = []
+    snapshot_id = snapshots.current_snapshot_id
+    while snapshot_id is not None and snapshot_id != before and snapshot_id in by_id:
+        found.append(by_id[snapshot_id])
+        snapshot_id = by_id[snapshot_id].parent_id
+    return found
+
+
+def _carrying(records: list[SnapshotRecord], properties: Mapping[str, str]) -> SnapshotRecord | None:
+    """The newest of ``records`` whose summary has every one of ``properties``."""
+    return next((r for r in records if all(r.summary.get(k) == v for k, v in properties.items())), None)
 
 
 def pinned_batch(raw_batch: DataFrame, contract: TopicContract, records_hint: int) -> DataFrame:

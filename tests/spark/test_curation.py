@@ -11,7 +11,13 @@ import pytest
 from chispa import assert_df_equality
 
 from lean_ops_spark.catalog.bootstrap import bootstrap_tables
-from lean_ops_spark.catalog.checkpoints import RAW_CHECKPOINT_KEY, current_snapshot_id, read_checkpoint
+from lean_ops_spark.catalog.checkpoints import (
+    RAW_CHECKPOINT_KEY,
+    RUN_ID_KEY,
+    current_snapshot_id,
+    read_checkpoint,
+    snapshot_records,
+)
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config.models import FieldSpec, FieldType, PartitionSpec
 from lean_ops_spark.curation import pipeline
@@ -545,6 +551,46 @@ def test_a_commit_without_the_checkpoint_key_fails_loudly(spark, orders_env, mon
     monkeypatch.setattr(pipeline, "with_commit_properties", lambda _spark, _props, write: write())
     with pytest.raises(CheckpointError, match=r"without lean-ops\.raw-snapshot-id"):
         run_curation(spark, config, "orders")
+
+
+@pytest.mark.parametrize("all_bad", [False, True], ids=["merge-commits", "merge-changes-nothing"])
+def test_another_run_committing_right_after_the_merge_is_not_taken_for_this_one(
+    spark, orders_env, monkeypatch, all_bad
+) -> None:
+    """Another run of the topic commits between this run's MERGE and its check of the
+    commit: the run finds its own snapshot by its properties (or, when its MERGE changed
+    nothing, still records its checkpoint) instead of failing on the other run's snapshot."""
+    config, tables = orders_env
+    config = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
+    )
+    records = (
+        [raw_record("bad-1", "{not json"), raw_record("bad-2", "[]", 1)]
+        if all_bad
+        else [raw_record(f"m-{i}", order(f"K{i}", NOW, NOW), i) for i in range(3)]
+    )
+    append_raw(spark, tables.raw, records)
+    raw_end = current_snapshot_id(spark, tables.raw)
+    real = pipeline.with_commit_properties
+
+    def merge_then_another_run_commits(session, properties, write):  # type: ignore[no-untyped-def]
+        real(session, properties, write)
+        other = {RAW_CHECKPOINT_KEY: str(raw_end), RUN_ID_KEY: "cur-other"}
+        writer = session.table(tables.curated.sql).limit(0).writeTo(tables.curated.sql)
+        for key, value in other.items():
+            writer = writer.option(f"snapshot-property.{key}", value)
+        writer.append()
+
+    monkeypatch.setattr(pipeline, "with_commit_properties", merge_then_another_run_commits)
+    result = run_curation(spark, config, "orders")
+
+    assert result.status == "committed" and result.ledger is not None and result.ledger.balanced
+    assert result.ledger.upserted == (0 if all_bad else 3)  # from this run's snapshot, not the other's
+    summary = {r.snapshot_id: r.summary for r in snapshot_records(spark, tables.curated)}[
+        result.curated_snapshot_id
+    ]
+    assert summary[RUN_ID_KEY] == result.run_id and summary[RAW_CHECKPOINT_KEY] == str(raw_end)
+    assert spark.table(tables.curated.sql).count() == (0 if all_bad else 3)
 
 
 def test_a_failed_quarantine_write_fails_the_run_before_the_curated_merge(
