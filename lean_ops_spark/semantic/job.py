@@ -62,8 +62,9 @@ from lean_ops_spark.semantic.incremental import (
 from lean_ops_spark.semantic.loader import load_semantic_models
 from lean_ops_spark.semantic.models import AUDIT_COLUMNS, ModelKind, SemanticModel, SemanticModels
 from lean_ops_spark.semantic.publish import (
-    AUDIT_BRANCH,
+    audit_branch,
     branches,
+    drop_audit_branches,
     drop_branch,
     fast_forward,
     read_branch,
@@ -329,9 +330,9 @@ def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFr
     return _Staged(source, rows, predicate)
 
 
-def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged) -> int:
-    """MERGE into the audit branch (an empty append when nothing changed) with the checkpoint
-    in the snapshot summary; returns the branch head.
+def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged, branch: str) -> int:
+    """MERGE into the run's audit ``branch`` (an empty append when nothing changed) with the
+    checkpoint in the snapshot summary; returns the branch head.
 
     Raises:
         CheckpointError: the branch head lacks the checkpoint (properties were lost).
@@ -346,7 +347,7 @@ def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged) -
     staged.source.createOrReplaceTempView(view)
     sql = merge_sql(table.sql, view, model, staged.predicate)
     try:
-        with wap_branch(spark, AUDIT_BRANCH):
+        with wap_branch(spark, branch):
             if staged.rows:
                 with_commit_properties(spark, properties, lambda: spark.sql(sql))
             else:
@@ -357,10 +358,11 @@ def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged) -
                 writer.append()
     finally:
         spark.catalog.dropTempView(view)
-    head = branches(spark, table).get(AUDIT_BRANCH)
+    head = branches(spark, table).get(branch)
     if head is None:
         raise CheckpointError(
-            f"{table.sql}: the write did not create branch {AUDIT_BRANCH} (is write.wap.enabled off?)"
+            f"{table.sql}: the write did not create branch {branch} (is write.wap.enabled off, or did "
+            "another run of this table drop it?)"
         )
     row = spark.sql(
         f"SELECT summary FROM {table.metadata_table('snapshots')} WHERE snapshot_id = {head}"
@@ -409,37 +411,39 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
             **extra,
         )
 
-    # A leftover branch is from a run that failed its audit or died before or after
-    # publishing; main is the truth either way, so the branch is rebuilt from it.
-    drop_branch(spark, table, AUDIT_BRANCH)
+    # Audit branches left by runs that failed their audit or died before or after publishing
+    # (or of a run that is still going: it then fails instead of publishing); main is the
+    # truth either way, so this run builds a branch of its own from it.
+    drop_audit_branches(spark, table)
+    branch = audit_branch(run.run_id)
     if window.mode == UP_TO_DATE:
         return result("up_to_date")
     log.debug("%s: window %s (%.1fs)", table.sql, window.describe(), time.time() - started)
     staged = _stage(run, window, model, pinned)
     log.debug("%s: staged %d rows (%.1fs)", table.sql, staged.rows, time.time() - started)
     try:
-        _commit(run, table, model, staged)
+        head = _commit(run, table, model, staged, branch)
     finally:
         staged.source.unpersist()
     count = staged.rows
-    log.debug("%s: written to branch %s (%.1fs)", table.sql, AUDIT_BRANCH, time.time() - started)
+    log.debug("%s: written to branch %s (%.1fs)", table.sql, branch, time.time() - started)
     if run.after_step:
         run.after_step(STEP_WRITTEN)
 
     dq = None
     if suite is not None:
-        dq = run_suite(read_branch(spark, table, AUDIT_BRANCH), suite, table=f"{table.sql}@{AUDIT_BRANCH}")
+        dq = run_suite(read_branch(spark, table, branch, head), suite, table=f"{table.sql}@{branch}")
         if not dq.success:
             log.warning(
-                "%s: audit failed, main unchanged, branch %s kept: %s", table.sql, AUDIT_BRANCH, dq.summary()
+                "%s: audit failed, main unchanged, branch %s kept: %s", table.sql, branch, dq.summary()
             )
-            return result("audit_failed", rows_merged=count, branch=AUDIT_BRANCH, dq=dq)
+            return result("audit_failed", rows_merged=count, branch=branch, dq=dq)
     if run.after_step:
         run.after_step(STEP_AUDITED)
-    published = fast_forward(spark, table, AUDIT_BRANCH)
+    published = fast_forward(spark, table, branch, audited=head)
     if run.after_step:
         run.after_step(STEP_PUBLISHED)
-    drop_branch(spark, table, AUDIT_BRANCH)
+    drop_branch(spark, table, branch)
     log.info("%s: published snapshot %s (curated %s)", table.sql, published, run.pinned_snapshot_id)
     return result("published", rows_merged=count, semantic_snapshot_id=published, dq=dq)
 

@@ -7,15 +7,20 @@ audit:   the branch is read (``branch`` read option) and validated with the tabl
 publish: ``CALL <catalog>.system.fast_forward('<db.table>', 'main', '<b>')`` moves main to
          the audited snapshot, so the checkpoint reaches main only with audited data.
 
-Readers of main (Snowflake through the Glue catalog) never see unaudited rows. A failed
-audit leaves main untouched and the branch in place for inspection (``lean-ops dq
---table semantic.<t> --branch <b>``); the next run of the table drops it and rebuilds it
-from main, so the branch name can be fixed per table and a re-run after a crash anywhere
-in write-audit-publish is deterministic.
+Readers of main (Snowflake through the Glue catalog) never see unaudited rows. Each run
+has a branch of its own (``lean_ops_audit_<run id>``), and publishes only if its branch
+still holds the snapshot it audited; a run of the same table that overlaps it writes
+elsewhere, so it can fail a run (main moved, or its branch was dropped) but never get its
+unaudited snapshot published. A failed audit leaves main untouched and the branch in place
+for inspection (``lean-ops dq --table semantic.<t> --branch <b>``, the run's result names
+it); the next run of the table drops every audit branch and builds its own from main, so a
+re-run after a crash anywhere in write-audit-publish is deterministic.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -29,9 +34,11 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
-    "AUDIT_BRANCH",
+    "AUDIT_BRANCH_PREFIX",
     "WAP_BRANCH_CONF",
+    "audit_branch",
     "branches",
+    "drop_audit_branches",
     "drop_branch",
     "fast_forward",
     "read_branch",
@@ -39,9 +46,30 @@ __all__ = [
     "wap_branch",
 ]
 
-#: The audit branch of every semantic table (one writer per table; reset by each run).
-AUDIT_BRANCH = "lean_ops_audit"
+#: Each semantic run writes to an audit branch of its own, ``lean_ops_audit_<run id>``
+#: (:func:`audit_branch`): two runs of one table that overlap (executions of a topic's
+#: schedule) cannot publish each other's unaudited snapshots.
+AUDIT_BRANCH_PREFIX = "lean_ops_audit_"
 WAP_BRANCH_CONF = "spark.wap.branch"
+
+
+def audit_branch(run_id: str) -> str:
+    """The audit branch of run ``run_id`` (an identifier: other characters become ``_``,
+    with a short hash of the run id then, so two run ids never share a branch)."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", run_id)
+    if safe != run_id:
+        safe += "_" + hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return AUDIT_BRANCH_PREFIX + safe
+
+
+def drop_audit_branches(spark: SparkSession, table: TableRef) -> list[str]:
+    """Drop every audit branch of ``table``: leftovers of runs that failed their audit or
+    died, and the branch of a run that is still going (it then fails instead of publishing;
+    main is the truth either way). Returns the names dropped."""
+    dropped = [name for name in branches(spark, table) if name.startswith(AUDIT_BRANCH_PREFIX)]
+    for name in dropped:
+        spark.sql(f"ALTER TABLE {table.sql} DROP BRANCH IF EXISTS {name}")
+    return dropped
 
 
 @contextmanager
@@ -77,18 +105,32 @@ def drop_branch(spark: SparkSession, table: TableRef, branch: str) -> bool:
     return True
 
 
-def read_branch(spark: SparkSession, table: TableRef, branch: str) -> DataFrame:
-    """The table as of ``branch``'s head (read with the WAP conf unset)."""
-    return spark.read.format("iceberg").option("branch", branch).load(table.sql)
+def read_branch(
+    spark: SparkSession, table: TableRef, branch: str, snapshot_id: int | None = None
+) -> DataFrame:
+    """The table as of ``branch``'s head, or of its snapshot ``snapshot_id`` (the one a run
+    wrote: what it audits is then exactly what it publishes)."""
+    reader = spark.read.format("iceberg")
+    if snapshot_id is not None:
+        return reader.option("snapshot-id", str(snapshot_id)).load(table.sql)
+    return reader.option("branch", branch).load(table.sql)
 
 
-def fast_forward(spark: SparkSession, table: TableRef, branch: str) -> int:
-    """Publish: move main to ``branch``'s head. Returns the new main snapshot id.
+def fast_forward(spark: SparkSession, table: TableRef, branch: str, audited: int | None = None) -> int:
+    """Publish: move main to ``branch``'s head, which must be the ``audited`` snapshot when
+    given. Returns the new main snapshot id.
 
     Raises:
-        CheckpointError: main moved since the branch was made (another writer); nothing
-            was published and a re-run rebuilds the branch from the new main.
+        CheckpointError: main moved since the branch was made, or the branch is gone or holds
+            another snapshot (another run of the table); nothing was published and a re-run
+            builds its branch from the new main.
     """
+    nothing = "nothing was published, re-run to build the branch from main again"
+    if audited is not None and branches(spark, table).get(branch) != audited:
+        raise CheckpointError(
+            f"{table.sql}: branch {branch} no longer holds the audited snapshot {audited} (another run of "
+            f"this table dropped it); {nothing}"
+        )
     try:
         row = spark.sql(
             f"CALL {table.catalog}.system.fast_forward('{table.identifier}', 'main', '{branch}')"
@@ -96,8 +138,11 @@ def fast_forward(spark: SparkSession, table: TableRef, branch: str) -> int:
     except Exception as exc:
         if "not an ancestor" in str(exc):
             raise CheckpointError(
-                f"{table.sql}: main moved while branch {branch} was audited (another writer?); "
-                "nothing was published, re-run to rebuild the branch from main"
+                f"{table.sql}: main moved while branch {branch} was audited (another run of this table?); {nothing}"
+            ) from exc
+        if branch not in branches(spark, table):
+            raise CheckpointError(
+                f"{table.sql}: branch {branch} was dropped by another run of this table; {nothing}"
             ) from exc
         raise
     assert row is not None

@@ -10,7 +10,7 @@ from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, current_s
 from lean_ops_spark.metrics import MemorySink
 from lean_ops_spark.quality.check import check_table
 from lean_ops_spark.quality.suites import Expectation, QualitySuite
-from lean_ops_spark.semantic.publish import AUDIT_BRANCH, branches, read_branch
+from lean_ops_spark.semantic.publish import AUDIT_BRANCH_PREFIX, audit_branch, branches, read_branch
 from tests.spark.test_semantic import DAY1, DAY2, Lake, only, order
 
 SUITE = QualitySuite(
@@ -50,7 +50,11 @@ def test_a_bad_batch_fails_the_audit_main_stays_and_a_fixed_one_publishes(spark,
     sink = MemorySink()
     bad = lake.semantic(curated_snapshot_id=bad_snapshot, models=models, suites=suites, metrics=sink)
     (model,) = bad.models
-    assert (bad.status, model.status, model.branch) == ("audit_failed", "audit_failed", AUDIT_BRANCH)
+    assert (bad.status, model.status, model.branch) == (
+        "audit_failed",
+        "audit_failed",
+        audit_branch(bad.run_id),
+    )
     assert model.dq is not None and not model.dq.success
     (failed,) = model.dq.failed
     assert failed.expectation.kind == "between" and failed.sample_values == (20_000,)
@@ -62,11 +66,11 @@ def test_a_bad_batch_fails_the_audit_main_stays_and_a_fixed_one_publishes(spark,
     assert current_snapshot_id(spark, table) == published
     assert state(lake.entity().collect()) == before
     assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id != bad_snapshot
-    assert AUDIT_BRANCH in branches(spark, table)
-    on_branch = state(read_branch(spark, table, AUDIT_BRANCH).collect())
+    assert model.branch in branches(spark, table)
+    on_branch = state(read_branch(spark, table, model.branch).collect())
     assert on_branch["A"][0] == 20_000 and "C" in on_branch
     # the on-demand check (lean-ops dq --branch) sees the failure on the kept branch
-    on_demand = check_table(spark, fresh_config, "semantic.orders", branch=AUDIT_BRANCH)
+    on_demand = check_table(spark, fresh_config, "semantic.orders", branch=model.branch)
     assert not on_demand.success
     assert [r.sample_values for r in on_demand.failed if r.expectation.columns == ("item_count",)] == [
         (20_000,)
@@ -83,4 +87,4 @@ def test_a_bad_batch_fails_the_audit_main_stays_and_a_fixed_one_publishes(spark,
         "C": (1, Decimal("3.00")),
     }
     assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == fixed_snapshot
-    assert AUDIT_BRANCH not in branches(spark, table)
+    assert not [name for name in branches(spark, table) if name.startswith(AUDIT_BRANCH_PREFIX)]

@@ -14,10 +14,11 @@ from lean_ops_spark.catalog.bootstrap import bootstrap_tables
 from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, read_checkpoint
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.curation.pipeline import run_curation
+from lean_ops_spark.errors import CheckpointError
 from lean_ops_spark.raw import RawRecord
 from lean_ops_spark.raw.writer import append_raw
-from lean_ops_spark.semantic.job import STEP_AUDITED, STEP_PUBLISHED, run_semantic
-from lean_ops_spark.semantic.publish import AUDIT_BRANCH, branches
+from lean_ops_spark.semantic.job import STEP_AUDITED, STEP_PUBLISHED, STEP_WRITTEN, run_semantic
+from lean_ops_spark.semantic.publish import AUDIT_BRANCH_PREFIX, branches
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 DAY1 = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
@@ -118,6 +119,10 @@ ENTITY_SCHEMA = (
 REVENUE_SCHEMA = (
     "order_date date, currency string, order_count bigint, revenue decimal(22,2), items_sold bigint"
 )
+
+
+def audit_branches(spark, table: TableRef) -> list[str]:
+    return [name for name in branches(spark, table) if name.startswith(AUDIT_BRANCH_PREFIX)]
 
 
 def expect(spark, rows, schema):
@@ -223,7 +228,7 @@ def test_entity_and_aggregate_rows_after_inserts_and_updates_on_merge_on_read_cu
     for name in ("orders", "orders_daily_revenue"):
         checkpoint = read_checkpoint(spark, lake.table(name), CURATED_CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint.source_snapshot_id == pinned
-        assert AUDIT_BRANCH not in branches(spark, lake.table(name))
+        assert not audit_branches(spark, lake.table(name))
     assert lake.semantic(curated_snapshot_id=pinned).status == "up_to_date"
 
 
@@ -301,7 +306,7 @@ def test_a_rerun_after_a_crash_in_the_middle_of_publish_is_safe(spark, lake) -> 
     # audited, main not moved yet: main is untouched, the re-run rebuilds the branch from main
     with pytest.raises(Crash):
         lake.semantic(curated_snapshot_id=pinned, models=models, after_step=crash_at(STEP_AUDITED))
-    assert AUDIT_BRANCH in branches(spark, table) and "main" not in branches(spark, table)
+    assert len(audit_branches(spark, table)) == 1 and "main" not in branches(spark, table)
     assert lake.semantic(curated_snapshot_id=pinned, models=models).status == "published"
     expected = [(DAY1.date(), "EUR", 2, Decimal("3.00"), 2)]
     assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
@@ -312,7 +317,7 @@ def test_a_rerun_after_a_crash_in_the_middle_of_publish_is_safe(spark, lake) -> 
     with pytest.raises(Crash):
         lake.semantic(curated_snapshot_id=pinned, models=models, after_step=crash_at(STEP_PUBLISHED))
     again = lake.semantic(curated_snapshot_id=pinned, models=models)
-    assert again.status == "up_to_date" and AUDIT_BRANCH not in branches(spark, table)
+    assert again.status == "up_to_date" and not audit_branches(spark, table)
     expected = [(DAY1.date(), "EUR", 2, Decimal("7.00"), 2)]
     assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
     assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == pinned
@@ -387,3 +392,48 @@ def test_snowflake_refresh_after_a_run_covers_exactly_the_tables_whose_schema_ch
     # Without an environment (or one with no governance file) the step does nothing.
     assert refresh_snowflake_after_run(spark, lake.config, first, env_name=None) is None
     assert refresh_snowflake_after_run(spark, lake.config, first, env_name="local") is None
+
+
+@pytest.mark.parametrize("b_at", [STEP_AUDITED, STEP_WRITTEN])
+def test_a_run_publishes_only_what_it_audited_when_another_run_of_the_table_overlaps(
+    spark, lake, b_at
+) -> None:
+    """Overlapping executions of a topic run the semantic job for one table at once.
+    Run B starts while run A is between its write and its publish: B after A's audit passed,
+    dying after its own write (before its audit), or B whole, right after A's write. Either
+    way A must not publish what B wrote: it fails, naming the branch, and main holds only
+    audited snapshots."""
+    models = only("orders_daily_revenue")
+    table = lake.table("orders_daily_revenue")
+    lake.land(order("A", DAY1, 1, total="1.00"))
+    first = lake.curate()
+    lake.land(order("B", DAY1, 1, total="2.00"))
+    second = lake.curate()
+    b_runs = []
+
+    def run_b(step: str) -> None:
+        if step == b_at and not b_runs:
+            if b_at == STEP_AUDITED:  # B writes its branch, then dies before its audit
+                with pytest.raises(Crash):
+                    lake.semantic(
+                        curated_snapshot_id=second, models=models, after_step=crash_at(STEP_WRITTEN)
+                    )
+            else:  # B writes, audits and publishes
+                b_runs.append(lake.semantic(curated_snapshot_id=second, models=models))
+            b_runs.append(step)
+
+    with pytest.raises(
+        CheckpointError, match=r"branch lean_ops_audit_\w+ no longer holds the audited snapshot"
+    ):
+        lake.semantic(curated_snapshot_id=first, models=models, after_step=run_b)
+    assert b_runs[-1] == b_at
+    checkpoint = read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY)
+    if b_at == STEP_AUDITED:
+        assert checkpoint is None  # main untouched: B's snapshot was not published by A
+        assert lake.semantic(curated_snapshot_id=second, models=models).status == "published"  # the retry
+    else:
+        assert b_runs[0].status == "published"
+    assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == second
+    expected = [(DAY1.date(), "EUR", 2, Decimal("3.00"), 2)]
+    assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
+    assert not audit_branches(spark, table)

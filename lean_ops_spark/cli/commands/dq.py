@@ -20,7 +20,8 @@ def register(
         parents=[common],
         help=HELP,
         description=HELP + ". --branch validates a branch instead of main, e.g. the audit branch "
-        "a failed semantic run kept (lean_ops_audit). Exit 1 when an expectation fails.",
+        "a failed semantic run kept (lean_ops_audit_<run id>, named in its output). Exit 1 when an "
+        "expectation fails.",
     )
     parser.add_argument(
         "--table", required=True, help="<layer>.<table>, e.g. semantic.orders or curated.orders"
