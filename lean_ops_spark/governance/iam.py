@@ -446,6 +446,14 @@ def _lambda(arns: _Arns) -> list[PolicyStatement]:
         ),
         *_artifact_statements("Lambda", arns, ["conf/*"]),
         *_kms("LambdaKms", env, ("kms:Decrypt",), via_s3_only=True),
+        # GetAllCheckpoints defers to an older running execution of the topic (orchestration.overlap)
+        PolicyStatement("LambdaListExecutions", ("states:ListExecutions",), (env.state_machine_arn,)),
+        PolicyStatement(
+            "LambdaDescribeExecutions",
+            ("states:DescribeExecution",),
+            (env.state_machine_arn.replace(":stateMachine:", ":execution:") + ":*",),
+            why_wildcard="an execution is named when it starts",
+        ),
     ]
     groups = [
         arns.logs(f"/aws/lambda/{fn}") for fn in (env.checkpoints_function, env.curation_result_function)

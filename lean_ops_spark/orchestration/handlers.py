@@ -7,6 +7,7 @@ pipeline calls them directly with a runtime on the local home.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from lean_ops_spark.orchestration.checkpoints import (
     get_all_checkpoints,
     resolve_curation_run,
 )
+from lean_ops_spark.orchestration.overlap import older_running_execution
 from lean_ops_spark.orchestration.schema_check import SemanticSchemaCheck, check_semantic_schema
 from lean_ops_spark.orchestration.snapshots import SnapshotSource, open_snapshot_source
 
@@ -67,6 +69,8 @@ class LambdaRuntime:
     topics: tuple[str, ...]
     semantic_table: SemanticTableNaming = default_semantic_table
     schema_check: SemanticSchemaCheck = check_semantic_schema
+    #: a boto3 ``stepfunctions`` client for the overlap check (one is made when None)
+    executions: Any = None
 
 
 def open_runtime(
@@ -84,7 +88,8 @@ def open_runtime(
         profile_name: ``glue`` on AWS, ``local`` on a laptop.
         home: the local profile's home folder (holds ``catalog.db``).
         source_kind: ``metadata`` (fast) or ``pyiceberg``.
-        clients: boto3 clients by service name (tests pass moto ones).
+        clients: boto3 clients by service name (tests pass moto ones; ``stepfunctions``
+            is the one the overlap check asks, made on first use when absent).
     """
     config_source = open_config_source(conf, (clients or {}).get("s3"))
     profile = load_profile(config_source, profile_name)
@@ -94,6 +99,7 @@ def open_runtime(
         config_source=config_source,
         snapshots=open_snapshot_source(profile, catalog_db, kind=source_kind, clients=clients),
         topics=tuple(configured_topics(config_source)),
+        executions=(clients or {}).get("stepfunctions"),
     )
 
 
@@ -114,11 +120,14 @@ def _requested_topics(event: Mapping[str, Any], runtime: LambdaRuntime) -> list[
 def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[str, Any]:
     """GetAllCheckpoints: ``{"topic": t}``, ``{"topics": [...]}`` or ``{}`` (every topic).
 
-    The state machine sends ``{"topic", "execution_name", "state"}`` where ``state`` is the
-    execution's state. The answer carries ``round``, one more than the round of the
-    ``checkpoints`` the state brings back from the previous loop (the loop counter), and
-    ``run_id``, ``<execution_name>:r<round>``: the id the curation run commits with
-    (``lean-ops.run-id``) and ResolveCuratedSnapshot looks for.
+    The state machine sends ``{"topic", "execution_name", "execution_arn",
+    "state_machine_arn", "state"}`` where ``state`` is the execution's state. The answer
+    carries ``round``, one more than the round of the ``checkpoints`` the state brings back
+    from the previous loop (the loop counter), and ``run_id``, ``<execution_name>:r<round>``:
+    the id the curation run commits with (``lean-ops.run-id``) and ResolveCuratedSnapshot
+    looks for. In round 1 of an execution on AWS, when an older execution of the state
+    machine is running for the topic (:mod:`~lean_ops_spark.orchestration.overlap`), the
+    topic's ``has_new_raw_data`` is false and ``deferred_to`` names that execution.
 
     Raises:
         CheckpointError: a requested topic's checkpoint cannot be read (all of them named),
@@ -138,7 +147,33 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
     round_number = int(previous.get("round", 0) if isinstance(previous, Mapping) else 0) + 1
     execution = event.get("execution_name")
     run_id = f"{execution}:r{round_number}" if isinstance(execution, str) and execution else None
-    return {**report.as_payload(), "round": round_number, "run_id": run_id}
+    payload = report.as_payload()
+    older = _older_execution(event, runtime, topics) if round_number == 1 else None
+    if older is not None:
+        logger.info("topic %s: execution %s is still running; this one ends at NoNewData", topics[0], older)
+        payload["topics"][0].update(has_new_raw_data=False, deferred_to=older)
+        payload.update(has_new_raw_data=False, topics_with_new_raw_data=[])
+    return {**payload, "round": round_number, "run_id": run_id}
+
+
+def _older_execution(event: Mapping[str, Any], runtime: LambdaRuntime, topics: list[str]) -> str | None:
+    """An older running execution of this one's state machine for its topic (AWS only: the
+    local runner's ids are not ARNs), or None."""
+    state_machine, execution = event.get("state_machine_arn"), event.get("execution_arn")
+    if len(topics) != 1 or not isinstance(state_machine, str) or not isinstance(execution, str):
+        return None
+    if not (state_machine.startswith("arn:") and execution.startswith("arn:")):
+        return None
+    client = runtime.executions if runtime.executions is not None else _stepfunctions_client()
+    return older_running_execution(client, state_machine, execution, topics[0])
+
+
+@functools.cache
+def _stepfunctions_client() -> Any:
+    """The Lambda's Step Functions client, made once per container."""
+    import boto3
+
+    return boto3.client("stepfunctions")
 
 
 def curation_result(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[str, Any]:

@@ -400,7 +400,7 @@ class LocalExecutor:
                 "Input": copy.deepcopy(execution_input),
                 "StartTime": datetime.now(timezone.utc).isoformat(),
             },
-            "StateMachine": {"Name": self.state_machine_name},
+            "StateMachine": {"Id": f"local:{self.state_machine_name}", "Name": self.state_machine_name},
             "State": {},
         }
         result = ExecutionResult(execution_name, "RUNNING")

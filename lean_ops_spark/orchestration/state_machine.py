@@ -159,6 +159,8 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
                 "Payload": {
                     "topic.$": "$.topic",
                     "execution_name.$": "$$.Execution.Name",
+                    "execution_arn.$": "$$.Execution.Id",
+                    "state_machine_arn.$": "$$.StateMachine.Id",
                     "state.$": "$",
                 },
             },

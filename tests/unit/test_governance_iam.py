@@ -38,6 +38,7 @@ ALLOWED_WILDCARDS = {
     f"arn:aws:logs:{REGION_ACCOUNT}:log-group:/aws/lambda/*:log-stream:*": ("one log stream per execution",),
     f"arn:aws:ec2:{REGION_ACCOUNT}:network-interface/*": ("elastic network interface per run",),
     f"arn:aws:secretsmanager:{REGION_ACCOUNT}:secret:*-??????": ("random 6-character suffix",),
+    f"arn:aws:states:{REGION_ACCOUNT}:execution:lean-ops-test-pipeline:*": ("named when it starts",),
 }
 
 
@@ -122,6 +123,19 @@ def test_every_remaining_wildcard_is_expected_and_explained(context: GovernanceC
                     "ec2:DescribeVpcEndpoints",
                 }, statement
     assert "*" in seen and f"arn:aws:ec2:{REGION_ACCOUNT}:network-interface/*" in seen
+
+
+def test_the_lambda_sees_only_its_own_state_machines_executions(context: GovernanceContext) -> None:
+    """GetAllCheckpoints' overlap check (orchestration.overlap) lists and describes executions."""
+    policy = _policies(context)["lambda"]
+    machine = f"arn:aws:states:{REGION_ACCOUNT}:stateMachine:lean-ops-test-pipeline"
+    (listing,) = _statements(policy, "states:ListExecutions")
+    (describing,) = _statements(policy, "states:DescribeExecution")
+    assert listing["Resource"] == machine
+    assert describing["Resource"] == f"arn:aws:states:{REGION_ACCOUNT}:execution:lean-ops-test-pipeline:*"
+    assert not _statements(policy, "states:StartExecution") and not _statements(
+        policy, "states:StopExecution"
+    )
 
 
 def test_metrics_are_limited_to_the_namespace(context: GovernanceContext) -> None:

@@ -87,7 +87,13 @@ def test_token_passing_and_run_ids() -> None:
         ("semantic", {"--topic": "orders", "--run_id": "exec:r2", "--curated_snapshot_id": "9001"}),
     ]
     first, resolve, second, _ = fake.lambda_calls
-    assert first == {"topic": "orders", "execution_name": "exec", "state": {"topic": "orders"}}
+    assert first == {
+        "topic": "orders",
+        "execution_name": "exec",
+        "execution_arn": "local:local:exec",  # the overlap check needs ARNs: off locally
+        "state_machine_arn": "local:local",
+        "state": {"topic": "orders"},
+    }
     assert resolve == {"topic": "orders", "run_id": "exec:r1"}
     assert second["state"]["checkpoints"]["round"] == 1  # the loop brings the round back
 
