@@ -95,3 +95,16 @@ def payments_contract():  # type: ignore[no-untyped-def]
     from lean_ops_spark.config.loader import parse_topic
 
     return parse_topic(yaml.safe_load(PAYMENTS_CONTRACT), "tests/conftest.py", "payments")
+
+
+@pytest.fixture
+def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Dummy credentials and a region for moto (and no endpoint override); returns the region."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return "us-east-1"

@@ -55,14 +55,7 @@ def _env_doc(**state_machine: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def aws(fake_aws_env: str) -> Iterator[AwsClients]:
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=ENV_DOC["artifacts"]["bucket"])
         iam = boto3.client("iam")

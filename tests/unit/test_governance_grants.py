@@ -29,14 +29,7 @@ SNOWFLAKE = role("snowflake")
 
 
 @pytest.fixture
-def lf(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def lf(fake_aws_env: str) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("lakeformation", region_name="us-east-1")
 

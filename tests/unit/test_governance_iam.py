@@ -281,15 +281,7 @@ def test_a_statement_refuses_wildcard_actions_and_unexplained_wildcards() -> Non
         PolicyStatement("S3Objects", ("s3:GetObject",), ("arn:aws:s3:::b/*",))
 
 
-def test_documents_are_valid_iam_policies(
-    context: GovernanceContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
+def test_documents_are_valid_iam_policies(context: GovernanceContext, fake_aws_env: str) -> None:
     with mock_aws():
         iam = boto3.client("iam")
         for policy in _policies(context).values():

@@ -19,19 +19,12 @@ from lean_ops_spark.orchestration.handlers import LambdaRuntime, get_all_checkpo
 from lean_ops_spark.orchestration.overlap import older_running_execution
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
-REGION = "us-east-1"
 
 
 @pytest.fixture
-def states(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
+def states(fake_aws_env: str) -> Iterator[Any]:
     with mock_aws():
-        yield boto3.client("stepfunctions", region_name=REGION)
+        yield boto3.client("stepfunctions", region_name=fake_aws_env)
 
 
 def machine(client: Any) -> str:

@@ -307,9 +307,7 @@ def test_connect_reads_credentials_from_named_environment_variables(tmp_path: Pa
         connect_snowflake(target, environ={}, connect=connect)
 
 
-def test_connect_reads_a_password_from_secrets_manager(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_connect_reads_a_password_from_secrets_manager(tmp_path: Path, fake_aws_env: str) -> None:
     doc = governance_doc(
         connection={
             "account": "xy12345",
@@ -319,12 +317,6 @@ def test_connect_reads_a_password_from_secrets_manager(
         }
     )
     target = load_governance_context(write_project(tmp_path, gov_doc=doc), "test").snowflake()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
     calls: list[dict[str, Any]] = []
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
@@ -357,14 +349,7 @@ def test_a_missing_connector_is_a_clear_setup_error(tmp_path: Path, monkeypatch:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def aws(fake_aws_env: str) -> Iterator[dict[str, Any]]:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         glue = boto3.client("glue", region_name="us-east-1")
