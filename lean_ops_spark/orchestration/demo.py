@@ -21,7 +21,7 @@ from lean_ops_spark.config.models import ProjectConfig
 from lean_ops_spark.orchestration.local_runner import ExecutionEvent
 from lean_ops_spark.orchestration.pipeline import PipelineResult, local_environment, run_pipeline
 from lean_ops_spark.orchestration.snapshots import open_snapshot_source
-from lean_ops_spark.raw import fault_rates, generate_events
+from lean_ops_spark.raw import fault_rates, generate_events, new_seed
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.session import LocalHome
 
@@ -35,6 +35,7 @@ __all__ = ["DemoReport", "demo_config", "run_demo"]
 class DemoReport:
     """What the demo did: seeds, the pipeline per topic, maintenance, where the report is."""
 
+    seed: int
     seeded: dict[str, dict[str, Any]]
     pipeline: PipelineResult
     maintenance: dict[str, Any]
@@ -44,6 +45,7 @@ class DemoReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.pipeline.ok,
+            "seed": self.seed,
             "seeded": self.seeded,
             "pipeline": [t.as_dict() for t in self.pipeline.topics],
             "maintenance": self.maintenance,
@@ -68,11 +70,12 @@ def run_demo(
     events: int = 2000,
     appends: int = 6,
     max_snapshots_per_run: int = 2,
-    seed: int = 7,
+    seed: int | None = None,
     say: Callable[[str], None] = lambda _line: None,
     on_event: Callable[[str, ExecutionEvent], None] = lambda _topic, _event: None,
 ) -> DemoReport:
-    """Run the demo end to end (see the module docstring) and return its report."""
+    """Run the demo end to end (see the module docstring) and return its report. Without a
+    ``seed``, a new one (printed): a second demo in the same home adds new keys and message ids."""
     from lean_ops_spark.maintenance.report_html import render_health_html
     from lean_ops_spark.maintenance.runner import MaintenanceRequest, maintain, resolve_tables, survey_health
 
@@ -82,6 +85,7 @@ def run_demo(
     bootstrap_tables(session, cfg)
     seeded: dict[str, dict[str, Any]] = {}
     now = datetime.now(timezone.utc)
+    seed = new_seed() if seed is None else seed
     for topic in sorted(cfg.topics):
         contract = cfg.topic(topic)
         # Faults below each topic's breaker threshold: the demo shows quarantine, not a trip.
@@ -89,7 +93,7 @@ def run_demo(
         batch = generate_events(contract, events, fault_rates(error_rate, 0.05, 0.02), seed=seed, now=now)
         snapshots = append_raw(session, topic_tables(cfg.profile, topic).raw, batch.records, appends)
         seeded[topic] = {**batch.as_dict(), "appends": len(snapshots)}
-        say(f"seeded {topic}: {len(batch.records)} raw records in {len(snapshots)} appends")
+        say(f"seeded {topic}: {len(batch.records)} raw records in {len(snapshots)} appends (seed {seed})")
 
     environment = replace(local_environment(cfg), backlog_threshold_snapshots=1, backlog_threshold_records=1)
     say("running the pipeline (the Step Functions definition, local tasks) ...")
@@ -110,4 +114,4 @@ def run_demo(
     html = render_health_html(survey.tables, maintenance=report, title="lean-ops demo: table health")
     path = home.root / "health.html"
     path.write_text(html, encoding="utf-8")
-    return DemoReport(seeded, result, report.as_dict(), path, time.time() - started)
+    return DemoReport(seed, seeded, result, report.as_dict(), path, time.time() - started)

@@ -7,6 +7,7 @@ from lean_ops_spark.raw.generator import (
     SeedExpectation,
     fault_rates,
     generate_events,
+    new_seed,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "SeedExpectation",
     "fault_rates",
     "generate_events",
+    "new_seed",
 ]

@@ -21,7 +21,7 @@ from lean_ops_spark.config.models import FieldSpec, FieldType, TopicContract
 from lean_ops_spark.curation.reasons import Reason
 from lean_ops_spark.raw.faults import DUPLICATE_KINDS, ERROR_KINDS, FaultKind
 
-__all__ = ["GeneratedBatch", "RawRecord", "SeedExpectation", "fault_rates", "generate_events"]
+__all__ = ["GeneratedBatch", "RawRecord", "SeedExpectation", "fault_rates", "generate_events", "new_seed"]
 
 _NUMERIC = ("int", "long", "double", "float", "decimal")
 
@@ -348,6 +348,16 @@ def _clean_payload(
     if contract.ordering_column != contract.partition.column and ordering.type.kind == "timestamp":
         _set_path(payload, path, _iso(event_ts + timedelta(seconds=values.rng.randint(0, 600))))
     return payload
+
+
+def new_seed() -> int:
+    """A fresh seed for a run that was given none (``lean-ops seed``, the demo): keys and
+    message ids carry the seed, so a second run adds new ones instead of sending the same
+    keys and message ids again at another time. A message id is one delivery (raw staging
+    contract), and a key's versions keep their partition day (curated's pruned MERGE), which
+    shifted event times of the same keys would not. Numeric keys are unique per seed modulo
+    2,000, string keys and message ids per seed."""
+    return random.SystemRandom().randrange(1, 1_000_000)
 
 
 def generate_events(

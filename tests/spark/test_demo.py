@@ -21,12 +21,13 @@ def test_demo_runs_the_whole_flow_and_accounts_for_every_raw_record(spark, fresh
         events=120,
         appends=3,
         max_snapshots_per_run=2,
+        seed=7,
         say=lines.append,
     )
     document = report.as_dict()
     assert document["ok"] is True, document["pipeline"]
     assert [line for line in lines if line.startswith("seeded")] == [
-        f"seeded orders: {document['seeded']['orders']['records']} raw records in 3 appends"
+        f"seeded orders: {document['seeded']['orders']['records']} raw records in 3 appends (seed 7)"
     ]
     assert [run["topic"] for run in document["pipeline"]] == ["orders"]
     for run in document["pipeline"]:

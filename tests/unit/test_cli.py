@@ -74,3 +74,42 @@ def test_json_error_document(capsys: pytest.CaptureFixture[str]) -> None:
 def test_tables_before_init_says_to_run_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tables", "--conf", CONF, "--home", str(tmp_path)]) == 3
     assert "run `lean-ops init` first" in capsys.readouterr().err
+
+
+def test_seed_without_a_seed_sends_new_keys_and_message_ids(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `lean-ops seed` must not send the first one's message ids (one delivery each)
+    and keys again at another time; `--seed` with `--now` repeats a run exactly."""
+    from lean_ops_spark.cli.commands import seed as seed_command
+    from lean_ops_spark.cli.context import CliContext
+
+    written: list[list[str]] = []
+
+    def append(_spark, _table, records, appends):  # type: ignore[no-untyped-def]
+        written.append([r.message_id for r in records])
+        return list(range(appends))
+
+    monkeypatch.setattr(seed_command, "append_raw", append)
+    monkeypatch.setattr(CliContext, "spark", lambda self: None)
+    args = [
+        "seed",
+        "--topic",
+        "orders",
+        "--events",
+        "40",
+        "--conf",
+        CONF,
+        "--now",
+        "2026-11-20T12:00:00+00:00",
+    ]
+    documents = []
+    for extra in ([], [], ["--seed", "424242"], ["--seed", "424242"]):
+        assert main([*args, *extra, "--json"]) == 0
+        documents.append(json.loads(capsys.readouterr().out))
+    seeds = [d["seed"] for d in documents]
+    assert seeds[0] != seeds[1] and seeds[2:] == [424242, 424242]
+    assert not set(written[0]) & set(written[1])  # new message ids (and keys: ord-<seed>-<n>)
+    assert written[2] == written[3]  # the same seed and clock: the same events
+    assert main([*args]) == 0
+    assert "(seed " in capsys.readouterr().out

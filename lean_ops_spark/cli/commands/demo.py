@@ -33,7 +33,12 @@ def register(
         default=2,
         help="curation cap per run, to show the backlog loop (default 2)",
     )
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the generator's seed (default: a new one, printed, so a second demo adds new events)",
+    )
     parser.set_defaults(handler=run)
 
 

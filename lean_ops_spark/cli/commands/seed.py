@@ -9,7 +9,7 @@ from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.cli.context import CliContext
 from lean_ops_spark.cli.output import format_table, print_json
 from lean_ops_spark.errors import ConfigError
-from lean_ops_spark.raw import FaultKind, fault_rates, generate_events
+from lean_ops_spark.raw import FaultKind, fault_rates, generate_events, new_seed
 from lean_ops_spark.raw.writer import append_raw
 
 HELP = "append synthetic events (with injected faults) to a topic's raw staging table"
@@ -63,7 +63,13 @@ def register(
     parser.add_argument(
         "--appends", type=int, default=5, help="raw commits to spread the records over (default 5)"
     )
-    parser.add_argument("--seed", type=int, default=7, help="random seed (same seed + --now = same events)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed: the same seed and --now give the same events (default: a new seed, printed, "
+        "so a second run adds new keys and message ids instead of re-sending the first run's)",
+    )
     parser.add_argument(
         "--now",
         type=datetime.fromisoformat,
@@ -80,16 +86,20 @@ def run(ctx: CliContext) -> int:
         raise ConfigError("--events and --appends must be at least 1")
     try:
         rates = fault_rates(args.error_rate, args.duplicates, args.late, dict(args.fault))
-        batch = generate_events(contract, args.events, rates, seed=args.seed, now=args.now)
+        seed = args.seed if args.seed is not None else new_seed()
+        batch = generate_events(contract, args.events, rates, seed=seed, now=args.now)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     table = topic_tables(ctx.config.profile, args.topic).raw
     snapshots = append_raw(ctx.spark(), table, batch.records, args.appends)
-    report = {**batch.as_dict(), "table": table.sql, "snapshot_ids": snapshots}
+    report = {**batch.as_dict(), "seed": seed, "table": table.sql, "snapshot_ids": snapshots}
     if ctx.json:
         print_json({"ok": True, **report})
         return 0
-    print(f"{table.sql}: {len(batch.records)} records for {batch.events} events in {len(snapshots)} appends")
+    print(
+        f"{table.sql}: {len(batch.records)} records for {batch.events} events in {len(snapshots)} appends "
+        f"(seed {seed})"
+    )
     print(format_table(["fault", "injected"], [[k, v] for k, v in sorted(batch.injected.items()) if v]))
     expected = batch.expected
     print(
