@@ -149,7 +149,9 @@ def _key_value(spec: FieldSpec, topic: str, seed: int, index: int) -> Any:
         return (
             text if not spec.max_length or len(text) <= spec.max_length else str(serial)[-spec.max_length :]
         )
-    if kind in ("int", "long"):
+    if kind == "long":  # room for the whole seed: unique per event and seed
+        return int(spec.minimum or 0) + seed * 1_000_000_000 + index
+    if kind == "int":
         return int(spec.minimum or 0) + serial
     if kind == "decimal":
         digits = (spec.type.precision or 38) - (spec.type.scale or 0)
@@ -355,8 +357,8 @@ def new_seed() -> int:
     message ids carry the seed, so a second run adds new ones instead of sending the same
     keys and message ids again at another time. A message id is one delivery (raw staging
     contract), and a key's versions keep their partition day (curated's pruned MERGE), which
-    shifted event times of the same keys would not. Numeric keys are unique per seed modulo
-    2,000, string keys and message ids per seed."""
+    shifted event times of the same keys would not. Int keys are unique per seed modulo 2,000
+    (they must fit 32 bits); long and string keys and message ids per seed."""
     return random.SystemRandom().randrange(1, 1_000_000)
 
 

@@ -25,11 +25,12 @@ def test_clean_events_put_unique_typed_keys_and_event_times_at_their_paths(payme
         opened = datetime.fromisoformat(p["account"]["opened_at"].replace("Z", "+00:00"))
         assert opened.date().isoformat() == p["paid_on"]  # nested timestamps at the event's time too
         assert isinstance(p["meta"]["seq"], int)
-    other_seed = generate_events(payments_contract, 50, seed=5, now=NOW)
-    assert not keys & {
-        (json.loads(r.payload)["account"]["id"], json.loads(r.payload)["payment_no"])
-        for r in other_seed.records
-    }
+    for other in (5, 4 + 2000):  # a long key has room for the whole seed (an int key wraps at 2,000)
+        other_seed = generate_events(payments_contract, 50, seed=other, now=NOW)
+        assert not keys & {
+            (json.loads(r.payload)["account"]["id"], json.loads(r.payload)["payment_no"])
+            for r in other_seed.records
+        }
     assert generate_events(payments_contract, 50, seed=4, now=NOW).records == batch.records
 
 
