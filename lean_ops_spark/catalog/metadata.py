@@ -8,7 +8,7 @@ the Spark side (which serialises the loaded table's metadata through Iceberg's
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,16 @@ class TableSnapshots:
 
     def by_id(self) -> dict[int, SnapshotRecord]:
         return {r.snapshot_id: r for r in self.records}
+
+    def ancestors(self, stop: int | None = None) -> Iterator[SnapshotRecord]:
+        """The current snapshot and its ancestors, newest first, down to ``stop`` (excluded)
+        or to the oldest one the metadata still lists."""
+        by_id = self.by_id()
+        snapshot_id = self.current_snapshot_id
+        while snapshot_id is not None and snapshot_id != stop and snapshot_id in by_id:
+            record = by_id[snapshot_id]
+            yield record
+            snapshot_id = record.parent_id
 
 
 def parse_table_metadata(

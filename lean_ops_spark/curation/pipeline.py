@@ -21,7 +21,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,7 +33,7 @@ from lean_ops_spark.catalog.checkpoints import (
     read_checkpoint,
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
-from lean_ops_spark.catalog.metadata import SnapshotRecord, TableSnapshots, load_table_snapshots
+from lean_ops_spark.catalog.metadata import SnapshotRecord, load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, TopicTables, topic_tables
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.curation.batch import BatchPlan, plan_batch
@@ -265,7 +265,7 @@ def merge_into_curated(
     finally:
         spark.catalog.dropTempView(view)
     after = load_table_snapshots(spark, curated)
-    new = _committed_since(after, before)
+    new = list(after.ancestors(stop=before))  # committed since the MERGE started
     mine = _carrying(new, properties)
     if mine is None:
         unmarked = next((r for r in new if RUN_ID_KEY not in r.summary), None)
@@ -284,7 +284,7 @@ def merge_into_curated(
             writer = writer.option(f"snapshot-property.{key}", value)
         writer.append()
         after = load_table_snapshots(spark, curated)
-        mine = _carrying(_committed_since(after, before), properties)
+        mine = _carrying(after.ancestors(stop=before), properties)
         if mine is None:
             raise CheckpointError(
                 f"{curated.sql}: the empty append carrying {', '.join(properties)} is not in its history"
@@ -292,18 +292,7 @@ def merge_into_curated(
     return CommittedSnapshot(mine.snapshot_id, mine.summary, after.properties)
 
 
-def _committed_since(snapshots: TableSnapshots, before: int | None) -> list[SnapshotRecord]:
-    """The current snapshot and its ancestors back to ``before`` (excluded), newest first."""
-    by_id = snapshots.by_id()
-    found: list[SnapshotRecord] = []
-    snapshot_id = snapshots.current_snapshot_id
-    while snapshot_id is not None and snapshot_id != before and snapshot_id in by_id:
-        found.append(by_id[snapshot_id])
-        snapshot_id = by_id[snapshot_id].parent_id
-    return found
-
-
-def _carrying(records: list[SnapshotRecord], properties: Mapping[str, str]) -> SnapshotRecord | None:
+def _carrying(records: Iterable[SnapshotRecord], properties: Mapping[str, str]) -> SnapshotRecord | None:
     """The newest of ``records`` whose summary has every one of ``properties``."""
     return next((r for r in records if all(r.summary.get(k) == v for k, v in properties.items())), None)
 

@@ -266,14 +266,7 @@ class CurationRunResult:
 
 def _run_snapshot(curated: TableSnapshots, run_id: str) -> int | None:
     """The newest snapshot on the current ancestry whose summary carries ``run_id``."""
-    by_id = curated.by_id()
-    snapshot_id = curated.current_snapshot_id
-    while snapshot_id is not None and snapshot_id in by_id:
-        record = by_id[snapshot_id]
-        if record.summary.get(RUN_ID_KEY) == run_id:
-            return snapshot_id
-        snapshot_id = record.parent_id
-    return None
+    return next((r.snapshot_id for r in curated.ancestors() if r.summary.get(RUN_ID_KEY) == run_id), None)
 
 
 def resolve_curation_run(

@@ -68,6 +68,7 @@ from lean_ops_spark.semantic.publish import (
     drop_branch,
     fast_forward,
     read_branch,
+    snapshot_summary,
     wap_branch,
 )
 from lean_ops_spark.semantic.tables import ensure_semantic_table, semantic_table, semantic_table_definition
@@ -364,10 +365,7 @@ def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged, b
             f"{table.sql}: the write did not create branch {branch} (is write.wap.enabled off, or did "
             "another run of this table drop it?)"
         )
-    row = spark.sql(
-        f"SELECT summary FROM {table.metadata_table('snapshots')} WHERE snapshot_id = {head}"
-    ).first()
-    summary = dict(row["summary"]) if row is not None else {}
+    summary = snapshot_summary(spark, table, head)
     missing = [k for k, v in properties.items() if summary.get(k) != v]
     if missing:
         raise CheckpointError(

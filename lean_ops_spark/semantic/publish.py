@@ -68,7 +68,7 @@ def drop_audit_branches(spark: SparkSession, table: TableRef) -> list[str]:
     main is the truth either way). Returns the names dropped."""
     dropped = [name for name in branches(spark, table) if name.startswith(AUDIT_BRANCH_PREFIX)]
     for name in dropped:
-        spark.sql(f"ALTER TABLE {table.sql} DROP BRANCH IF EXISTS {name}")
+        _drop(spark, table, name)
     return dropped
 
 
@@ -101,8 +101,12 @@ def drop_branch(spark: SparkSession, table: TableRef, branch: str) -> bool:
     """Drop ``branch`` if it exists (a leftover of a failed or interrupted run). Returns True if dropped."""
     if branch not in branches(spark, table):
         return False
-    spark.sql(f"ALTER TABLE {table.sql} DROP BRANCH IF EXISTS {branch}")
+    _drop(spark, table, branch)
     return True
+
+
+def _drop(spark: SparkSession, table: TableRef, branch: str) -> None:
+    spark.sql(f"ALTER TABLE {table.sql} DROP BRANCH IF EXISTS {branch}")
 
 
 def read_branch(

@@ -57,3 +57,18 @@ def test_expired_ancestor_before_the_key_is_an_error_not_a_restart() -> None:
 def test_garbage_checkpoint_value_is_an_error() -> None:
     with pytest.raises(CheckpointError, match="not an id"):
         find_checkpoint(chain({RAW_CHECKPOINT_KEY: "abc"}), 1, RAW_CHECKPOINT_KEY)
+
+
+def test_ancestors_run_newest_first_to_the_stop_or_the_oldest_listed() -> None:
+    from lean_ops_spark.catalog.metadata import TableSnapshots
+
+    records = (
+        *chain({}, {}, {}, {}),
+        SnapshotRecord(snapshot_id=9, parent_id=2, summary={}),
+    )  # 9: another branch
+    table = TableSnapshots("t", True, 4, records)
+    assert [r.snapshot_id for r in table.ancestors()] == [4, 3, 2, 1]
+    assert [r.snapshot_id for r in table.ancestors(stop=2)] == [4, 3]
+    expired = TableSnapshots("t", True, 4, records[2:])  # 2 and 1 expired
+    assert [r.snapshot_id for r in expired.ancestors()] == [4, 3]
+    assert list(TableSnapshots("t", True, None, ()).ancestors()) == []
