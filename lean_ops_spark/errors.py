@@ -10,6 +10,7 @@ __all__ = [
     "CatalogError",
     "CheckpointError",
     "CircuitBreakerError",
+    "ConcurrentRunError",
     "ConfigError",
     "ContractError",
     "DataQualityError",
@@ -55,6 +56,11 @@ class DataQualityError(LeanOpsError):
 
 class CheckpointError(LeanOpsError):
     """A checkpoint is missing, unreadable, or did not commit with the data."""
+
+
+class ConcurrentRunError(LeanOpsError):
+    """Another run of the same step changed rows this run had read; what this run wrote is
+    safe, and running it again starts from the current state."""
 
 
 class CatalogError(LeanOpsError):

@@ -21,7 +21,7 @@ from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
     "CURATED_CHECKPOINT_KEY",
@@ -32,6 +32,7 @@ __all__ = [
     "current_snapshot_id",
     "find_checkpoint",
     "read_checkpoint",
+    "read_pinned",
     "snapshot_records",
 ]
 
@@ -95,6 +96,12 @@ def snapshot_records(spark: SparkSession, table: TableRef) -> list[SnapshotRecor
 def current_snapshot_id(spark: SparkSession, table: TableRef) -> int | None:
     """The table's current snapshot id (None for a table with no snapshot)."""
     return load_table_snapshots(spark, table).current_snapshot_id
+
+
+def read_pinned(spark: SparkSession, table: TableRef, snapshot_id: int) -> DataFrame:
+    """``table`` as of ``snapshot_id`` (time travel: later commits are invisible, also to a
+    persisted DataFrame that Spark recomputes after one of them)."""
+    return spark.read.format("iceberg").option("snapshot-id", str(int(snapshot_id))).load(table.sql)
 
 
 def read_checkpoint(spark: SparkSession, table: TableRef, key: str) -> Checkpoint | None:

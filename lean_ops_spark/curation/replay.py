@@ -6,7 +6,11 @@ contract, MERGEs the ones that now pass into curated (with the same newest-wins 
 then marks each row in quarantine: ``replayed``, still ``pending`` (attempt count + 1),
 ``exhausted`` after ``max_attempts``, or ``dropped`` when it now fails a DROP check.
 Curated is written first and quarantine last, so a crash in between repeats the replay
-harmlessly (the curated MERGE does not rewrite a version it already holds).
+harmlessly (the curated MERGE does not rewrite a version it already holds). A row is only
+updated if it still has the attempt count the replay read: when two replays of a topic
+overlap, the later one to commit changes nothing another has already counted and fails with
+:class:`~lean_ops_spark.errors.ConcurrentRunError` instead of reporting counts it did not
+apply.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY
+from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY, current_snapshot_id, read_pinned
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.config.models import ProjectConfig
 from lean_ops_spark.curation.merge import batch_partition_days, view_name
@@ -31,6 +35,7 @@ from lean_ops_spark.curation.transform import (
     parse_payload,
 )
 from lean_ops_spark.drift.handler import effective_contract
+from lean_ops_spark.errors import ConcurrentRunError
 from lean_ops_spark.session import lenient_casts
 
 if TYPE_CHECKING:
@@ -80,8 +85,13 @@ def run_replay(
     # Columns an earlier evolve added to curated must be in the MERGE source too.
     contract = effective_contract(spark, config.topic(topic), tables.curated)
     spark.sql(f"REFRESH TABLE {tables.quarantine.sql}")
+    # One snapshot of the quarantine: Spark recomputes the persisted frames below after the
+    # quarantine MERGE (or another replay's) and must see the rows as this run read them.
+    read_at = current_snapshot_id(spark, tables.quarantine)
+    if read_at is None:
+        return ReplayResult(topic, run_id, 0, 0, 0, 0, 0, None, time.time() - started)
     pending = (
-        spark.table(tables.quarantine.sql)
+        read_pinned(spark, tables.quarantine, read_at)
         .where((F.col("error_class") == ErrorClass.RETRY.value) & (F.col("replay_status") == "pending"))
         .select(
             "message_id",
@@ -106,6 +116,7 @@ def run_replay(
         )
         outcomes = classified.select(
             "message_id",
+            "attempt_count",
             status.alias("status"),
             error["error_class"].alias("error_class"),
             error["reason_code"].alias("reason_code"),
@@ -146,8 +157,9 @@ def run_replay(
             spark.sql(
                 f"MERGE INTO {tables.quarantine.sql} q USING {view} o "
                 "ON q.message_id = o.message_id AND q.replay_status = 'pending' "
+                "AND q.attempt_count = o.attempt_count "  # not counted by another replay meanwhile
                 "WHEN MATCHED THEN UPDATE SET "
-                "attempt_count = q.attempt_count + 1, last_attempt_at = current_timestamp(), "
+                "attempt_count = o.attempt_count + 1, last_attempt_at = current_timestamp(), "
                 f"run_id = '{run_id}', replay_status = o.status, "
                 "error_class = coalesce(o.error_class, q.error_class), "
                 "reason_code = coalesce(o.reason_code, q.reason_code), "
@@ -156,7 +168,24 @@ def run_replay(
             )
         finally:
             spark.catalog.dropTempView(view)
+        applied = (
+            spark.table(tables.quarantine.sql)
+            .where(F.col("run_id") == run_id)
+            .join(
+                outcomes.select("message_id", (F.col("attempt_count") + 1).alias("attempt_count")),
+                ["message_id", "attempt_count"],
+                "left_semi",
+            )
+            .count()
+        )
         outcomes.unpersist()
+        if applied != total:
+            raise ConcurrentRunError(
+                f"replay of topic {topic!r} (run {run_id}): another replay updated {total - applied} of "
+                f"the {total} pending quarantine rows this one read before it could; their attempt "
+                f"counts were left as that replay set them (curated holds each version once either "
+                f"way). Run `lean-ops replay --topic {topic}` again for what is still pending."
+            )
     finally:
         classified.unpersist()
     return ReplayResult(

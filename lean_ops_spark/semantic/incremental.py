@@ -26,14 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY, SnapshotRecord
+from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY, SnapshotRecord, read_pinned
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["ChangeWindow", "changed_rows", "plan_changes", "read_pinned"]
+__all__ = ["ChangeWindow", "changed_rows", "plan_changes"]
 
 FULL = "full"  # no checkpoint: everything as of P
 INCREMENTAL = "incremental"
@@ -130,11 +130,6 @@ def plan_changes(
         f"{table}: pinned snapshot {pinned} is not a descendant of the semantic checkpoint {checkpoint} "
         "(was curated rolled back or replaced?)"
     )
-
-
-def read_pinned(spark: SparkSession, table: TableRef, snapshot_id: int) -> DataFrame:
-    """``table`` as of ``snapshot_id`` (time travel: later commits are invisible)."""
-    return spark.read.format("iceberg").option("snapshot-id", str(int(snapshot_id))).load(table.sql)
 
 
 def changed_rows(spark: SparkSession, table: TableRef, window: ChangeWindow) -> DataFrame:

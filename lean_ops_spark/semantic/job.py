@@ -31,6 +31,7 @@ from lean_ops_spark.catalog.checkpoints import (
     RUN_ID_KEY,
     SnapshotRecord,
     find_checkpoint,
+    read_pinned,
 )
 from lean_ops_spark.catalog.commit import with_commit_properties
 from lean_ops_spark.catalog.metadata import load_table_snapshots
@@ -57,7 +58,6 @@ from lean_ops_spark.semantic.incremental import (
     ChangeWindow,
     changed_rows,
     plan_changes,
-    read_pinned,
 )
 from lean_ops_spark.semantic.loader import load_semantic_models
 from lean_ops_spark.semantic.models import AUDIT_COLUMNS, ModelKind, SemanticModel, SemanticModels

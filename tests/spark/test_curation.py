@@ -29,7 +29,7 @@ from lean_ops_spark.curation.pipeline import (
 )
 from lean_ops_spark.curation.replay import STEP_REPLAY_MERGED, run_replay
 from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
-from lean_ops_spark.errors import CheckpointError, CircuitBreakerError
+from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConcurrentRunError
 from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.session import session_conf
@@ -635,6 +635,38 @@ def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, ord
     statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
     assert {(r["replay_status"], r["attempt_count"]) for r in statuses} == {("replayed", 3)}
     assert run_replay(spark, fixed, "orders").pending == 0
+
+
+@pytest.mark.parametrize("contract_fixed", [False, True], ids=["still-retry", "fixed"])
+def test_overlapping_replays_count_each_attempt_once(spark, orders_env, contract_fixed) -> None:
+    """Replay B runs in full while replay A is between its curated MERGE and its quarantine
+    update: A changes no row B has counted, and fails saying so instead of reporting counts."""
+    config, tables = orders_env
+    batch = generate_events(config.topic("orders"), 100, {FaultKind.UNKNOWN_VERSION: 0.05}, seed=61, now=NOW)
+    append_raw(spark, tables.raw, batch.records)
+    run_curation(spark, config, "orders")
+    if contract_fixed:
+        config = replace(
+            config,
+            topics={**config.topics, "orders": replace(config.topic("orders"), schema_versions=(1, 2))},
+        )
+    inner: list = []
+
+    def replay_b(step: str) -> None:
+        if step == STEP_REPLAY_MERGED:
+            inner.append(run_replay(spark, config, "orders"))
+
+    with pytest.raises(ConcurrentRunError, match="another replay updated 5 of the 5 pending"):
+        run_replay(spark, config, "orders", after_step=replay_b)
+    assert (inner[0].pending, inner[0].replayed) == (5, 5 if contract_fixed else 0)
+    status = "replayed" if contract_fixed else "pending"
+    rows = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count", "run_id").collect()
+    assert {(r["replay_status"], r["attempt_count"], r["run_id"]) for r in rows} == {
+        (status, 2, inner[0].run_id)
+    }
+    assert spark.table(tables.curated.sql).count() == (100 if contract_fixed else 95)
+    again = run_replay(spark, config, "orders")
+    assert again.pending == (0 if contract_fixed else 5)
 
 
 def test_a_composite_numeric_key_nested_ordering_and_month_partitions_account_for_every_fault(
