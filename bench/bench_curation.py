@@ -20,9 +20,12 @@
 3. The same for the quarantine: one batch of 5,000 bad records (ingested today) MERGEd into
    quarantine tables of growing size (ingested over a year), with the batch's ingestion days
    in the ON clause (what a run does) and keyed by message id alone.
+4. With ``--cold N``: the limit and curation each run in a fresh process, alternating, N times
+   (what a Glue job pays: a cold JVM, JIT and planner for every run). The run is timed apart
+   from starting the session; ratios are printed with and without the session start.
 
     .venv/bin/python bench/bench_curation.py [--events 100000] [--sizes 100000,1000000,5000000] [--with-20m]
-        [--quarantine-sizes 100000,1000000] [--skip 2,3]
+        [--quarantine-sizes 100000,1000000] [--skip 2,3] [--cold N]
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ from lean_ops_spark.session import LocalHome, build_session, release
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 TOPIC = "orders"
+LIMIT = "plain read+parse+append"
+CURATION = "lean-ops curation"
 
 
 def paired_ratio(num: list[float], den: list[float], resamples: int = 4000) -> tuple[float, float, float]:
@@ -105,19 +110,28 @@ def with_databases(config, prefix: str):  # type: ignore[no-untyped-def]
     return replace(config, profile=replace(config.profile, databases=databases))
 
 
-def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-untyped-def]
-    contract = config.topic(TOPIC)
-    raw_config = with_databases(config, "b1")
+def build_raw(spark, config, prefix: str, events: int):  # type: ignore[no-untyped-def]
+    """Part 1's raw table (``events`` orders with faults, in 10 appends) in databases ``prefix``."""
+    raw_config = with_databases(config, prefix)
     bootstrap_tables(spark, raw_config, [TOPIC])
     raw = topic_tables(raw_config.profile, TOPIC).raw
-    batch = generate_events(contract, events, fault_rates(0.05, 0.05, 0.02), seed=1, now=NOW)
+    batch = generate_events(config.topic(TOPIC), events, fault_rates(0.05, 0.05, 0.02), seed=1, now=NOW)
     append_raw(spark, raw, batch.records, appends=10)
-    snapshot = load_table_snapshots(spark, raw).current_snapshot_id
-    print(f"\n[1] curation vs the plain limit: {len(batch.records)} raw records in 10 appends")
+    return len(batch.records)
 
-    def empty_curated(prefix: str, run: int) -> str:
+
+def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
+    """Part 1's paths over the raw table of databases ``prefix`` (built by :func:`build_raw`):
+    name -> a function of the run number that writes into new, empty target tables."""
+    contract = config.topic(TOPIC)
+    raw_config = with_databases(config, prefix)
+    raw = topic_tables(raw_config.profile, TOPIC).raw
+    snapshot = load_table_snapshots(spark, raw).current_snapshot_id
+    records = int(spark.table(raw.sql).count())
+
+    def empty_curated(path: str, run: int) -> str:
         """A new, empty curated table for one timed run of a path."""
-        target = with_databases(config, f"{prefix}{run + 1}")
+        target = with_databases(config, f"{prefix}{path}{run + 1}")
         bootstrap_tables(spark, target, [TOPIC])
         return topic_tables(target.profile, TOPIC).curated.sql
 
@@ -129,25 +143,25 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
 
     columns = [name for name, _, _ in contract.flattened_fields()]
 
-    def append_parsed(prefix: str, run: int, parsed) -> None:  # type: ignore[no-untyped-def]
+    def append_parsed(path: str, run: int, parsed) -> None:  # type: ignore[no-untyped-def]
         from pyspark.sql import functions as F
 
-        table = empty_curated(prefix, run)
+        table = empty_curated(path, run)
         full = spark.table(table).columns
         parsed.select(*[F.col(c) if c in columns else F.lit(None).alias(c) for c in full]).writeTo(
             table
         ).append()
 
     def plain(run: int) -> None:
-        append_parsed("b1p", run, plain_parse(read_raw(with_snapshot_id=False), contract).select(*columns))
+        append_parsed("p", run, plain_parse(read_raw(with_snapshot_id=False), contract).select(*columns))
 
     def lean_ops_parse(run: int) -> None:
-        append_parsed("b1l", run, parse_payload(read_raw(with_snapshot_id=False), contract).select(*columns))
+        append_parsed("l", run, parse_payload(read_raw(with_snapshot_id=False), contract).select(*columns))
 
     def hand_written(run: int) -> None:
         from pyspark.sql import functions as F
 
-        table = empty_curated("b1h", run)
+        table = empty_curated("h", run)
         parsed = plain_parse(read_raw(), contract).withColumn(RESCUED_DATA_COLUMN, F.lit(None).cast("string"))
         keyed = parsed.where(" AND ".join(f"{key} IS NOT NULL" for key in contract.key))
         newest = dedupe_latest(keyed, contract, "_rank").where("_rank = 1")
@@ -157,8 +171,8 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
     def floor(run: int) -> None:
         from pyspark.sql import functions as F
 
-        table = empty_curated("b1f", run)
-        pinned = pinned_batch(read_raw(), contract, len(batch.records))  # as a run builds it
+        table = empty_curated("f", run)
+        pinned = pinned_batch(read_raw(), contract, records)  # as a run builds it
         try:
             valid = F.col(ERROR_COLUMN).isNull()
             row = pinned.agg(
@@ -166,7 +180,7 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
                 F.count(F.col(ERROR_COLUMN)),
                 F.collect_set(F.to_date(F.when(valid, F.col(contract.partition.column)))),
             ).first()
-            assert row is not None and row[0] == len(batch.records)
+            assert row is not None and row[0] == records
             newest = dedupe_latest(pinned.where(valid), contract, "_rank").where("_rank = 1")
             add_audit_columns(newest, contract, f"floor-{run + 1}").createOrReplaceTempView("bench_floor")
             predicate = partition_predicate(contract, sorted(row[2]))
@@ -176,7 +190,7 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
 
     def ours(run: int) -> None:
         target = replace(
-            with_databases(config, f"b1c{run + 1}"),
+            with_databases(config, f"{prefix}c{run + 1}"),
             topics={**config.topics, TOPIC: replace(contract, error_rate_threshold=1.0)},
         )
         target = replace(
@@ -190,13 +204,19 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
         result = run_curation(spark, target, TOPIC)
         assert result.ledger is not None and result.ledger.balanced
 
-    paths = {
-        "plain read+parse+append": plain,
+    return {
+        LIMIT: plain,
         "read+lean-ops parse+append": lean_ops_parse,
         "hand-written parse+dedupe+MERGE": hand_written,
         "floor: classify+pin+MERGE": floor,
-        "lean-ops curation": ours,
+        CURATION: ours,
     }
+
+
+def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-untyped-def]
+    records = build_raw(spark, config, "b1", events)
+    print(f"\n[1] curation vs the plain limit: {records} raw records in 10 appends")
+    paths = part1_paths(spark, config, "b1")
     for path in paths.values():  # warm-up of every path (JIT, class loading), not measured
         path(-1)
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -210,7 +230,7 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
         print(
             f"{name:32s} {best[name]:8.2f} {median[name]:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in runs)})"
         )
-    limit = "plain read+parse+append"
+    limit = LIMIT
     for label, name, note in (
         ("curation", "lean-ops curation", "goal <= 1.5x"),
         ("lean-ops parse", "read+lean-ops parse+append", "reference: the limit until session 16"),
@@ -231,6 +251,63 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
     ):
         mid, low, high = paired_ratio(times[num], times[den])
         print(f"    {label:26s} {mid:.2f}x   [{low:.2f}x, {high:.2f}x]")
+
+
+def cold_runs(spark, config, home: Path, events: int, repeat: int) -> None:  # type: ignore[no-untyped-def]
+    """Part 4: the limit and curation, each run in a fresh process (what a Glue job pays:
+    a cold JVM, JIT and planner), alternating; the run is timed apart from the session start."""
+    import json
+    import subprocess
+
+    records = build_raw(spark, config, "b4", events)
+    print(f"\n[4] cold runs, one process each: {records} raw records in 10 appends", flush=True)
+    times: dict[str, list[float]] = {LIMIT: [], CURATION: []}
+    starts: dict[str, list[float]] = {LIMIT: [], CURATION: []}
+    for run in range(repeat):
+        for name, runs in times.items():
+            command = [sys.executable, __file__, "--cold-run", name, "--home", str(home), "--run", str(run)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("COLD ")]
+            if done.returncode or not lines:
+                raise RuntimeError(f"cold run {name!r} #{run + 1} failed:\n{done.stderr[-3000:]}")
+            result = json.loads(lines[-1][5:])
+            runs.append(result["run"])
+            starts[name].append(result["session"])
+            print(
+                f"    {name:32s} run {result['run']:6.2f} s   session start {result['session']:5.2f} s",
+                flush=True,
+            )
+    for name, runs in times.items():
+        print(
+            f"{name:32s} median {statistics.median(runs):6.2f} s, session start "
+            f"{statistics.median(starts[name]):5.2f} s   (runs: {', '.join(f'{t:.2f}' for t in runs)})"
+        )
+    mid, low, high = paired_ratio(times[CURATION], times[LIMIT])
+    print(f"cold curation / limit, per repeat: {mid:.2f}x   [{low:.2f}x, {high:.2f}x]")
+    with_start = [a + b for a, b in zip(times[CURATION], starts[CURATION], strict=True)]
+    limit_start = [a + b for a, b in zip(times[LIMIT], starts[LIMIT], strict=True)]
+    mid, low, high = paired_ratio(with_start, limit_start)
+    print(f"    with the session start:        {mid:.2f}x   [{low:.2f}x, {high:.2f}x]")
+
+
+def cold_run(config, home: Path, name: str, run: int) -> None:  # type: ignore[no-untyped-def]
+    """One path of part 4 in this (fresh) process; prints ``COLD {"session": s, "run": s}``."""
+    import json
+
+    seconds, spark = timed(
+        lambda: build_session(
+            config.profile,
+            home=LocalHome.at(home),
+            app_name=f"lean-ops bench cold {name}",
+            extra_conf={"spark.driver.memory": "6g"},
+        )
+    )
+    try:
+        path = part1_paths(spark, config, "b4")[name]
+        run_seconds, _ = timed(lambda: path(run))
+    finally:
+        spark.stop()
+    print("COLD " + json.dumps({"session": seconds, "run": run_seconds}), flush=True)
 
 
 def build_curated(spark, table: str, rows: int) -> None:  # type: ignore[no-untyped-def]
@@ -395,14 +472,27 @@ def main() -> int:
     parser.add_argument("--quarantine-sizes", default="100000,1000000", help="quarantine rows for part 3")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip", default="", help="parts to skip, e.g. 2 or 2,3")
+    parser.add_argument(
+        "--cold",
+        type=int,
+        default=0,
+        metavar="N",
+        help="part 4: N repeats of the limit and curation, each in a fresh process (~1-2 min a repeat)",
+    )
+    parser.add_argument("--cold-run", help=argparse.SUPPRESS)  # one path of part 4, in a child process
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--run", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    config = load_project(Path(__file__).resolve().parents[1] / "conf", "local")
+    if args.cold_run:
+        cold_run(config, Path(args.home), args.cold_run, args.run)
+        return 0
     skip = {part for part in args.skip.split(",") if part}
     if not skip <= {"1", "2", "3"}:
         parser.error(f"--skip takes parts 1, 2 and 3, got {args.skip!r}")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     sizes = [int(s) for s in args.sizes.split(",")] + ([20_000_000] if args.with_20m else [])
     home_dir = Path(tempfile.mkdtemp(prefix="lean-ops-bench-"))
-    config = load_project(Path(__file__).resolve().parents[1] / "conf", "local")
     spark = build_session(
         config.profile,
         home=LocalHome.at(home_dir),
@@ -420,6 +510,8 @@ def main() -> int:
             part2(spark, config, sizes, args.events)
         if "3" not in skip:
             part3(spark, config, [int(s) for s in args.quarantine_sizes.split(",")])
+        if args.cold:
+            cold_runs(spark, config, home_dir, args.events, args.cold)
     finally:
         spark.stop()
         shutil.rmtree(home_dir, ignore_errors=True)
