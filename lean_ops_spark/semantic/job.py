@@ -67,7 +67,6 @@ from lean_ops_spark.semantic.publish import (
     drop_audit_branches,
     drop_branch,
     fast_forward,
-    read_branch,
     snapshot_summary,
     wap_branch,
 )
@@ -430,7 +429,8 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
 
     dq = None
     if suite is not None:
-        dq = run_suite(read_branch(spark, table, branch, head), suite, table=f"{table.sql}@{branch}")
+        # the snapshot this run wrote, not the branch's head: what it audits is what it publishes
+        dq = run_suite(read_pinned(spark, table, head), suite, table=f"{table.sql}@{branch}")
         if not dq.success:
             log.warning(
                 "%s: audit failed, main unchanged, branch %s kept: %s", table.sql, branch, dq.summary()

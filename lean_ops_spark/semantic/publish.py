@@ -109,15 +109,10 @@ def _drop(spark: SparkSession, table: TableRef, branch: str) -> None:
     spark.sql(f"ALTER TABLE {table.sql} DROP BRANCH IF EXISTS {branch}")
 
 
-def read_branch(
-    spark: SparkSession, table: TableRef, branch: str, snapshot_id: int | None = None
-) -> DataFrame:
-    """The table as of ``branch``'s head, or of its snapshot ``snapshot_id`` (the one a run
-    wrote: what it audits is then exactly what it publishes)."""
-    reader = spark.read.format("iceberg")
-    if snapshot_id is not None:
-        return reader.option("snapshot-id", str(snapshot_id)).load(table.sql)
-    return reader.option("branch", branch).load(table.sql)
+def read_branch(spark: SparkSession, table: TableRef, branch: str) -> DataFrame:
+    """The table as of ``branch``'s head (a run audits the snapshot it wrote instead:
+    ``catalog.checkpoints.read_pinned``)."""
+    return spark.read.format("iceberg").option("branch", branch).load(table.sql)
 
 
 def fast_forward(spark: SparkSession, table: TableRef, branch: str, audited: int | None = None) -> int:
