@@ -30,6 +30,7 @@ from lean_ops_spark.curation.pipeline import (
 from lean_ops_spark.curation.replay import STEP_REPLAY_MERGED, run_replay
 from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
 from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConcurrentRunError
+from lean_ops_spark.quality.check import check_table
 from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.session import session_conf
@@ -378,6 +379,29 @@ def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_
         ).collect()
     }
     assert late.date() in partitions and t0.date() in partitions
+
+
+def test_a_version_whose_partition_day_changed_is_a_second_row_that_the_curated_suite_reports(
+    spark, orders_env
+) -> None:
+    # The MERGE finds a key's row within the batch's partition days (README, curation step 7):
+    # a producer that moves an order's order_ts to another day breaks the contract's promise,
+    # and the safety net is the curated suite's unique check, which must name the key.
+    config, tables = orders_env
+    day1, day2 = NOW - timedelta(days=3), NOW - timedelta(days=1)
+    append_raw(spark, tables.raw, [raw_record("a-v1", order("A", day1, day1 + timedelta(hours=1)))])
+    run_curation(spark, config, "orders")
+    append_raw(spark, tables.raw, [raw_record("a-v2", order("A", day2, day2 + timedelta(hours=1)), 1)])
+    second = run_curation(spark, config, "orders")
+    assert second.ledger is not None and second.ledger.balanced
+
+    versions = spark.table(tables.curated.sql).where("order_id = 'A'").collect()
+    assert sorted(r["_message_id"] for r in versions) == ["a-v1", "a-v2"]
+    result = check_table(spark, config, "curated.orders")
+    assert not result.success
+    (failed,) = result.failed
+    assert (failed.expectation.kind, failed.expectation.columns) == ("unique", ("order_id",))
+    assert failed.sample_values == ("A", "A") and failed.unexpected_count == 2
 
 
 def test_a_copy_on_write_run_reads_only_the_partitions_of_its_batch(spark, fresh_config) -> None:
