@@ -37,8 +37,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -122,7 +124,8 @@ def build_raw(spark, config, prefix: str, events: int):  # type: ignore[no-untyp
 
 def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
     """Part 1's paths over the raw table of databases ``prefix`` (built by :func:`build_raw`):
-    name -> a function of the run number that writes into new, empty target tables."""
+    name -> a function of the run number that creates new, empty target tables and returns
+    the path's work, to be timed (creating tables is no part of either job: ~0.2 s each)."""
     contract = config.topic(TOPIC)
     raw_config = with_databases(config, prefix)
     raw = topic_tables(raw_config.profile, TOPIC).raw
@@ -145,35 +148,44 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
 
     columns = [name for name, _, _ in contract.flattened_fields()]
 
-    def append_parsed(path: str, run: int, parsed) -> None:  # type: ignore[no-untyped-def]
+    def append_parsed(table: str, parsed) -> None:  # type: ignore[no-untyped-def]
         from pyspark.sql import functions as F
 
-        table = empty_curated(path, run)
         full = spark.table(table).columns
         parsed.select(*[F.col(c) if c in columns else F.lit(None).alias(c) for c in full]).writeTo(
             table
         ).append()
 
-    def plain(run: int) -> None:
-        append_parsed("p", run, plain_parse(read_raw(with_snapshot_id=False), contract).select(*columns))
+    def plain(run: int) -> Callable[[], None]:
+        table = empty_curated("p", run)
+        return lambda: append_parsed(
+            table, plain_parse(read_raw(with_snapshot_id=False), contract).select(*columns)
+        )
 
-    def lean_ops_parse(run: int) -> None:
-        append_parsed("l", run, parse_payload(read_raw(with_snapshot_id=False), contract).select(*columns))
+    def lean_ops_parse(run: int) -> Callable[[], None]:
+        table = empty_curated("l", run)
+        return lambda: append_parsed(
+            table, parse_payload(read_raw(with_snapshot_id=False), contract).select(*columns)
+        )
 
-    def hand_written(run: int) -> None:
+    def hand_written(run: int) -> Callable[[], None]:
+        return partial(hand_written_into, empty_curated("h", run), run)
+
+    def hand_written_into(table: str, run: int) -> None:
         from pyspark.sql import functions as F
 
-        table = empty_curated("h", run)
         parsed = plain_parse(read_raw(), contract).withColumn(RESCUED_DATA_COLUMN, F.lit(None).cast("string"))
         keyed = parsed.where(" AND ".join(f"{key} IS NOT NULL" for key in contract.key))
         newest = dedupe_latest(keyed, contract, "_rank").where("_rank = 1")
         add_audit_columns(newest, contract, f"hand-{run + 1}").createOrReplaceTempView("bench_hand_written")
         spark.sql(curated_merge_sql(table, "bench_hand_written", contract, None))  # key-only ON
 
-    def floor(run: int) -> None:
+    def floor(run: int) -> Callable[[], None]:
+        return partial(floor_into, empty_curated("f", run), run)
+
+    def floor_into(table: str, run: int) -> None:
         from pyspark.sql import functions as F
 
-        table = empty_curated("f", run)
         pinned = pinned_batch(read_raw(), contract, records)  # as a run builds it
         try:
             valid = F.col(ERROR_COLUMN).isNull()
@@ -190,7 +202,7 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
         finally:
             release(pinned)
 
-    def ours(run: int) -> None:
+    def ours(run: int) -> Callable[[], None]:
         target = replace(
             with_databases(config, f"{prefix}c{run + 1}"),
             topics={**config.topics, TOPIC: replace(contract, error_rate_threshold=1.0)},
@@ -203,8 +215,12 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
             ),
         )
         bootstrap_tables(spark, target, [TOPIC])
-        result = run_curation(spark, target, TOPIC)
-        assert result.ledger is not None and result.ledger.balanced
+
+        def curate() -> None:
+            result = run_curation(spark, target, TOPIC)
+            assert result.ledger is not None and result.ledger.balanced
+
+        return curate
 
     return {
         LIMIT: plain,
@@ -220,11 +236,11 @@ def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-u
     print(f"\n[1] curation vs the plain limit: {records} raw records in 10 appends")
     paths = part1_paths(spark, config, "b1")
     for path in paths.values():  # warm-up of every path (JIT, class loading), not measured
-        path(-1)
+        path(-1)()
     times: dict[str, list[float]] = {name: [] for name in paths}
     for run in range(repeat):  # interleaved, so a slow spell of the machine hits every path
         for name, path in paths.items():
-            times[name].append(timed(lambda path=path, run=run: path(run))[0])
+            times[name].append(timed(path(run))[0])
     best = {name: min(runs) for name, runs in times.items()}
     median = {name: statistics.median(runs) for name, runs in times.items()}
     print(f"{'':32s} {'best':>8s} {'median':>8s}")
@@ -305,8 +321,8 @@ def cold_run(config, home: Path, name: str, run: int) -> None:  # type: ignore[n
         )
     )
     try:
-        path = part1_paths(spark, config, "b4")[name]
-        run_seconds, _ = timed(lambda: path(run))
+        work = part1_paths(spark, config, "b4")[name](run)
+        run_seconds, _ = timed(work)
     finally:
         spark.stop()
     print("COLD " + json.dumps({"session": seconds, "run": run_seconds}), flush=True)
