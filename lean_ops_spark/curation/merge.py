@@ -27,6 +27,7 @@ __all__ = [
     "days_predicate",
     "partition_predicate",
     "quarantine_merge_sql",
+    "version_order",
     "view_name",
 ]
 
@@ -92,15 +93,24 @@ def days_predicate(column: str, kind: str, days: Sequence[date]) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
+def version_order(alias: str, contract: TopicContract) -> str:
+    """A version's place in the newest-wins order, comparable with ``>``: the ordering column,
+    then ingestion time, then message id, a null lowest at each level. The order
+    :func:`~lean_ops_spark.curation.transform.dedupe_latest` ranks a batch's versions by
+    (descending, nulls last), so a tie goes the same way whether both versions arrive in one
+    batch or in two, and whichever of two overlapping runs commits last."""
+    return f"struct({alias}.{contract.ordering_column}, {alias}._ingestion_ts, {alias}._message_id)"
+
+
 def curated_merge_sql(target: str, source_view: str, contract: TopicContract, predicate: str | None) -> str:
-    """Upsert the newest version per key; an incoming version never overwrites a newer one."""
+    """Upsert the newest version per key (:func:`version_order`); an incoming version never
+    overwrites a newer one, nor the same one again."""
     on = " AND ".join(f"t.{key} = s.{key}" for key in contract.key)
     if predicate:
         on = f"{on} AND {predicate}"
-    ordering = contract.ordering_column
     return (
         f"MERGE INTO {target} t\nUSING {source_view} s\nON {on}\n"
-        f"WHEN MATCHED AND s.{ordering} > t.{ordering} THEN UPDATE SET *\n"
+        f"WHEN MATCHED AND {version_order('s', contract)} > {version_order('t', contract)} THEN UPDATE SET *\n"
         "WHEN NOT MATCHED THEN INSERT *"
     )
 

@@ -303,12 +303,15 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
 
 def dedupe_latest(df: DataFrame, contract: TopicContract, rank_column: str = "_version_rank") -> DataFrame:
     """Rank each key's versions, newest first: ordering column, then ingestion time, then
-    message id (so ties resolve the same way on every run). Rank 1 is the version to merge."""
+    message id, a null last at each level (so ties resolve the same way on every run, and as
+    the curated MERGE's ``merge.version_order`` resolves them). Rank 1 is the version to merge."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     window = Window.partitionBy(*contract.key).orderBy(
-        F.col(contract.ordering_column).desc(), F.col("ingestion_ts").desc(), F.col("message_id").desc()
+        F.col(contract.ordering_column).desc_nulls_last(),
+        F.col("ingestion_ts").desc_nulls_last(),
+        F.col("message_id").desc_nulls_last(),
     )
     return df.withColumn(rank_column, F.row_number().over(window))
 

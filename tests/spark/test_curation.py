@@ -381,6 +381,41 @@ def test_newest_version_wins_whatever_the_arrival_order_and_late_events_land_in_
     assert late.date() in partitions and t0.date() in partitions
 
 
+@pytest.mark.parametrize("ordering_required", [True, False], ids=["tie", "null-ordering"])
+def test_equal_or_missing_ordering_values_resolve_the_same_in_one_batch_or_several(
+    spark, project_config, ordering_required
+) -> None:
+    # A's two versions: the same updated_at (a tie, broken by ingestion time), or the first
+    # without one (an optional ordering column: a null is the oldest version).
+    t0 = NOW - timedelta(days=1)
+    first = json.loads(order("A", t0, t0, "created"))
+    if not ordering_required:
+        del first["updated_at"]
+    records = [
+        raw_record("a-1", json.dumps(first)),
+        raw_record("a-2", order("A", t0, t0, "paid"), 1),
+    ]
+    results = []
+    for caps in (None, 1):  # one run reads both appends; two runs read one each
+        config, tables = new_env(spark, project_config)
+        if not ordering_required:
+            contract = config.topic("orders")
+            fields = tuple(
+                replace(f, required=False) if f.name == "updated_at" else f for f in contract.fields
+            )
+            config = replace(config, topics={**config.topics, "orders": replace(contract, fields=fields)})
+        for record in records:
+            append_raw(spark, tables.raw, [record])
+        runs = []
+        while (
+            run := run_curation(spark, config, "orders", options=CurationOptions(max_snapshots=caps))
+        ).ledger:
+            runs.append(run.ledger)
+        assert len(runs) == (1 if caps is None else 2) and all(ledger.balanced for ledger in runs)
+        results.append([(r["status"], r["_message_id"]) for r in spark.table(tables.curated.sql).collect()])
+    assert results == [[("paid", "a-2")], [("paid", "a-2")]]
+
+
 def test_a_version_whose_partition_day_changed_is_a_second_row_that_the_curated_suite_reports(
     spark, orders_env
 ) -> None:
