@@ -18,6 +18,13 @@ class BatchPlan:
     ``start`` is None when curation never ran (read everything as of ``end``). Only
     ``append`` snapshots carry new rows; ``replace`` (compaction) snapshots in the range
     are skipped by incremental reads and add nothing.
+
+    ``append_snapshots`` are the snapshots whose rows the run takes: the append snapshots
+    in the range, except on a first run over a history expired down to non-append
+    snapshots (e.g. to a compaction), where it is the one snapshot read as of, ``end``
+    (its rows were never curated, yet no live append snapshot carries them).
+    ``expected_records`` is what the read returns: the records the appends added, or, on a
+    first run, the ``total-records`` of the snapshot read as of.
     """
 
     table: str
@@ -32,6 +39,7 @@ class BatchPlan:
 
     @property
     def has_new_data(self) -> bool:
+        """The run has snapshots to take (see ``append_snapshots``)."""
         return bool(self.append_snapshots)
 
     def describe(self) -> str:
@@ -66,6 +74,12 @@ def _pending_chain(
     return chain
 
 
+def _total_records(record: SnapshotRecord) -> int | None:
+    """The table's row count as of ``record``, when its summary says."""
+    total = record.summary.get("total-records")
+    return None if total is None else int(total)
+
+
 def plan_batch(
     records: Iterable[SnapshotRecord],
     current_snapshot_id: int | None,
@@ -78,6 +92,11 @@ def plan_batch(
     """Plan the next run: at most ``max_snapshots`` append snapshots and, where set, about
     ``max_records`` records (always at least one snapshot, so a big one still drains).
 
+    With no checkpoint (``start_snapshot_id`` None) the run reads the table as of the
+    plan's end, so it expects that snapshot's ``total-records``; when no live snapshot is
+    an append (history expired down to a compaction) but that count is above zero, the
+    run reads as of the current snapshot.
+
     Raises:
         CheckpointError: the checkpoint is not on the current ancestry, or a pending
             snapshot was expired.
@@ -88,7 +107,23 @@ def plan_batch(
     chain = _pending_chain(by_id, current_snapshot_id, start_snapshot_id, table)
     appends = [r for r in chain if r.operation == "append"]
     if not appends:
-        return BatchPlan(table, start_snapshot_id, None, current_snapshot_id, (), 0, 0, 0, None)
+        current = by_id.get(current_snapshot_id)
+        rows = _total_records(current) if start_snapshot_id is None and current is not None else None
+        if not rows:
+            return BatchPlan(table, start_snapshot_id, None, current_snapshot_id, (), 0, 0, 0, None)
+        # First run, history expired down to non-append snapshots that still hold rows:
+        # read as of the current snapshot (the chain holds it, so it is not empty).
+        return BatchPlan(
+            table=table,
+            start_snapshot_id=None,
+            end_snapshot_id=current_snapshot_id,
+            current_snapshot_id=current_snapshot_id,
+            append_snapshots=(current_snapshot_id,),
+            expected_records=rows,
+            backlog_snapshots=0,
+            backlog_records=0,
+            oldest_pending_commit_ms=chain[0].committed_at_ms or None,
+        )
 
     def added(record: SnapshotRecord) -> int:
         return int(record.summary.get("added-records", "0"))
@@ -103,12 +138,14 @@ def plan_batch(
         taken.append(record)
         total += added(record)
     rest = appends[len(taken) :]
-    if start_snapshot_id is None:
-        # Read as of the end snapshot: every row up to it, also rows of expired snapshots.
-        total = int(taken[-1].summary.get("total-records", total))
     # End at the current snapshot when everything is taken, so trailing replace snapshots
     # (compaction) are behind the checkpoint too.
     end = current_snapshot_id if not rest else taken[-1].snapshot_id
+    if start_snapshot_id is None:
+        # Read as of the end snapshot: every row up to it, also rows of expired snapshots,
+        # less rows that trailing delete/overwrite snapshots removed.
+        as_of = _total_records(by_id[end])
+        total = total if as_of is None else as_of
     return BatchPlan(
         table=table,
         start_snapshot_id=start_snapshot_id,

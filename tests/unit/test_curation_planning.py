@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -67,6 +68,49 @@ def test_from_the_beginning_counts_total_records_even_if_early_history_expired()
     assert plan.expected_records == 30  # read as of snapshot 3 returns every row
 
 
+def with_summary(record: SnapshotRecord, **summary: str) -> SnapshotRecord:
+    """``record`` with its summary replaced (keys with ``_`` for ``-``)."""
+    return replace(record, summary={k.replace("_", "-"): v for k, v in summary.items()})
+
+
+def test_first_run_reads_as_of_a_compaction_when_history_expired_down_to_it() -> None:
+    records = history("append", "append", "replace")[2:]  # expired down to the compaction
+    plan = plan_batch(records, 3, None, max_snapshots=10)
+    assert plan.has_new_data and plan.append_snapshots == (3,)  # the snapshot read as of
+    assert (plan.start_snapshot_id, plan.end_snapshot_id, plan.expected_records) == (None, 3, 20)
+    assert (plan.backlog_snapshots, plan.backlog_records, plan.oldest_pending_commit_ms) == (0, 0, 3000)
+    # a compaction followed by a delete: the read returns the current snapshot's rows
+    records = history("append", "append", "replace", "delete")[2:]
+    records[-1] = with_summary(records[-1], deleted_records="5", total_records="15")
+    plan = plan_batch(records, 4, None, max_snapshots=1)
+    assert plan.has_new_data and plan.append_snapshots == (4,)
+    assert (plan.end_snapshot_id, plan.expected_records, plan.oldest_pending_commit_ms) == (4, 15, 3000)
+
+
+def test_first_run_over_an_empty_compaction_has_no_new_data() -> None:
+    records = history("append", "replace")[1:]
+    emptied = [with_summary(records[0], total_records="0")]
+    assert not plan_batch(emptied, 2, None, max_snapshots=10).has_new_data
+    unknown = [with_summary(records[0], added_records="0")]  # no total-records in the summary
+    assert not plan_batch(unknown, 2, None, max_snapshots=10).has_new_data
+    # with a checkpoint nothing changes: a compaction alone is still no new data
+    assert not plan_batch(history("append", "append", "replace")[1:], 3, 2, max_snapshots=10).has_new_data
+
+
+def test_first_run_expects_the_row_count_of_the_snapshot_it_reads_as_of() -> None:
+    records = history("append", "append", "delete")
+    records[-1] = with_summary(records[-1], deleted_records="5", total_records="15")
+    plan = plan_batch(records, 3, None, max_snapshots=10)
+    assert plan.append_snapshots == (1, 2) and plan.end_snapshot_id == 3
+    assert plan.expected_records == 15  # as of snapshot 3, not the last append's 20
+    # a backlog left: the read ends at the last append taken and counts its rows
+    capped = plan_batch(records, 3, None, max_snapshots=1)
+    assert (capped.end_snapshot_id, capped.expected_records) == (1, 10)
+    # no total-records on the snapshot read: the records the taken appends added
+    records[-1] = with_summary(records[-1], deleted_records="5")
+    assert plan_batch(records, 3, None, max_snapshots=10).expected_records == 20
+
+
 def test_checkpoint_snapshot_may_be_expired_if_its_child_exists() -> None:
     records = history("append", "append", "append")[1:]  # checkpoint 1 expired, child 2 exists
     assert plan_batch(records, 3, 1, max_snapshots=10).append_snapshots == (2, 3)
@@ -99,7 +143,10 @@ def test_merge_prunes_by_the_batch_partitions_and_never_overwrites_newer() -> No
     )
     sql = curated_merge_sql("lake.curated.orders", "src", contract, predicate)
     assert "ON t.order_id = s.order_id AND ((t.order_ts >=" in sql
-    assert "WHEN MATCHED AND s.updated_at > t.updated_at THEN UPDATE SET *" in sql
+    assert (
+        "WHEN MATCHED AND struct(s.updated_at, s._ingestion_ts, s._message_id) > "
+        "struct(t.updated_at, t._ingestion_ts, t._message_id) THEN UPDATE SET *"
+    ) in sql
     assert "WHEN NOT MATCHED THEN INSERT *" in sql
     assert partition_predicate(contract, []) is None
 
