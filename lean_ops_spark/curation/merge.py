@@ -104,13 +104,15 @@ def version_order(alias: str, contract: TopicContract) -> str:
 
 def curated_merge_sql(target: str, source_view: str, contract: TopicContract, predicate: str | None) -> str:
     """Upsert the newest version per key (:func:`version_order`); an incoming version never
-    overwrites a newer one, nor the same one again."""
+    overwrites a newer one, and a re-delivery of the message a row already holds (the same
+    message id, ingested again later) leaves the row as it is."""
     on = " AND ".join(f"t.{key} = s.{key}" for key in contract.key)
     if predicate:
         on = f"{on} AND {predicate}"
+    newer = f"{version_order('s', contract)} > {version_order('t', contract)}"
     return (
         f"MERGE INTO {target} t\nUSING {source_view} s\nON {on}\n"
-        f"WHEN MATCHED AND {version_order('s', contract)} > {version_order('t', contract)} THEN UPDATE SET *\n"
+        f"WHEN MATCHED AND {newer} AND NOT (s._message_id <=> t._message_id) THEN UPDATE SET *\n"
         "WHEN NOT MATCHED THEN INSERT *"
     )
 

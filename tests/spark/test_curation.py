@@ -416,6 +416,20 @@ def test_equal_or_missing_ordering_values_resolve_the_same_in_one_batch_or_sever
     assert results == [[("paid", "a-2")], [("paid", "a-2")]]
 
 
+def test_a_redelivered_message_in_a_later_batch_leaves_its_row_alone(spark, orders_env) -> None:
+    config, tables = orders_env
+    t0 = NOW - timedelta(days=1)
+    payload = order("A", t0, t0, "paid")
+    append_raw(spark, tables.raw, [raw_record("a-1", payload)])
+    first = run_curation(spark, config, "orders")
+    append_raw(spark, tables.raw, [raw_record("a-1", payload, 30)])  # Firehose delivers it again
+    second = run_curation(spark, config, "orders")
+    assert second.ledger is not None and second.ledger.balanced
+    assert (second.ledger.upserted, second.ledger.stale) == (0, 1)
+    (row,) = spark.table(tables.curated.sql).collect()
+    assert (row["_message_id"], row["_run_id"]) == ("a-1", first.run_id)
+
+
 def test_a_version_whose_partition_day_changed_is_a_second_row_that_the_curated_suite_reports(
     spark, orders_env
 ) -> None:

@@ -145,7 +145,8 @@ def test_merge_prunes_by_the_batch_partitions_and_never_overwrites_newer() -> No
     assert "ON t.order_id = s.order_id AND ((t.order_ts >=" in sql
     assert (
         "WHEN MATCHED AND struct(s.updated_at, s._ingestion_ts, s._message_id) > "
-        "struct(t.updated_at, t._ingestion_ts, t._message_id) THEN UPDATE SET *"
+        "struct(t.updated_at, t._ingestion_ts, t._message_id) AND NOT (s._message_id <=> t._message_id) "
+        "THEN UPDATE SET *"
     ) in sql
     assert "WHEN NOT MATCHED THEN INSERT *" in sql
     assert partition_predicate(contract, []) is None
