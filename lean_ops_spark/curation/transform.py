@@ -159,6 +159,12 @@ def _unknown_keys(fields: Expr, known_names: list[str], prefix: str) -> tuple[Ex
     return unknown, S.call("size", S.call("array_except", S.call("map_keys", fields), known)) > 0
 
 
+def _literal(text: str) -> str:
+    """``text`` as literal text in a ``format_string`` template (a contract's ``allowed``
+    values may hold ``%``, which would otherwise be read as a conversion and fail the run)."""
+    return text.replace("%", "%%")
+
+
 def _error(reason: Reason, field: str | None, detail: Expr) -> Expr:
     return S.struct(
         S.lit(REASON_CLASS[reason].value).alias("error_class"),
@@ -278,7 +284,8 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
                         Reason.INVALID_VALUE,
                         column.dotted_path,
                         S.format_string(
-                            f"{column.dotted_path}=%s is not one of {', '.join(spec.allowed)}", value
+                            f"{column.dotted_path}=%s is not one of {_literal(', '.join(spec.allowed))}",
+                            value,
                         ),
                     ),
                 )

@@ -430,6 +430,33 @@ def test_a_redelivered_message_in_a_later_batch_leaves_its_row_alone(spark, orde
     assert (row["_message_id"], row["_run_id"]) == ("a-1", first.run_id)
 
 
+def test_allowed_values_with_format_characters_quarantine_a_bad_value_instead_of_failing(
+    spark, fresh_config
+) -> None:
+    # the allowed values go into the quarantine detail's format_string template: a "%" there
+    # used to fail the whole run (MissingFormatArgumentException) on the first bad value
+    contract = fresh_config.topic("orders")
+    allowed = ("created", "paid", "10%off", "50%", "o'k\\d")
+    fields = tuple(replace(f, allowed=allowed) if f.name == "status" else f for f in contract.fields)
+    contract = replace(contract, fields=fields, error_rate_threshold=1.0)
+    config = replace(fresh_config, topics={**fresh_config.topics, "orders": contract})
+    bootstrap_tables(spark, config, ["orders"])
+    tables = topic_tables(config.profile, "orders")
+    t0 = NOW - timedelta(days=1)
+    append_raw(
+        spark,
+        tables.raw,
+        [raw_record("a-1", order("A", t0, t0, "10%off")), raw_record("b-1", order("B", t0, t0, "bogus"), 1)],
+    )
+    result = run_curation(spark, config, "orders")
+    assert result.ledger is not None and result.ledger.balanced
+    assert result.ledger.quarantined_by_reason == {"INVALID_VALUE": 1}
+    (bad,) = spark.table(tables.quarantine.sql).collect()
+    assert (bad["message_id"], bad["error_field"]) == ("b-1", "status")
+    assert bad["error_detail"] == "status=bogus is not one of created, paid, 10%off, 50%, o'k\\d"
+    assert [r["status"] for r in spark.table(tables.curated.sql).collect()] == ["10%off"]
+
+
 def test_a_version_whose_partition_day_changed_is_a_second_row_that_the_curated_suite_reports(
     spark, orders_env
 ) -> None:
