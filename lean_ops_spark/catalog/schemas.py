@@ -23,7 +23,7 @@ __all__ = [
 
 #: What Firehose writes into ``<raw_db>.<topic>_staging``: one row per message, append-only.
 RAW_STAGING_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("message_id", "string", "Firehose/producer message id, unique per delivery attempt of a message"),
+    ("message_id", "string", "the producer's message id (required); a re-delivery of the message repeats it"),
     ("topic", "string", "the topic the producer addressed"),
     ("payload", "string", "the event as a JSON document, untouched"),
     ("ingestion_ts", "timestamp", "when Firehose delivered the record (UTC)"),

@@ -5,7 +5,8 @@ The curated MERGE carries the batch's partition predicate in its ``ON`` clause s
 prunes the target scan to the partitions the batch touches: cost follows the batch, not
 the table. This relies on the contract's partition column being immutable for a key
 (e.g. an order's creation time), which is what event-time partitioning means. The quarantine
-MERGE does the same with the ingestion days of its rows (a message id is one delivery).
+MERGE does the same with the ingestion days of its rows (a raw record read again keeps its
+ingestion time).
 """
 
 from __future__ import annotations
@@ -122,9 +123,11 @@ def quarantine_merge_sql(target: str, source_view: str, ingestion_days: Sequence
 
     With the batch's ``ingestion_days`` (of its quarantined records), the ``ON`` clause also
     limits the target to those days of ``ingestion_ts`` (the quarantine's partitioning), so
-    the MERGE reads the partitions the batch writes, not the whole quarantine. A message id
-    is one delivery (raw staging contract), so its ``ingestion_ts`` is the same whenever it
-    is read again; rows without one stay matched (``IS NULL``).
+    the MERGE reads the partitions the batch writes, not the whole quarantine. A re-run reads
+    the same raw records, with the same ``ingestion_ts``, so it matches every row it wrote;
+    rows without one stay matched (``IS NULL``). A message delivered again on another day
+    (a re-delivery repeats the message id) gets a row of its own, one per delivery, which
+    replay updates one by one.
     """
     on = "t.message_id = s.message_id"
     if ingestion_days:

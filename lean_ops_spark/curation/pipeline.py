@@ -57,7 +57,7 @@ from lean_ops_spark.metrics import MetricSink
 from lean_ops_spark.session import lenient_casts, pin, release
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 __all__ = [
     "CurationOptions",
@@ -148,6 +148,29 @@ def _read_raw(spark: SparkSession, raw: TableRef, plan: BatchPlan) -> DataFrame:
     return reader.load(raw.sql).withColumn("_raw_snapshot_id", F.lit(plan.end_snapshot_id).cast("bigint"))
 
 
+def _quarantine_message_id() -> Column:
+    """The message id a bad record is quarantined under: its own, or for one without any
+    (``MISSING_MESSAGE_ID``) an id derived from the whole record, so that a re-run finds the
+    row again and two different such records do not collapse into one."""
+    from pyspark.sql import functions as F
+
+    def part(column: Column) -> Column:
+        return F.coalesce(column, F.lit("\u0000"))
+
+    content = F.concat_ws(
+        "\u001f",
+        part(F.col("topic")),
+        part(F.unix_micros(F.col("ingestion_ts")).cast("string")),  # not the session's time zone
+        part(F.col("payload")),
+        part(F.col("producer")),
+        part(F.col("schema_version").cast("string")),
+    )
+    missing = F.coalesce(F.trim(F.col("message_id")), F.lit("")) == ""
+    return F.when(missing, F.concat(F.lit("lean-ops:sha256:"), F.sha2(content, 256))).otherwise(
+        F.col("message_id")
+    )
+
+
 def _quarantine_rows(classified: DataFrame, run_id: str) -> DataFrame:
     """Bad records in the quarantine table's shape, one per message id."""
     from pyspark.sql import Window
@@ -157,6 +180,7 @@ def _quarantine_rows(classified: DataFrame, run_id: str) -> DataFrame:
     first = Window.partitionBy("message_id").orderBy(F.col("ingestion_ts").asc())
     return (
         classified.where(error.isNotNull())
+        .withColumn("message_id", _quarantine_message_id())
         .withColumn("_n", F.row_number().over(first))
         .where("_n = 1")
         .select(

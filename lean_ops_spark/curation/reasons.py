@@ -19,6 +19,7 @@ class ErrorClass(str, Enum):
 class Reason(str, Enum):
     """Reason codes, in the order classification checks them (the first that applies wins)."""
 
+    MISSING_MESSAGE_ID = "MISSING_MESSAGE_ID"
     WRONG_TOPIC = "WRONG_TOPIC"
     OVERSIZE_PAYLOAD = "OVERSIZE_PAYLOAD"
     UNKNOWN_SCHEMA_VERSION = "UNKNOWN_SCHEMA_VERSION"
@@ -31,6 +32,7 @@ class Reason(str, Enum):
 
 
 REASON_CLASS: dict[Reason, ErrorClass] = {
+    Reason.MISSING_MESSAGE_ID: ErrorClass.DROP,
     Reason.WRONG_TOPIC: ErrorClass.DROP,
     Reason.OVERSIZE_PAYLOAD: ErrorClass.DROP,
     Reason.UNKNOWN_SCHEMA_VERSION: ErrorClass.RETRY,

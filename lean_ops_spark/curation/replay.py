@@ -116,6 +116,7 @@ def run_replay(
         )
         outcomes = classified.select(
             "message_id",
+            "ingestion_ts",
             "attempt_count",
             status.alias("status"),
             error["error_class"].alias("error_class"),
@@ -156,7 +157,10 @@ def run_replay(
         try:
             spark.sql(
                 f"MERGE INTO {tables.quarantine.sql} q USING {view} o "
-                "ON q.message_id = o.message_id AND q.replay_status = 'pending' "
+                # a row is its message id and ingestion time: a message delivered again on
+                # another day has a quarantine row per delivery
+                "ON q.message_id = o.message_id AND q.ingestion_ts <=> o.ingestion_ts "
+                "AND q.replay_status = 'pending' "
                 "AND q.attempt_count = o.attempt_count "  # not counted by another replay meanwhile
                 "WHEN MATCHED THEN UPDATE SET "
                 "attempt_count = o.attempt_count + 1, last_attempt_at = current_timestamp(), "
@@ -168,16 +172,19 @@ def run_replay(
             )
         finally:
             spark.catalog.dropTempView(view)
-        applied = (
-            spark.table(tables.quarantine.sql)
-            .where(F.col("run_id") == run_id)
-            .join(
-                outcomes.select("message_id", (F.col("attempt_count") + 1).alias("attempt_count")),
-                ["message_id", "attempt_count"],
-                "left_semi",
-            )
-            .count()
+        done = outcomes.select(
+            F.col("message_id").alias("_id"),
+            F.col("ingestion_ts").alias("_ts"),
+            (F.col("attempt_count") + 1).alias("_attempt"),
         )
+        rows = spark.table(tables.quarantine.sql).where(F.col("run_id") == run_id)
+        applied = rows.join(
+            done,
+            (rows["message_id"] == done["_id"])
+            & rows["ingestion_ts"].eqNullSafe(done["_ts"])
+            & (rows["attempt_count"] == done["_attempt"]),
+            "left_semi",
+        ).count()
         outcomes.unpersist()
         if applied != total:
             raise ConcurrentRunError(

@@ -180,6 +180,10 @@ def classify(df: DataFrame, contract: TopicContract) -> DataFrame:
     columns = parsed_columns(contract)
     checks: list[tuple[Expr, Expr]] = [
         (
+            S.coalesce(S.call("trim", S.col("message_id")), S.lit("")) == S.lit(""),
+            _error(Reason.MISSING_MESSAGE_ID, "message_id", S.lit("message_id is absent or blank")),
+        ),
+        (
             S.col("topic").isNull() | (S.col("topic") != S.lit(contract.topic)),
             _error(
                 Reason.WRONG_TOPIC,

@@ -355,8 +355,8 @@ def _clean_payload(
 def new_seed() -> int:
     """A fresh seed for a run that was given none (``lean-ops seed``, the demo): keys and
     message ids carry the seed, so a second run adds new ones instead of sending the same
-    keys and message ids again at another time. A message id is one delivery (raw staging
-    contract), and a key's versions keep their partition day (curated's pruned MERGE), which
+    keys and message ids again at another time (a repeated message id is a re-delivery of
+    that message), and a key's versions keep their partition day (curated's pruned MERGE), which
     shifted event times of the same keys would not. Int keys are unique per seed modulo 2,000
     (they must fit 32 bits); long and string keys and message ids per seed."""
     return random.SystemRandom().randrange(1, 1_000_000)

@@ -457,6 +457,32 @@ def test_allowed_values_with_format_characters_quarantine_a_bad_value_instead_of
     assert [r["status"] for r in spark.table(tables.curated.sql).collect()] == ["10%off"]
 
 
+def test_records_without_a_message_id_are_quarantined_once_each_even_after_a_crash(spark, orders_env) -> None:
+    config, tables = orders_env
+    t0 = NOW - timedelta(days=1)
+    records = [
+        RawRecord(None, "orders", "not json", NOW, "test", 1),  # type: ignore[arg-type]
+        RawRecord(None, "orders", "{bad", NOW, "test", 1),  # type: ignore[arg-type]
+        RawRecord("  ", "orders", order("A", t0, t0), NOW, "test", 1),
+        raw_record("b-1", order("B", t0, t0), 1),
+    ]
+    append_raw(spark, tables.raw, records)
+    contract = replace(config.topic("orders"), error_rate_threshold=1.0)
+    config = replace(config, topics={**config.topics, "orders": contract})
+    with pytest.raises(Crash):
+        run_curation(spark, config, "orders", after_step=crash_at(STEP_QUARANTINE_WRITTEN))
+    result = run_curation(spark, config, "orders")  # the re-run after the crash
+    assert result.ledger is not None and result.ledger.balanced
+    assert result.ledger.quarantined_by_reason == {"MISSING_MESSAGE_ID": 3}
+
+    quarantined = spark.table(tables.quarantine.sql).collect()
+    assert sorted(r["payload"][:8] for r in quarantined) == ["not json", '{"order_', "{bad"]
+    assert {r["reason_code"] for r in quarantined} == {"MISSING_MESSAGE_ID"}
+    ids = {r["message_id"] for r in quarantined}
+    assert len(ids) == 3 and all(i.startswith("lean-ops:sha256:") for i in ids)
+    assert [r["order_id"] for r in spark.table(tables.curated.sql).collect()] == ["B"]
+
+
 def test_a_version_whose_partition_day_changed_is_a_second_row_that_the_curated_suite_reports(
     spark, orders_env
 ) -> None:
@@ -734,6 +760,31 @@ def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, ord
     assert spark.table(tables.curated.sql).count() == 100
     statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
     assert {(r["replay_status"], r["attempt_count"]) for r in statuses} == {("replayed", 3)}
+    assert run_replay(spark, fixed, "orders").pending == 0
+
+
+def test_a_retry_message_delivered_again_on_another_day_replays_both_of_its_rows(spark, orders_env) -> None:
+    # the quarantine MERGE finds a message id within the ingestion days of its batch, so a
+    # delivery on another day has a row of its own; replay must update each row once
+    config, tables = orders_env
+    config = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
+    )
+    t0 = NOW - timedelta(days=3)
+    payload = order("A", t0, t0)
+    for ingested in (NOW - timedelta(days=2), NOW):
+        append_raw(spark, tables.raw, [RawRecord("a-1", "orders", payload, ingested, "test", 2)])
+        run_curation(spark, config, "orders")
+    assert spark.table(tables.quarantine.sql).where("message_id = 'a-1'").count() == 2
+
+    fixed = replace(
+        config, topics={**config.topics, "orders": replace(config.topic("orders"), schema_versions=(1, 2))}
+    )
+    result = run_replay(spark, fixed, "orders")
+    assert (result.pending, result.replayed) == (2, 2)
+    statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
+    assert sorted((r["replay_status"], r["attempt_count"]) for r in statuses) == [("replayed", 2)] * 2
+    assert [r["order_id"] for r in spark.table(tables.curated.sql).collect()] == ["A"]
     assert run_replay(spark, fixed, "orders").pending == 0
 
 

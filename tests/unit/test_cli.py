@@ -79,7 +79,7 @@ def test_tables_before_init_says_to_run_init(tmp_path: Path, capsys: pytest.Capt
 def test_seed_without_a_seed_sends_new_keys_and_message_ids(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A second `lean-ops seed` must not send the first one's message ids (one delivery each)
+    """A second `lean-ops seed` must not send the first one's message ids (they would be re-deliveries)
     and keys again at another time; `--seed` with `--now` repeats a run exactly."""
     from lean_ops_spark.cli.commands import seed as seed_command
     from lean_ops_spark.cli.context import CliContext
