@@ -12,10 +12,14 @@ __all__ = ["Ledger"]
 class Ledger:
     """``read = upserted + superseded_in_batch + stale + quarantined``.
 
-    ``expected_read`` comes from Iceberg metadata (``added-records`` of the raw append
-    snapshots in the range), ``read`` from the rows the incremental read returned, and
-    ``upserted`` from the committed curated snapshot: independent measurements, so a
-    balance is a real check, not arithmetic.
+    What is measured independently, and so really checked: ``expected_read`` comes from
+    Iceberg metadata (``added-records`` of the raw append snapshots in the range) and
+    ``read`` from the rows the read returned; ``read = valid + quarantined`` (one
+    aggregation: every record is classified exactly once); ``upserted`` comes from the
+    committed curated snapshot and may not exceed ``kept``. ``superseded_in_batch``
+    (``valid - kept``) and ``stale`` (``kept - upserted``) are derived, so given those checks
+    the sum itself holds by construction: a kept version the MERGE did not write is counted
+    as stale, whatever the reason.
     """
 
     read: int
