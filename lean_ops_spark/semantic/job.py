@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +184,10 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+        # collect() gives an instant as a naive time in this Python process's zone, not in
+        # Spark's session zone: write the instant itself, in UTC (naive = local, as collected)
+        instant = value.astimezone(timezone.utc)
+        return f"TIMESTAMP '{instant.strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, (int, float, Decimal)):

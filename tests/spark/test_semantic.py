@@ -437,3 +437,42 @@ def test_a_run_publishes_only_what_it_audited_when_another_run_of_the_table_over
     expected = [(DAY1.date(), "EUR", 2, Decimal("3.00"), 2)]
     assert_df_equality(lake.revenue(), expect(spark, expected, REVENUE_SCHEMA), ignore_nullable=True)
     assert not audit_branches(spark, table)
+
+
+def test_an_entity_partitioned_by_a_timestamp_updates_its_row_whatever_the_driver_time_zone(
+    spark, lake, monkeypatch
+) -> None:
+    # collect() turns the changed rows' partition values into naive times in the Python
+    # process's zone; the MERGE's partition predicate must still find the row (it used to
+    # miss it outside UTC and insert the key again)
+    import time
+
+    from lean_ops_spark.semantic.loader import parse_semantic_models
+
+    models = parse_semantic_models(
+        {
+            "topic": "orders",
+            "models": [
+                {
+                    "name": "orders",
+                    "kind": "entity",
+                    "key": ["order_id"],
+                    "partition": {"column": "order_ts", "transform": "day"},
+                    "columns": ["order_id", "order_ts", {"name": "order_status", "expr": "status"}],
+                }
+            ],
+        },
+        "test",
+    )
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        lake.land(order("A", DAY1, 1, status="created"))
+        lake.semantic(curated_snapshot_id=lake.curate(), models=models)
+        lake.land(order("A", DAY1, 2, status="paid"))
+        lake.semantic(curated_snapshot_id=lake.curate(), models=models)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    rows = spark.table(lake.table("orders").sql).select("order_id", "order_status").collect()
+    assert [tuple(r) for r in rows] == [("A", "paid")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,9 @@ def test_value_predicate() -> None:
     assert value_predicate("t.d", [date(2026, 1, 2), None, date(2026, 1, 1)]) == (
         "(t.d IN (DATE '2026-01-01', DATE '2026-01-02') OR t.d IS NULL)"
     )
-    assert value_predicate("t.ts", [datetime(2026, 1, 1, 5)]) == "(t.ts IN (TIMESTAMP '2026-01-01 05:00:00'))"
+    assert value_predicate("t.ts", [datetime(2026, 1, 1, 5, tzinfo=timezone.utc)]) == (
+        "(t.ts IN (TIMESTAMP '2026-01-01 05:00:00.000000Z'))"
+    )
     assert value_predicate("t.c", ["it's"]) == "(t.c IN ('it\\'s'))"
     assert value_predicate("t.n", list(range(500))) == "(t.n BETWEEN 0 AND 499)"
     assert value_predicate("t.n", []) is None
@@ -258,3 +260,19 @@ def test_a_topic_without_a_model_takes_the_notify_path(tmp_path: Path, project_c
     result = job.run_semantic(None, config, "orders", metrics=sink)  # type: ignore[arg-type]
     assert result.status == "missing_schema" and "no semantic model for topic 'orders'" in result.reason
     assert sink.values("MissingSemanticSchema", Topic="orders") == [1.0]
+
+
+def test_value_predicate_writes_a_collected_timestamp_as_its_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    # collect() returns naive times in the Python process's zone; Spark reads a literal
+    # without a zone in its session zone (UTC in every profile): the instant must survive
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert value_predicate("t.ts", [datetime(2026, 1, 1, 0, 0, 0, 250)]) == (
+            "(t.ts IN (TIMESTAMP '2026-01-01 05:00:00.000250Z'))"
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
