@@ -2,8 +2,10 @@
 
 The schema check of the state machine (a Lambda, no JVM) must name the curated columns a
 semantic model needs, so the model's expressions are scanned here: identifiers that are
-not function names, struct fields (after a dot), lambda parameters, SQL keywords, type
-names (after ``AS``), typed-literal prefixes (``DATE '...'``) or interval units. The
+not function names, struct fields (after a dot), lambda parameters, SQL keywords (also
+those of ``extract``, ``trim``, ``substring``, aggregate ``FILTER`` and window clauses),
+functions Spark calls without parentheses (``current_date``), type names (after ``AS``),
+typed-literal prefixes (``DATE '...'``), interval units or ``extract``'s unit. The
 semantic job then selects exactly these columns before evaluating the expressions, so a
 column the scan missed fails the run loudly instead of being read unnoticed.
 """
@@ -56,8 +58,35 @@ _KEYWORDS = frozenset(
         "any",
         "some",
         "exists",
+        # IS [NOT] DISTINCT FROM, extract/trim/substring/overlay/position's own syntax
+        "from",
+        "for",
+        "placing",
+        "both",
+        "leading",
+        "trailing",
+        # aggregate FILTER (WHERE ...), IGNORE/RESPECT NULLS, window specifications
+        "where",
+        "filter",
+        "ignore",
+        "respect",
+        "nulls",
+        "over",
+        "asc",
+        "desc",
+        "unbounded",
+        "preceding",
+        "following",
     ]
 )
+#: Functions Spark calls without parentheses (names no curated column plausibly has).
+_BARE_FUNCTIONS = frozenset({"current_date", "current_timestamp", "current_user"})
+#: Keywords only before the word given: ``PARTITION BY``, ``ORDER BY``, ``CURRENT ROW``.
+_KEYWORDS_BEFORE = {"partition": "by", "order": "by", "current": "row"}
+#: Keywords only after the word given: ``PARTITION BY`` / ``ORDER BY``, ``NULLS FIRST|LAST``,
+#: ``CURRENT ROW``, ``ROWS|RANGE BETWEEN``.
+_KEYWORDS_AFTER = {"by": {"partition", "order"}, "first": {"nulls"}, "last": {"nulls"}, "row": {"current"}}
+_FRAMES = frozenset({"rows", "range"})
 _TYPED_LITERALS = frozenset({"date", "timestamp", "timestamp_ntz", "timestamp_ltz", "x", "interval"})
 _UNITS = frozenset(
     [
@@ -138,8 +167,16 @@ def referenced_columns(expression: str) -> tuple[str, ...]:
         if previous[1] == "." or following[1] == "(":
             continue  # struct field, or a function / parameterised type name
         if kind == "ident":
-            if lower in _KEYWORDS or lower in params:
+            if lower in _KEYWORDS or lower in params or lower in _BARE_FUNCTIONS:
                 continue
+            if _KEYWORDS_BEFORE.get(lower) == following[1].lower():
+                continue
+            if previous[1].lower() in _KEYWORDS_AFTER.get(lower, ()):
+                continue
+            if lower in _FRAMES and following[1].lower() in ("between", "unbounded", "current"):
+                continue
+            if previous[1] == "(" and index > 1 and tokens[index - 2][1].lower() == "extract":
+                continue  # the unit of EXTRACT(unit FROM x)
             if previous[1].lower() == "as":
                 continue  # a type name in CAST(x AS type) or an alias
             if lower in _TYPED_LITERALS and following[0] == "string":

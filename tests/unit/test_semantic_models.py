@@ -36,6 +36,21 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
         ('CASE WHEN a.b > 1 THEN `Weird Col` ELSE "text" END', ("a", "weird col")),
         ("count(*)", ()),
         ("sum(amount) / 1.5e3", ("amount",)),
+        ("extract(YEAR FROM order_ts)", ("order_ts",)),
+        ("status IS DISTINCT FROM 'cancelled'", ("status",)),
+        (
+            "datediff(current_date, to_date(order_ts)) < 30 AND updated_at < current_timestamp",
+            ("order_ts", "updated_at"),
+        ),
+        ("sum(amount) FILTER (WHERE status = 'paid')", ("amount", "status")),
+        ("first(coupon, true) IGNORE NULLS", ("coupon",)),
+        ("trim(BOTH 'x' FROM code) || substring(name FROM 1 FOR 2)", ("code", "name")),
+        (
+            "sum(amount) OVER (PARTITION BY customer ORDER BY ts DESC NULLS LAST "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            ("amount", "customer", "ts"),
+        ),
+        ("first + last - row + range + by", ("by", "first", "last", "range", "row")),
     ],
 )
 def test_referenced_columns(expression: str, columns: tuple[str, ...]) -> None:
