@@ -333,12 +333,20 @@ def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFr
     return _Staged(source, rows, predicate)
 
 
-def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged, branch: str) -> int:
+def _commit(
+    run: _Run, table: TableRef, model: SemanticModel, staged: _Staged, branch: str, *, base: int | None
+) -> int:
     """MERGE into the run's audit ``branch`` (an empty append when nothing changed) with the
     checkpoint in the snapshot summary; returns the branch head.
 
+    ``base`` is main's snapshot when the run read its checkpoint: the branch must grow from
+    it. (A branch is made from main when first written, so if another run of the table
+    published in between, this run's window, computed from the older checkpoint, would be
+    MERGEd on top of the newer data and published over it.)
+
     Raises:
-        CheckpointError: the branch head lacks the checkpoint (properties were lost).
+        CheckpointError: the branch head lacks the checkpoint (properties were lost), or main
+            moved since the run read its checkpoint; nothing was published.
     """
     spark = run.spark
     properties = {
@@ -373,6 +381,13 @@ def _commit(run: _Run, table: TableRef, model: SemanticModel, staged: _Staged, b
         raise CheckpointError(
             f"{table.sql}: branch snapshot {head} was committed without {', '.join(missing)} in its summary "
             "(is PYSPARK_PIN_THREAD disabled?); nothing was published"
+        )
+    parent = load_table_snapshots(spark, table).by_id()[head].parent_id
+    if parent != base:
+        raise CheckpointError(
+            f"{table.sql}: main moved from snapshot {base} to {parent} after this run read its checkpoint "
+            "(another run of this table published, or a maintenance commit); nothing was published, "
+            "re-run to build the window from the new main"
         )
     return head
 
@@ -422,7 +437,7 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
     staged = _stage(run, window, model, pinned)
     log.debug("%s: staged %d rows (%.1fs)", table.sql, staged.rows, time.time() - started)
     try:
-        head = _commit(run, table, model, staged, branch)
+        head = _commit(run, table, model, staged, branch, base=metadata.current_snapshot_id)
     finally:
         staged.source.unpersist()
     count = staged.rows

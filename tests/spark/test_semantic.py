@@ -476,3 +476,37 @@ def test_an_entity_partitioned_by_a_timestamp_updates_its_row_whatever_the_drive
         time.tzset()
     rows = spark.table(lake.table("orders").sql).select("order_id", "order_status").collect()
     assert [tuple(r) for r in rows] == [("A", "paid")]
+
+
+def test_a_run_whose_checkpoint_another_run_moved_on_before_its_write_publishes_nothing(
+    spark, lake, monkeypatch
+) -> None:
+    """Run A reads its checkpoint and plans its window; run B then runs whole and publishes a
+    newer curated snapshot before A's first write. A's branch would be made from B's main, and
+    A's older window MERGEd on top of it and published (an older status over a newer one). A
+    must fail instead, and main keep B's result and checkpoint."""
+    from lean_ops_spark.semantic import job
+
+    lake.land(order("A", DAY1, 1, status="created", total="1.00"))
+    first = lake.curate()
+    lake.land(order("A", DAY1, 2, status="paid", total="3.00"))
+    second = lake.curate()
+    stage, b_runs = job._stage, []
+
+    def stage_then_b(*args, **kwargs):  # type: ignore[no-untyped-def]
+        staged = stage(*args, **kwargs)
+        if not b_runs:
+            b_runs.append("started")  # B's own _stage comes here too
+            b_runs.append(lake.semantic(curated_snapshot_id=second, models=only("orders")))
+        return staged
+
+    monkeypatch.setattr(job, "_stage", stage_then_b)
+    with pytest.raises(CheckpointError, match=r"main moved from snapshot"):
+        lake.semantic(curated_snapshot_id=first, models=only("orders"))
+    monkeypatch.setattr(job, "_stage", stage)
+    assert b_runs[1].status == "published"
+    table = lake.table("orders")
+    assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == second
+    rows = spark.table(table.sql).select("order_id", "order_status", "total_amount").collect()
+    assert [tuple(r) for r in rows] == [("A", "paid", Decimal("3.00"))]
+    assert lake.semantic(curated_snapshot_id=second, models=only("orders")).status == "up_to_date"
