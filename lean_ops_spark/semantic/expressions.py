@@ -58,13 +58,10 @@ _KEYWORDS = frozenset(
         "any",
         "some",
         "exists",
-        # IS [NOT] DISTINCT FROM, extract/trim/substring/overlay/position's own syntax
+        # IS [NOT] DISTINCT FROM, extract/substring/overlay/position's own syntax
         "from",
         "for",
         "placing",
-        "both",
-        "leading",
-        "trailing",
         # aggregate FILTER (WHERE ...), IGNORE/RESPECT NULLS, window specifications
         "where",
         "filter",
@@ -72,8 +69,6 @@ _KEYWORDS = frozenset(
         "respect",
         "nulls",
         "over",
-        "asc",
-        "desc",
         "unbounded",
         "preceding",
         "following",
@@ -87,6 +82,11 @@ _KEYWORDS_BEFORE = {"partition": "by", "order": "by", "current": "row"}
 #: ``CURRENT ROW``, ``ROWS|RANGE BETWEEN``.
 _KEYWORDS_AFTER = {"by": {"partition", "order"}, "first": {"nulls"}, "last": {"nulls"}, "row": {"current"}}
 _FRAMES = frozenset({"rows", "range"})
+#: Keywords only where they follow an expression (``ORDER BY ts DESC``): a column may be
+#: called ``desc``.
+_SORT_DIRECTIONS = frozenset({"asc", "desc"})
+#: ``trim``'s own keywords, only as the first word of its parentheses.
+_TRIM_SIDES = frozenset({"both", "leading", "trailing"})
 _TYPED_LITERALS = frozenset({"date", "timestamp", "timestamp_ntz", "timestamp_ltz", "x", "interval"})
 _UNITS = frozenset(
     [
@@ -175,8 +175,13 @@ def referenced_columns(expression: str) -> tuple[str, ...]:
                 continue
             if lower in _FRAMES and following[1].lower() in ("between", "unbounded", "current"):
                 continue
-            if previous[1] == "(" and index > 1 and tokens[index - 2][1].lower() == "extract":
-                continue  # the unit of EXTRACT(unit FROM x)
+            opener = tokens[index - 2][1].lower() if previous[1] == "(" and index > 1 else ""
+            if opener == "extract" or (opener == "trim" and lower in _TRIM_SIDES):
+                continue  # the unit of EXTRACT(unit FROM x), the side of TRIM(BOTH ... FROM x)
+            if lower in _SORT_DIRECTIONS and (
+                previous[0] in ("ident", "quoted", "number") or previous[1] == ")"
+            ):
+                continue
             if previous[1].lower() == "as":
                 continue  # a type name in CAST(x AS type) or an alias
             if lower in _TYPED_LITERALS and following[0] == "string":

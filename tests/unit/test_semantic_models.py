@@ -51,6 +51,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
             ("amount", "customer", "ts"),
         ),
         ("first + last - row + range + by", ("by", "first", "last", "range", "row")),
+        ("desc || asc || leading || both", ("asc", "both", "desc", "leading")),
     ],
 )
 def test_referenced_columns(expression: str, columns: tuple[str, ...]) -> None:
