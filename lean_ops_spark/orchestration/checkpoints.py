@@ -106,6 +106,9 @@ class TopicCheckpoints:
     semantic_table_exists: bool = False
     backlog: Backlog = Backlog(0, 0)
     error: str | None = None
+    #: curated holds a run's commit (curation or replay) newer than the semantic checkpoint
+    #: (see :func:`semantic_behind`)
+    semantic_lags: bool = False
 
     @property
     def raw_snapshot_consumed(self) -> int | None:
@@ -120,6 +123,12 @@ class TopicCheckpoints:
     @property
     def has_new_raw_data(self) -> bool:
         return self.error is None and self.backlog.snapshots > 0
+
+    @property
+    def semantic_behind(self) -> bool:
+        """No raw to curate, but the semantic table has yet to read curated commits (after a
+        failed audit or semantic job, or a replay): CheckForNewRawData runs semantic alone."""
+        return self.error is None and not self.has_new_raw_data and self.semantic_lags
 
     def as_payload(self) -> dict[str, Any]:
         """JSON-safe form (ids as decimal strings)."""
@@ -140,6 +149,7 @@ class TopicCheckpoints:
             "pending_raw_records": self.backlog.records,
             "backlog_exact": self.backlog.exact,
             "has_new_raw_data": self.has_new_raw_data,
+            "semantic_behind": self.semantic_behind,
             "error": self.error,
         }
 
@@ -194,6 +204,7 @@ def _topic_checkpoints(
     except LeanOpsError as exc:
         return _with_error(base, str(exc))
     return TopicCheckpoints(
+        semantic_lags=semantic.exists and semantic_behind(curated, semantic_cp),
         topic=topic,
         raw_table=raw_ref.sql,
         curated_table=curated_ref.sql,
@@ -205,6 +216,19 @@ def _topic_checkpoints(
         semantic_table_exists=semantic.exists,
         backlog=backlog,
     )
+
+
+def semantic_behind(curated: TableSnapshots, semantic_checkpoint: Checkpoint | None) -> bool:
+    """Whether a snapshot carrying a run id (a curation or replay commit, what the semantic
+    job reads) is newer on curated's current ancestry than ``semantic_checkpoint``, the
+    curated snapshot the semantic table last consumed (None: never)."""
+    consumed = None if semantic_checkpoint is None else semantic_checkpoint.source_snapshot_id
+    for record in curated.ancestors():
+        if record.snapshot_id == consumed:
+            return False
+        if RUN_ID_KEY in record.summary:
+            return True
+    return False
 
 
 def _with_error(base: TopicCheckpoints, error: str) -> TopicCheckpoints:

@@ -151,7 +151,7 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
     older = _older_execution(event, runtime, topics) if round_number == 1 else None
     if older is not None:
         logger.info("topic %s: execution %s is still running; this one ends at NoNewData", topics[0], older)
-        payload["topics"][0].update(has_new_raw_data=False, deferred_to=older)
+        payload["topics"][0].update(has_new_raw_data=False, semantic_behind=False, deferred_to=older)
         payload.update(has_new_raw_data=False, topics_with_new_raw_data=[])
     return {**payload, "round": round_number, "run_id": run_id}
 

@@ -1,10 +1,14 @@
 """The Step Functions definition (JSONPath ASL) of DESIGN.md §2, rendered from an environment.
 
-One execution runs one topic (input ``{"topic": "orders"}``), so the graph is exactly the
-documented flow::
+One execution runs one topic (input ``{"topic": "orders"}``), so the graph is the documented
+flow, plus a branch for a topic with no raw to curate whose semantic table has yet to read
+curated's last commits (a failed audit or semantic job, a replay: GetAllCheckpoints'
+``semantic_behind``), which goes straight to ResolveCuratedSnapshot (no run carries the
+round's run id, so it answers curated's current snapshot) and on to the semantic job::
 
     GetAllCheckpoints → CheckForNewRawData ─no─→ NoNewData
-                                            └yes→ RunCurationJob → ResolveCuratedSnapshot → CheckSchemaExists
+                                            ├yes→ RunCurationJob → ResolveCuratedSnapshot → CheckSchemaExists
+                                            └semantic behind→ ResolveCuratedSnapshot
         CheckSchemaExists ─no─→ NotifyMissingSchema → CurationOnlySuccess
                           └yes→ RunSemanticJob → CheckBacklogThreshold ─no─→ FullPipelineSuccess
                                                                         └yes→ GetAllCheckpoints (next round)
@@ -181,11 +185,19 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
                     "Variable": "$.checkpoints.topic.has_new_raw_data",
                     "BooleanEquals": True,
                     "Next": RUN_CURATION_JOB,
-                }
+                },
+                {  # nothing to curate, but semantic has yet to read curated's last commits
+                    "Variable": "$.checkpoints.topic.semantic_behind",
+                    "BooleanEquals": True,
+                    "Next": RESOLVE_CURATED_SNAPSHOT,
+                },
             ],
             "Default": NO_NEW_DATA,
         },
-        NO_NEW_DATA: {"Type": "Succeed", "Comment": "no raw append since the curation checkpoint"},
+        NO_NEW_DATA: {
+            "Type": "Succeed",
+            "Comment": "no raw append since the curation checkpoint, and semantic up to date",
+        },
         RUN_CURATION_JOB: _glue_task(
             env,
             RUN_CURATION_JOB,

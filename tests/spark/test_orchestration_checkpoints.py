@@ -128,14 +128,21 @@ def test_checkpoints_backlog_and_missing_semantic_table(own_lake, spark) -> None
     assert orders.semantic_table_exists
     assert orders.curated_snapshot_consumed == orders_lake["curated_run"]
 
-    # curation caught up: no backlog, no new data
-    _commit_empty(
+    # curation caught up: no backlog, no new data; semantic has yet to read run-2's commit
+    run2 = _commit_empty(
         spark, orders_lake["tables"].curated.sql, {RAW_CHECKPOINT_KEY: str(raw3), RUN_ID_KEY: "run-2"}
     )
     (orders,) = get_all_checkpoints(source, profile, ["orders"]).topics
     assert (orders.backlog.snapshots, orders.backlog.records, orders.has_new_raw_data) == (0, 0, False)
     payload = orders.as_payload()
     assert payload["raw_snapshot_consumed"] == str(raw3) and payload["last_curation_run_id"] == "run-2"
+    assert orders.semantic_behind and payload["semantic_behind"] is True
+
+    # semantic consumed it, then a compaction-like commit on curated: nothing left to read
+    _commit_empty(spark, semantic.sql, {CURATED_CHECKPOINT_KEY: str(run2)})
+    _commit_empty(spark, orders_lake["tables"].curated.sql, {"note": "compaction-like"})
+    (orders,) = get_all_checkpoints(source, profile, ["orders"]).topics
+    assert not orders.has_new_raw_data and not orders.semantic_behind
 
 
 def test_fast_reader_agrees_with_pyiceberg(orders_lake) -> None:

@@ -72,3 +72,25 @@ def test_ancestors_run_newest_first_to_the_stop_or_the_oldest_listed() -> None:
     expired = TableSnapshots("t", True, 4, records[2:])  # 2 and 1 expired
     assert [r.snapshot_id for r in expired.ancestors()] == [4, 3]
     assert list(TableSnapshots("t", True, None, ()).ancestors()) == []
+
+
+def test_semantic_is_behind_when_a_run_committed_to_curated_after_its_checkpoint() -> None:
+    from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, RUN_ID_KEY, Checkpoint
+    from lean_ops_spark.catalog.metadata import TableSnapshots
+    from lean_ops_spark.orchestration.checkpoints import semantic_behind
+
+    run = {RUN_ID_KEY: "r"}
+    # 1, 2: curation runs; 3: compaction (no run id); 4: a replay
+    records = chain(run, run, {"operation": "replace"}, run)
+
+    def consumed(snapshot_id: int) -> Checkpoint:
+        return Checkpoint(CURATED_CHECKPOINT_KEY, snapshot_id, 100)
+
+    assert (
+        semantic_behind(TableSnapshots("c", True, 3, records), consumed(2)) is False
+    )  # only compaction since
+    assert semantic_behind(TableSnapshots("c", True, 4, records), consumed(2)) is True  # the replay
+    assert semantic_behind(TableSnapshots("c", True, 2, records), consumed(1)) is True
+    assert semantic_behind(TableSnapshots("c", True, 2, records), None) is True  # never published
+    assert semantic_behind(TableSnapshots("c", True, 1, chain({})), None) is False  # nothing curated
+    assert semantic_behind(TableSnapshots("c", True, None, ()), None) is False  # an empty table

@@ -1,4 +1,4 @@
-"""The five branches of the pipeline as data, shared by the local-runner and moto tests.
+"""The branches of the pipeline as data, shared by the local-runner and moto tests.
 
 Each scenario scripts what the two Lambdas answer (in call order) and whether the curation
 Glue job fails, and says which states the execution must walk through.
@@ -51,12 +51,15 @@ def test_environment() -> Environment:
 test_environment.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
-def checkpoints(round_: int, has_new: bool, records: int = 0, snapshots: int = 0) -> dict[str, Any]:
+def checkpoints(
+    round_: int, has_new: bool, records: int = 0, snapshots: int = 0, *, semantic_behind: bool = False
+) -> dict[str, Any]:
     topic = {
         "topic": "orders",
         "raw_current_snapshot_id": "111",
         "raw_snapshot_consumed": "100",
         "has_new_raw_data": has_new,
+        "semantic_behind": semantic_behind,
         "pending_raw_records": records,
         "pending_raw_snapshots": snapshots,
         "error": None,
@@ -71,12 +74,17 @@ def checkpoints(round_: int, has_new: bool, records: int = 0, snapshots: int = 0
 
 
 def curation(
-    schema_exists: bool, records: int = 0, snapshots: int = 0, snapshot: str = "9001"
+    schema_exists: bool,
+    records: int = 0,
+    snapshots: int = 0,
+    snapshot: str = "9001",
+    *,
+    committed: bool = True,
 ) -> dict[str, Any]:
     return {
         "topic": "orders",
         "curated_snapshot_id": snapshot,
-        "run_committed": True,
+        "run_committed": committed,
         "schema_exists": schema_exists,
         "schema_reason": "semantic model semantic/orders.yaml" if schema_exists else "no semantic model",
         "pending_raw_snapshots": snapshots,
@@ -120,6 +128,11 @@ SCENARIOS = [
             curation(True, 0, 0),
         ],
         [*HEAD, *CURATE, *SEMANTIC, *HEAD, *CURATE, *SEMANTIC, sm.FULL_PIPELINE_SUCCESS],
+    ),
+    Scenario(
+        "semantic_catch_up",  # no raw, but semantic behind curated (e.g. after a failed audit)
+        [checkpoints(1, False, semantic_behind=True), curation(True, committed=False)],
+        [*HEAD, sm.RESOLVE_CURATED_SNAPSHOT, sm.CHECK_SCHEMA_EXISTS, *SEMANTIC, sm.FULL_PIPELINE_SUCCESS],
     ),
     Scenario(
         "job_failure",

@@ -35,7 +35,11 @@ def test_documented_transitions(definition: dict) -> None:
         return set(sm.transitions(states[name])) - set(sm.FAILURE_STATES)
 
     assert goes(sm.GET_ALL_CHECKPOINTS) == {sm.CHECK_FOR_NEW_RAW_DATA}
-    assert goes(sm.CHECK_FOR_NEW_RAW_DATA) == {sm.NO_NEW_DATA, sm.RUN_CURATION_JOB}
+    assert goes(sm.CHECK_FOR_NEW_RAW_DATA) == {
+        sm.NO_NEW_DATA,
+        sm.RUN_CURATION_JOB,
+        sm.RESOLVE_CURATED_SNAPSHOT,
+    }
     assert states[sm.CHECK_FOR_NEW_RAW_DATA]["Default"] == sm.NO_NEW_DATA
     assert goes(sm.RUN_CURATION_JOB) == {sm.RESOLVE_CURATED_SNAPSHOT}
     assert goes(sm.RESOLVE_CURATED_SNAPSHOT) == {sm.CHECK_SCHEMA_EXISTS}
