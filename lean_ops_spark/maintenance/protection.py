@@ -122,8 +122,10 @@ def checkpoint_consumers(
         database = profile.databases.semantic
         try:
             rows = spark.sql(f"SHOW TABLES IN {profile.catalog}.{database}").collect()
-        except Exception:  # the semantic namespace does not exist yet: no consumer
-            return ()
+        except Exception as exc:
+            if _namespace_missing(exc):  # the semantic namespace does not exist yet: no consumer
+                return ()
+            raise  # not knowing the consumers must not read as having none
         return tuple(
             CheckpointConsumer(
                 TableRef(profile.catalog, database, r["tableName"], "semantic"),
@@ -136,20 +138,34 @@ def checkpoint_consumers(
     return ()
 
 
-def _table_exists(spark: SparkSession, table: TableRef) -> bool:
-    try:
-        return bool(spark.catalog.tableExists(table.sql))
-    except Exception:
-        return False
+def _namespace_missing(exc: Exception) -> bool:
+    """Whether ``exc`` says a namespace does not exist (Spark's ``SCHEMA_NOT_FOUND``)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return "SCHEMA_NOT_FOUND" in text or "NoSuchNamespace" in text
 
 
 def read_consumer_checkpoints(
     spark: SparkSession, consumers: Sequence[CheckpointConsumer]
 ) -> tuple[ConsumerCheckpoint, ...]:
-    """Each consumer's checkpoint; a missing consumer table holds none."""
+    """Each consumer's checkpoint; a missing consumer table holds none. A consumer whose
+    existence or checkpoint cannot be read (a catalog error) is an error entry, which blocks
+    expiry (:func:`expiry_protection`): unknown must not read as "holds none"."""
     out = []
     for consumer in consumers:
-        if not _table_exists(spark, consumer.table):
+        try:
+            exists = bool(spark.catalog.tableExists(consumer.table.sql))
+        except Exception as exc:
+            out.append(
+                ConsumerCheckpoint(
+                    consumer.table.sql,
+                    consumer.key,
+                    None,
+                    consumer.designated,
+                    f"cannot tell whether the table exists: {type(exc).__name__}: {exc}",
+                )
+            )
+            continue
+        if not exists:
             continue
         try:
             checkpoint = read_checkpoint(spark, consumer.table, consumer.key)

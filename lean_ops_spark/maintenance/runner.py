@@ -282,8 +282,17 @@ def _definition_properties(config: ProjectConfig, table: TableRef) -> dict[str, 
 def _protection(
     spark: SparkSession, config: ProjectConfig, table: TableRef, lookup: ConsumerLookup
 ) -> ExpiryProtection:
-    consumers = lookup(spark, config.profile, table)
-    checkpoints = read_consumer_checkpoints(spark, consumers)
+    """What expiry must keep; blocked when the consumers or their checkpoints cannot be read
+    (a catalog error must not read as "no consumer")."""
+    try:
+        consumers = lookup(spark, config.profile, table)
+        checkpoints = read_consumer_checkpoints(spark, consumers)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return ExpiryProtection(
+            blocked=f"the checkpoint consumers of {table.sql} cannot be read, so the snapshots they need "
+            f"are unknown: not expiring ({type(exc).__name__}: {first})"
+        )
     return expiry_protection(snapshot_records(spark, table), checkpoints, read_own_checkpoint(spark, table))
 
 

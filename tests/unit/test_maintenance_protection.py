@@ -88,3 +88,62 @@ def test_own_checkpoint_keys_by_layer() -> None:
         == "lean-ops.curated-snapshot-id"
     )
     assert own_checkpoint_key(TableRef("lake", "raw", "orders_staging", "raw")) is None
+
+
+class _FailingCatalog:
+    def tableExists(self, name: str) -> bool:
+        raise RuntimeError("ThrottlingException: Rate exceeded")
+
+
+class _FailingSpark:
+    """A session whose catalog calls fail (throttling, access denied, a busy SQLite file)."""
+
+    catalog = _FailingCatalog()
+
+    def __init__(self, error: str = "ThrottlingException: Rate exceeded") -> None:
+        self.error = error
+
+    def sql(self, query: str) -> None:
+        raise RuntimeError(self.error)
+
+
+def test_a_catalog_error_reading_consumers_blocks_expiry_instead_of_dropping_the_protection() -> None:
+    from dataclasses import replace
+
+    from lean_ops_spark.config import load_project
+    from lean_ops_spark.config.models import Databases
+    from lean_ops_spark.maintenance.protection import (
+        CheckpointConsumer,
+        checkpoint_consumers,
+        read_consumer_checkpoints,
+    )
+    from lean_ops_spark.maintenance.runner import _protection
+    from tests.conftest import CONF
+
+    curated = TableRef("lake", "curated", "orders", "curated", "orders")
+    # the consumer table's existence cannot be checked: an error entry, which blocks expiry
+    (entry,) = read_consumer_checkpoints(_FailingSpark(), [CheckpointConsumer(curated, RAW_CHECKPOINT_KEY)])  # type: ignore[arg-type]
+    assert entry.error is not None and "ThrottlingException" in entry.error
+    assert expiry_protection(chain(1, 2, 3), [entry]).blocked
+
+    # listing a curated table's consumers fails: raised, and the runner blocks expiry on it
+    config = load_project(CONF, "local")
+    profile = replace(config.profile, databases=Databases(raw="r", curated="curated", semantic="semantic"))
+    config = replace(config, profile=profile)
+    try:
+        checkpoint_consumers(_FailingSpark(), profile, curated)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        assert "ThrottlingException" in str(exc)
+    else:
+        raise AssertionError("a failed SHOW TABLES must not read as no consumers")
+    blocked = _protection(_FailingSpark(), config, curated, checkpoint_consumers)  # type: ignore[arg-type]
+    assert (
+        blocked.blocked is not None
+        and "cannot be read" in blocked.blocked
+        and "not expiring" in blocked.blocked
+    )
+    # only a missing semantic namespace means no consumer
+    missing = _FailingSpark(
+        "org.apache.iceberg.exceptions.NoSuchNamespaceException: Namespace does not exist: semantic"
+    )
+    assert checkpoint_consumers(missing, profile, curated) == ()  # type: ignore[arg-type]
