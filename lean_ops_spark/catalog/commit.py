@@ -5,7 +5,7 @@ Spark 3.5 has no SQL conf for snapshot properties, so SQL writes go through Iceb
 Python object implementing ``java.util.concurrent.Callable``. That relies on PySpark's
 pinned-thread mode (``PYSPARK_PIN_THREAD=true``, the default): with it off the commit
 succeeds and the properties are silently missing, so callers must verify the summary of
-the snapshot they committed (:func:`lean_ops_spark.catalog.checkpoints.snapshot_summary`).
+the snapshot they committed (as :func:`lean_ops_spark.catalog.metadata.load_table_snapshots` reads it).
 """
 
 from __future__ import annotations

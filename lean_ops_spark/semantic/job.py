@@ -67,7 +67,6 @@ from lean_ops_spark.semantic.publish import (
     drop_audit_branches,
     drop_branch,
     fast_forward,
-    snapshot_summary,
     wap_branch,
 )
 from lean_ops_spark.semantic.tables import ensure_semantic_table, semantic_table, semantic_table_definition
@@ -375,14 +374,14 @@ def _commit(
             f"{table.sql}: the write did not create branch {branch} (is write.wap.enabled off, or did "
             "another run of this table drop it?)"
         )
-    summary = snapshot_summary(spark, table, head)
-    missing = [k for k, v in properties.items() if summary.get(k) != v]
+    written = load_table_snapshots(spark, table).by_id()[head]
+    missing = [k for k, v in properties.items() if written.summary.get(k) != v]
     if missing:
         raise CheckpointError(
             f"{table.sql}: branch snapshot {head} was committed without {', '.join(missing)} in its summary "
             "(is PYSPARK_PIN_THREAD disabled?); nothing was published"
         )
-    parent = load_table_snapshots(spark, table).by_id()[head].parent_id
+    parent = written.parent_id
     if parent != base:
         raise CheckpointError(
             f"{table.sql}: main moved from snapshot {base} to {parent} after this run read its checkpoint "

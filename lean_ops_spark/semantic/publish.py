@@ -42,7 +42,6 @@ __all__ = [
     "drop_branch",
     "fast_forward",
     "read_branch",
-    "snapshot_summary",
     "wap_branch",
 ]
 
@@ -87,14 +86,6 @@ def branches(spark: SparkSession, table: TableRef) -> dict[str, int]:
     """``{branch name: head snapshot id}`` of ``table`` (main included once it has a snapshot)."""
     refs = load_metadata_document(spark, table).get("refs") or {}
     return {str(name): int(ref["snapshot-id"]) for name, ref in refs.items() if ref.get("type") == "branch"}
-
-
-def snapshot_summary(spark: SparkSession, table: TableRef, snapshot_id: int) -> dict[str, str]:
-    """The summary of one snapshot of ``table`` (empty when it does not exist)."""
-    for snapshot in load_metadata_document(spark, table).get("snapshots") or ():
-        if int(snapshot["snapshot-id"]) == snapshot_id:
-            return {str(k): str(v) for k, v in (snapshot.get("summary") or {}).items()}
-    return {}
 
 
 def drop_branch(spark: SparkSession, table: TableRef, branch: str) -> bool:
