@@ -92,6 +92,11 @@ def raw_record(message_id: str, payload: str, minute: int = 0) -> RawRecord:
     return RawRecord(message_id, "orders", payload, NOW + timedelta(minutes=minute), "test", 1)
 
 
+def orders_with(config, **changes):  # type: ignore[no-untyped-def]
+    """``config`` with the orders contract changed as ``changes`` say."""
+    return replace(config, topics={**config.topics, "orders": replace(config.topic("orders"), **changes)})
+
+
 @pytest.fixture
 def orders_env(spark, fresh_config):
     bootstrap_tables(spark, fresh_config, ["orders"])
@@ -399,11 +404,11 @@ def test_equal_or_missing_ordering_values_resolve_the_same_in_one_batch_or_sever
     for caps in (None, 1):  # one run reads both appends; two runs read one each
         config, tables = new_env(spark, project_config)
         if not ordering_required:
-            contract = config.topic("orders")
-            fields = tuple(
-                replace(f, required=False) if f.name == "updated_at" else f for f in contract.fields
+            fields = config.topic("orders").fields
+            config = orders_with(
+                config,
+                fields=tuple(replace(f, required=False) if f.name == "updated_at" else f for f in fields),
             )
-            config = replace(config, topics={**config.topics, "orders": replace(contract, fields=fields)})
         for record in records:
             append_raw(spark, tables.raw, [record])
         runs = []
@@ -435,11 +440,11 @@ def test_allowed_values_with_format_characters_quarantine_a_bad_value_instead_of
 ) -> None:
     # the allowed values go into the quarantine detail's format_string template: a "%" there
     # used to fail the whole run (MissingFormatArgumentException) on the first bad value
-    contract = fresh_config.topic("orders")
     allowed = ("created", "paid", "10%off", "50%", "o'k\\d")
-    fields = tuple(replace(f, allowed=allowed) if f.name == "status" else f for f in contract.fields)
-    contract = replace(contract, fields=fields, error_rate_threshold=1.0)
-    config = replace(fresh_config, topics={**fresh_config.topics, "orders": contract})
+    fields = tuple(
+        replace(f, allowed=allowed) if f.name == "status" else f for f in fresh_config.topic("orders").fields
+    )
+    config = orders_with(fresh_config, fields=fields, error_rate_threshold=1.0)
     bootstrap_tables(spark, config, ["orders"])
     tables = topic_tables(config.profile, "orders")
     t0 = NOW - timedelta(days=1)
@@ -467,8 +472,7 @@ def test_records_without_a_message_id_are_quarantined_once_each_even_after_a_cra
         raw_record("b-1", order("B", t0, t0), 1),
     ]
     append_raw(spark, tables.raw, records)
-    contract = replace(config.topic("orders"), error_rate_threshold=1.0)
-    config = replace(config, topics={**config.topics, "orders": contract})
+    config = orders_with(config, error_rate_threshold=1.0)
     with pytest.raises(Crash):
         run_curation(spark, config, "orders", after_step=crash_at(STEP_QUARANTINE_WRITTEN))
     result = run_curation(spark, config, "orders")  # the re-run after the crash
@@ -622,9 +626,7 @@ def test_a_session_in_ansi_mode_still_classifies_bad_values_and_keeps_its_settin
     """Glue jobs may run with spark.sql.ansi.enabled=true, where a value that does not cast
     fails the query: a run classifies it as usual and leaves the session as it found it."""
     config, tables = orders_env
-    config = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
-    )
+    config = orders_with(config, error_rate_threshold=1.0)
     batch = generate_events(config.topic("orders"), 300, fault_rates(0.3, 0.05, 0.02), seed=61, now=NOW)
     append_raw(spark, tables.raw, batch.records)
     with session_conf(spark, "spark.sql.ansi.enabled", "true"):
@@ -637,9 +639,7 @@ def test_a_session_in_ansi_mode_still_classifies_bad_values_and_keeps_its_settin
 
 def test_a_batch_with_nothing_to_merge_still_advances_the_checkpoint(spark, orders_env) -> None:
     config, tables = orders_env
-    config = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
-    )
+    config = orders_with(config, error_rate_threshold=1.0)
     append_raw(spark, tables.raw, [raw_record("bad-1", "{not json"), raw_record("bad-2", "[]", 1)])
     result = run_curation(spark, config, "orders")
     assert result.ledger is not None and result.ledger.quarantined == 2 and result.ledger.upserted == 0
@@ -654,9 +654,7 @@ def test_the_quarantine_merge_reads_only_the_ingestion_days_of_the_batch(spark, 
     """Its cost follows the batch, not the quarantine's history: a file of an earlier day
     that is gone from storage is never opened (a MERGE keyed by message id alone reads it)."""
     config, tables = orders_env
-    config = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
-    )
+    config = orders_with(config, error_rate_threshold=1.0)
     old = NOW - timedelta(days=30)
     append_raw(spark, tables.raw, [RawRecord("old-bad", "orders", "{not json", old, "test", 1)])
     assert run_curation(spark, config, "orders").ledger.quarantined == 1
@@ -687,9 +685,7 @@ def test_another_run_committing_right_after_the_merge_is_not_taken_for_this_one(
     commit: the run finds its own snapshot by its properties (or, when its MERGE changed
     nothing, still records its checkpoint) instead of failing on the other run's snapshot."""
     config, tables = orders_env
-    config = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
-    )
+    config = orders_with(config, error_rate_threshold=1.0)
     records = (
         [raw_record("bad-1", "{not json"), raw_record("bad-2", "[]", 1)]
         if all_bad
@@ -750,9 +746,7 @@ def test_replay_moves_retry_rows_to_curated_once_after_a_contract_fix(spark, ord
     nothing_yet = run_replay(spark, config, "orders")  # contract unchanged: still RETRY
     assert (nothing_yet.pending, nothing_yet.still_pending, nothing_yet.replayed) == (5, 5, 0)
 
-    fixed = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), schema_versions=(1, 2))}
-    )
+    fixed = orders_with(config, schema_versions=(1, 2))
     with pytest.raises(Crash):
         run_replay(spark, fixed, "orders", after_step=crash_at(STEP_REPLAY_MERGED))
     result = run_replay(spark, fixed, "orders")
@@ -767,9 +761,7 @@ def test_a_retry_message_delivered_again_on_another_day_replays_both_of_its_rows
     # the quarantine MERGE finds a message id within the ingestion days of its batch, so a
     # delivery on another day has a row of its own; replay must update each row once
     config, tables = orders_env
-    config = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), error_rate_threshold=1.0)}
-    )
+    config = orders_with(config, error_rate_threshold=1.0)
     t0 = NOW - timedelta(days=3)
     payload = order("A", t0, t0)
     for ingested in (NOW - timedelta(days=2), NOW):
@@ -777,9 +769,7 @@ def test_a_retry_message_delivered_again_on_another_day_replays_both_of_its_rows
         run_curation(spark, config, "orders")
     assert spark.table(tables.quarantine.sql).where("message_id = 'a-1'").count() == 2
 
-    fixed = replace(
-        config, topics={**config.topics, "orders": replace(config.topic("orders"), schema_versions=(1, 2))}
-    )
+    fixed = orders_with(config, schema_versions=(1, 2))
     result = run_replay(spark, fixed, "orders")
     assert (result.pending, result.replayed) == (2, 2)
     statuses = spark.table(tables.quarantine.sql).select("replay_status", "attempt_count").collect()
@@ -797,10 +787,7 @@ def test_overlapping_replays_count_each_attempt_once(spark, orders_env, contract
     append_raw(spark, tables.raw, batch.records)
     run_curation(spark, config, "orders")
     if contract_fixed:
-        config = replace(
-            config,
-            topics={**config.topics, "orders": replace(config.topic("orders"), schema_versions=(1, 2))},
-        )
+        config = orders_with(config, schema_versions=(1, 2))
     inner: list = []
 
     def replay_b(step: str) -> None:
