@@ -7,9 +7,10 @@ child) to exist. A table that carries its own checkpoint key (curated, semantic)
 needs the newest snapshot carrying the key, or the ancestor walk that reads it fails.
 
 ``expire_snapshots`` keeps a snapshot if it is younger than ``older_than`` OR among the last
-``retain_last``; so clamping ``older_than`` to the commit time of the oldest protected
-snapshot keeps it and everything after it. :func:`expiry_protection` computes that bound
-(pure); :func:`read_consumer_checkpoints` reads the checkpoints with Spark.
+``retain_last``; so clamping ``older_than`` to the earliest commit time of the protected
+snapshots and their descendants keeps them and everything after them.
+:func:`expiry_protection` computes that bound (pure); :func:`read_consumer_checkpoints`
+reads the checkpoints with Spark.
 """
 
 from __future__ import annotations
@@ -263,5 +264,23 @@ def expiry_protection(
                 f"keeps snapshot {recorded.snapshot_id}, which carries this table's own {own.key}",
             )
         )
-    floor = min((p.committed_at_ms for p in protected), default=None)
+    floor = min((_earliest_from(p, snapshots) for p in protected), default=None)
     return ExpiryProtection(floor_ms=floor, protected=tuple(protected), notes=tuple(notes))
+
+
+def _earliest_from(protected: ProtectedSnapshot, snapshots: Sequence[SnapshotRecord]) -> int:
+    """The earliest commit time of ``protected`` and its descendants. A consumer's next read
+    walks from the current snapshot back to its checkpoint, so every snapshot on the way must
+    stay; Iceberg accepts a child committed up to a minute before its parent (writers' clocks
+    differ), and ``older_than`` at the protected snapshot's own time would expire such a child."""
+    children: dict[int, list[SnapshotRecord]] = {}
+    for s in snapshots:
+        if s.parent_id is not None:
+            children.setdefault(s.parent_id, []).append(s)
+    earliest = protected.committed_at_ms
+    pending = [protected.snapshot_id]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            earliest = min(earliest, child.committed_at_ms)
+            pending.append(child.snapshot_id)
+    return earliest

@@ -147,3 +147,13 @@ def test_a_catalog_error_reading_consumers_blocks_expiry_instead_of_dropping_the
         "org.apache.iceberg.exceptions.NoSuchNamespaceException: Namespace does not exist: semantic"
     )
     assert checkpoint_consumers(missing, profile, curated) == ()  # type: ignore[arg-type]
+
+
+def test_a_descendant_committed_before_the_checkpoint_by_a_skewed_clock_is_kept() -> None:
+    # Iceberg accepts a child committed up to a minute before its parent (writers' clocks
+    # differ); the consumer's next read walks through 13, so the floor must keep it too.
+    records = chain(11, 12, 13, 14)
+    records[2] = SnapshotRecord(13, 12, {}, committed_at_ms=1_500)  # 12 was committed at 2_000
+    protection = expiry_protection(records, [cp(12)])
+    assert protection.floor_ms == 1_500
+    assert protection.protected[0].snapshot_id == 12
