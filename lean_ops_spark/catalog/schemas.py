@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from types import MappingProxyType
 
 from lean_ops_spark import sqlexpr
@@ -91,6 +92,14 @@ class TableDefinition:
 def sql_string(value: str) -> str:
     """A single-quoted Spark SQL string literal (the one :func:`lean_ops_spark.sqlexpr.lit` writes)."""
     return sqlexpr.lit(value).sql
+
+
+def instant_literal(moment: datetime) -> str:
+    """``TIMESTAMP '2026-01-01 05:00:00.000250Z'``: ``moment``'s instant to the microsecond,
+    whatever Spark's session zone. A naive ``moment`` is local time, which is what ``collect()``
+    returns for a timestamp (in this Python process's zone, not the session's)."""
+    utc = moment.astimezone(timezone.utc)
+    return f"TIMESTAMP '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
 
 
 def topic_table_definitions(

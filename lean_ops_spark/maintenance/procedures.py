@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lean_ops_spark.catalog.naming import TableRef
-from lean_ops_spark.catalog.schemas import sql_string
+from lean_ops_spark.catalog.schemas import instant_literal, sql_string
 from lean_ops_spark.errors import MaintenanceError
 from lean_ops_spark.maintenance.health import PartitionField, PartitionHealth, PartitionValue
 
@@ -100,8 +100,7 @@ def _value_literal(value: PartitionValue, spark_type: str | None) -> str | None:
     if isinstance(value, datetime):
         if spark_type == "timestamp_ntz":
             return f"TIMESTAMP_NTZ '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return timestamp_literal(aware)
+        return instant_literal(value)  # collected from the partitions table: naive local time
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     return sql_string(str(value))

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from lean_ops_spark.catalog.checkpoints import (
 from lean_ops_spark.catalog.commit import with_commit_properties
 from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
-from lean_ops_spark.catalog.schemas import sql_string
+from lean_ops_spark.catalog.schemas import instant_literal, sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.curation.merge import batch_partition_days, partition_predicate, view_name
@@ -183,10 +183,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        # collect() gives an instant as a naive time in this Python process's zone, not in
-        # Spark's session zone: write the instant itself, in UTC (naive = local, as collected)
-        instant = value.astimezone(timezone.utc)
-        return f"TIMESTAMP '{instant.strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
+        return instant_literal(value)  # collected: a naive time in this process's zone
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, (int, float, Decimal)):

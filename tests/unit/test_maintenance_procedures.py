@@ -245,3 +245,23 @@ def test_outcome_summary_and_dict() -> None:
     assert not outcome.ok
     assert outcome.summary() == "ValidationException: x"
     assert outcome.as_dict()["status"] == "conflict"
+
+
+def test_an_identity_timestamp_partition_is_matched_by_its_collected_instant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the partitions table's values come from collect(): naive, in this process's zone, to the
+    # microsecond; the predicate must name that instant exactly or compaction misses the partition
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        field = PartitionField("ts", "identity", "ts", "timestamp")
+        collected = datetime(2026, 1, 1, 0, 0, 0, 250)  # 05:00:00.000250 UTC
+        assert partition_predicate([field], _part(("ts", collected))) == (
+            "ts = TIMESTAMP '2026-01-01 05:00:00.000250Z'"
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
