@@ -12,6 +12,7 @@ import importlib
 import itertools
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.errors import RuntimeSetupError
@@ -94,13 +95,21 @@ _GE_TYPES = {
 }
 
 
+def _raised(info: Mapping[str, Any]) -> str | None:
+    """Why an expectation could not be evaluated (a missing column, a bad pattern), or None.
+    Great Expectations 1.x keys the exception info by metric (one entry per metric that
+    raised); a flat ``raised_exception`` is what older releases gave."""
+    entries = [info, *(v for v in info.values() if isinstance(v, Mapping))]
+    messages = [
+        str(e.get("exception_message") or "raised an exception") for e in entries if e.get("raised_exception")
+    ]
+    return "; ".join(dict.fromkeys(messages)) or None
+
+
 def _result(expectation: Expectation, outcome: Any, sample_size: int) -> ExpectationResult:
     assert str(outcome.expectation_config.type) in _GE_TYPES[expectation.kind], "GE result matched wrongly"
     details = dict(outcome.result or {})
-    error = None
-    info = outcome.exception_info or {}
-    if info.get("raised_exception"):
-        error = str(info.get("exception_message") or "raised an exception")
+    error = _raised(outcome.exception_info or {})
     samples = details.get("partial_unexpected_list") or []
     return ExpectationResult(
         expectation=expectation,

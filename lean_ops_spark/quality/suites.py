@@ -18,7 +18,7 @@ expectation when a suite runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "QUALITY_LAYERS",
     "Expectation",
     "QualitySuite",
+    "check_suite_tables",
     "find_suite",
     "load_suites",
     "parse_suites",
@@ -179,7 +180,12 @@ def parse_suites(
                 raise ConfigError(
                     f"{item_where}: unknown expectation {kind!r} (use one of {', '.join(EXPECTATION_TYPES)})"
                 )
-            expectations.extend(_expectations(str(kind), spec, f"{item_where}.{kind}"))
+            for expectation in _expectations(str(kind), spec, f"{item_where}.{kind}"):
+                if expectation in expectations:  # Great Expectations keeps one of equal expectations
+                    raise ConfigError(
+                        f"{item_where}: {expectation.describe()} is already in this table's suite"
+                    )
+                expectations.append(expectation)
         suites.append(QualitySuite(layer, topic, table_name, tuple(expectations), where))
     reader.finish()
     return tuple(suites)
@@ -207,6 +213,21 @@ def load_suites(source: ConfigSource, layer: str, topic: str) -> dict[str, Quali
     if layer not in QUALITY_LAYERS:
         raise ConfigError(f"unknown quality layer {layer!r} (use one of {', '.join(QUALITY_LAYERS)})")
     return {s.table: s for s in _load_file(source, f"quality/{layer}/{topic}.yaml", layer)}
+
+
+def check_suite_tables(suites: Mapping[str, QualitySuite], tables: Collection[str], what: str) -> None:
+    """Every suite must name one of ``tables`` (``what`` they are, for the message): a suite
+    whose table name has a typo would otherwise never run, and its table would publish unchecked.
+
+    Raises:
+        ConfigError: naming the file, the suite's table and the tables there are.
+    """
+    for name, suite in suites.items():
+        if name not in tables:
+            known = ", ".join(sorted(tables)) or "none"
+            raise ConfigError(
+                f"{suite.source}: a suite for table {name!r}, which is not {what} (those are: {known})"
+            )
 
 
 def find_suite(source: ConfigSource, layer: str, table: str) -> QualitySuite | None:

@@ -42,7 +42,7 @@ from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.curation.merge import batch_partition_days, partition_predicate, view_name
 from lean_ops_spark.errors import CatalogError, CheckpointError, ConfigError, DataQualityError
 from lean_ops_spark.quality.results import DQResult
-from lean_ops_spark.quality.suites import QualitySuite, load_suites
+from lean_ops_spark.quality.suites import QualitySuite, check_suite_tables, load_suites
 from lean_ops_spark.semantic.compiler import (
     EXISTS_COLUMN,
     KEEP_COLUMN,
@@ -529,6 +529,9 @@ def run_semantic(
         )
         _notify_missing(metrics, topic, reason)
         return result("missing_schema", curated_snapshot_id, reason=reason)
+    if suites is None:
+        suites = load_suites(source, "semantic", topic)
+    check_suite_tables(suites, {m.name for m in models.models}, f"a semantic model of topic {topic!r}")
     try:
         spark.sql(f"REFRESH TABLE {curated.sql}")
         curated_metadata = load_table_snapshots(spark, curated)
@@ -551,8 +554,6 @@ def run_semantic(
         )
         _notify_missing(metrics, topic, reason)
         return result("missing_schema", pinned_id, missing=missing, reason=reason)
-    if suites is None:
-        suites = load_suites(source, "semantic", topic)
     run = _Run(spark, config, contract, curated, pinned_id, records, run_id, metrics, after_step)
     outcomes = []
     for model in models.models:

@@ -88,3 +88,36 @@ def test_a_bad_batch_fails_the_audit_main_stays_and_a_fixed_one_publishes(spark,
     }
     assert read_checkpoint(spark, table, CURATED_CHECKPOINT_KEY).source_snapshot_id == fixed_snapshot
     assert not [name for name in branches(spark, table) if name.startswith(AUDIT_BRANCH_PREFIX)]
+
+
+def test_an_expectation_that_cannot_be_evaluated_says_why(spark) -> None:
+    from lean_ops_spark.quality.runner import run_suite
+
+    typo = QualitySuite("semantic", "orders", "orders", (Expectation("not_null", ("ordr_id",)),))
+    result = run_suite(spark.createDataFrame([("o-1",)], "order_id string"), typo, table="t")
+    (outcome,) = result.results
+    assert not result.success and outcome.error is not None and "ordr_id" in outcome.error
+    assert "not_null(ordr_id): error: " in result.summary()
+
+
+def test_a_suite_whose_expectations_overlap_reports_each_of_them(spark) -> None:
+    # not_null(a) twice would be one expectation to Great Expectations; the loader refuses
+    # exact repeats, and overlapping ones (a, b then a mostly=0.5) each get their own result
+    from lean_ops_spark.quality.runner import run_suite
+
+    suite = QualitySuite(
+        "semantic",
+        "orders",
+        "orders",
+        (
+            Expectation("not_null", ("a",)),
+            Expectation("not_null", ("b",)),
+            Expectation("not_null", ("a",), mostly=0.5),
+        ),
+    )
+    result = run_suite(spark.createDataFrame([("x", None)], "a string, b string"), suite, table="t")
+    assert [(r.expectation.describe(), r.success) for r in result.results] == [
+        ("not_null(a)", True),
+        ("not_null(b)", False),
+        ("not_null(a) mostly=0.5", True),
+    ]

@@ -52,6 +52,26 @@ def test_validate_json_lists_topics(capsys: pytest.CaptureFixture[str]) -> None:
     assert {t["topic"] for t in document["topics"]} == {"orders", "clickstream"}
 
 
+def test_validate_checks_that_every_suite_names_a_table_it_can_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    assert main(["validate", "--conf", str(conf), "--json"]) == 0
+    orders = {t["topic"]: t for t in json.loads(capsys.readouterr().out)["topics"]}["orders"]
+    assert (orders["semantic_models"], orders["quality_suites"]) == (2, 3)
+    # a typo in a suite's table name: that suite would never run, and its table publish unchecked
+    (conf / "quality" / "semantic" / "orders.yaml").write_text(
+        "topic: orders\ntables:\n  order:\n    - row_count: {min: 1}\n"
+    )
+    assert main(["validate", "--conf", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert "a suite for table 'order', which is not a semantic model of topic 'orders'" in err
+    assert "orders, orders_daily_revenue" in err and "quality/semantic/orders.yaml" in err
+
+
 def test_config_error_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--conf", CONF, "--profile", "prod"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -70,6 +70,8 @@ def test_the_short_and_long_forms() -> None:
         ({"t": [{"regex": {"column": "a", "pattern": "x", "flags": "i"}}]}, "unknown key(s) flags"),
         ({"T": [{"not_null": ["a"]}]}, "is not a valid identifier"),
         ({"t": []}, "expected a non-empty list"),
+        # Great Expectations keeps one of two equal expectations: its result would be missing
+        ({"t": [{"not_null": ["a", "b"]}, {"not_null": ["a"]}]}, "tables.t[1]: not_null(a) is already in"),
     ],
 )
 def test_invalid_suites_name_the_file_and_key(tables: dict[str, Any], message: str) -> None:

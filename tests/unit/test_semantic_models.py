@@ -292,3 +292,14 @@ def test_value_predicate_writes_a_collected_timestamp_as_its_instant(monkeypatch
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_suite_naming_no_model_of_the_topic_stops_the_run_before_spark(project_config) -> None:
+    # a typo in a suite's table name would otherwise publish that model's table unchecked
+    from lean_ops_spark.quality.suites import Expectation, QualitySuite
+
+    typo = QualitySuite("semantic", "orders", "order", (Expectation("row_count", maximum=0),), "orders.yaml")
+    with pytest.raises(
+        ConfigError, match=r"orders\.yaml: a suite for table 'order', which is not a semantic model"
+    ):
+        job.run_semantic(None, project_config, "orders", suites={"order": typo})  # type: ignore[arg-type]
