@@ -9,8 +9,8 @@ parsed once (again only when an evolve changes the contract). The counts the bre
 the ledger need come from the same passes as the drift observation
 (``drift.observe.profile_batch``), the first of which stores the batch.
 
-Crash safety: nothing is written before the circuit breaker (a drift ``fail`` records its
-audit rows and stops the run before it); the drift ALTERs are idempotent; the quarantine MERGE is keyed
+Crash safety: nothing is written before the circuit breaker (a drift ``fail`` runs it, then
+records its audit rows and stops the run); the drift ALTERs are idempotent; the quarantine MERGE is keyed
 (re-running adds nothing); the curated MERGE commits data and checkpoint together, so a run
 that dies before it is simply repeated, and one that dies after it finds no new data.
 """
@@ -468,6 +468,7 @@ def run_curation(
             run_id=run_id,
             metrics=metrics,
             records_hint=plan.expected_records,
+            check_batch=lambda counts: _check_batch(counts, plan, contract, metrics),
         )
         if drift.input_superseded:  # parsed again from raw: the first batch is not read again
             release(classified)

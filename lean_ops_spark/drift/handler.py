@@ -56,7 +56,7 @@ from lean_ops_spark.errors import CatalogError, DriftError
 from lean_ops_spark.session import lenient_casts, pin, release
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     from pyspark.sql import DataFrame, SparkSession
 
@@ -144,6 +144,7 @@ def handle_drift(
     audit: TableRef | None = None,
     thresholds: DriftThresholds | None = None,
     records_hint: int | None = None,
+    check_batch: Callable[[BatchCounts], object] | None = None,
 ) -> DriftOutcome:
     """Detect schema drift in one curation batch and decide what to do (module docstring).
 
@@ -161,6 +162,9 @@ def handle_drift(
         audit: the audit table (default ``<curated_db>.lean_ops_drift_audit``).
         records_hint: the batch's record count if known (raw metadata): sizes the sample
             of clean records the observation profiles without counting first.
+        check_batch: the caller's pre-write checks on the batch's counts (curation's circuit
+            breaker), raising to stop the run: a ``fail`` runs them before it records, so a
+            batch the breaker stops writes nothing and is reported as the breaker's.
 
     Raises:
         DriftError: the topic's drift_mode is ``fail`` and the batch drifted (recorded first).
@@ -210,6 +214,8 @@ def handle_drift(
         plan = plan_drift(reconciliation, drifts, contract.drift_mode)
         mode = contract.drift_mode.value
         if plan.failed:
+            if check_batch is not None:
+                check_batch(profile.counts)
             record_drift(
                 spark,
                 audit_ref,

@@ -19,7 +19,7 @@ from lean_ops_spark.curation.pipeline import CurationOptions, run_curation
 from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME
 from lean_ops_spark.drift.diff import diff_batch
 from lean_ops_spark.drift.handler import detect_drift
-from lean_ops_spark.errors import DriftError
+from lean_ops_spark.errors import CircuitBreakerError, DriftError
 from lean_ops_spark.metrics import CloudWatchSink, MemorySink
 from lean_ops_spark.raw import RawRecord
 from lean_ops_spark.raw.writer import append_raw
@@ -358,6 +358,28 @@ def test_fail_stops_before_any_write_and_records_the_drift_in_cloudwatch(
     for table in (env.tables.curated, env.tables.quarantine):
         assert current_snapshot_id(spark, table) is None
     assert read_checkpoint(spark, env.tables.curated, RAW_CHECKPOINT_KEY) is None
+
+
+def test_a_drifting_batch_over_the_error_threshold_is_stopped_by_the_breaker_before_fail_records(
+    spark, project_config
+) -> None:
+    # drift_mode fail records its audit rows before it stops the run; a batch the circuit
+    # breaker stops must write nothing at all, and say which faults dominated
+    env = Env(spark, project_config, "fail")
+    env.config = replace(
+        env.config,
+        topics={**env.config.topics, "things": replace(env.config.topic("things"), error_rate_threshold=0.2)},
+    )
+    env.land(BATCH_S)
+    append_raw(
+        spark, env.tables.raw, [RawRecord(f"bad-{i}", "things", "{not json", NOW, "t", 1) for i in range(4)]
+    )
+    with pytest.raises(CircuitBreakerError, match=r"dominant: MALFORMED_JSON=4\b.*nothing written"):
+        env.curate("run-breaker")
+    audit = f"{env.config.profile.catalog}.{env.config.profile.databases.curated}.{AUDIT_TABLE_NAME}"
+    assert not spark.catalog.tableExists(audit) or spark.table(audit).count() == 0
+    for table in (env.tables.curated, env.tables.quarantine):
+        assert current_snapshot_id(spark, table) is None
 
 
 def test_observation_measures_kinds_digits_and_partly_parsed_values(spark) -> None:
