@@ -27,14 +27,9 @@ from lean_ops_spark.config.models import ProjectConfig
 from lean_ops_spark.curation.merge import batch_partition_days, view_name
 from lean_ops_spark.curation.pipeline import check_run_id, merge_into_curated
 from lean_ops_spark.curation.reasons import ErrorClass
-from lean_ops_spark.curation.transform import (
-    ERROR_COLUMN,
-    add_audit_columns,
-    classify,
-    dedupe_latest,
-    parse_payload,
-)
+from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parsed_columns
 from lean_ops_spark.drift.handler import effective_contract
+from lean_ops_spark.drift.observe import parse_batch, rescue_partial_values
 from lean_ops_spark.errors import ConcurrentRunError
 from lean_ops_spark.session import lenient_casts
 
@@ -104,7 +99,12 @@ def run_replay(
             "attempt_count",
         )
     )
-    classified = classify(parse_payload(pending, contract), contract).persist(StorageLevel.MEMORY_AND_DISK)
+    # Parsed as a curation run parses, partly parsed values (a rounded decimal, a struct's
+    # unknown key) kept in _rescued_data as a run's drift step keeps them: nothing is lost.
+    every_column = [c.name for c in parsed_columns(contract)]
+    classified = rescue_partial_values(parse_batch(pending, contract), contract, every_column).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
     try:
         error = F.col(ERROR_COLUMN)
         attempts = F.col("attempt_count") + 1

@@ -778,6 +778,30 @@ def test_a_retry_message_delivered_again_on_another_day_replays_both_of_its_rows
     assert run_replay(spark, fixed, "orders").pending == 0
 
 
+def test_a_replayed_record_keeps_a_partly_parsed_value_as_a_curation_run_keeps_it(spark, orders_env) -> None:
+    # total_amount is decimal(12,2): 10.555 is stored rounded, and its text is kept in
+    # _rescued_data, whether the record is curated directly or replayed from the quarantine
+    config, tables = orders_env
+    config = orders_with(config, error_rate_threshold=1.0)
+    t0 = NOW - timedelta(days=1)
+    append_raw(
+        spark,
+        tables.raw,
+        [
+            RawRecord("direct", "orders", order("C", t0, t0, total_amount=10.555), NOW, "test", 1),
+            RawRecord("retried", "orders", order("R", t0, t0, total_amount=10.555), NOW, "test", 2),
+        ],
+    )
+    run_curation(spark, config, "orders")
+    assert run_replay(spark, orders_with(config, schema_versions=(1, 2)), "orders").replayed == 1
+    rows = {
+        r["order_id"]: (str(r["total_amount"]), r["_rescued_data"])
+        for r in spark.table(tables.curated.sql).collect()
+    }
+    assert rows["C"] == ("10.56", '{"total_amount":"10.555"}')
+    assert rows["R"] == rows["C"]
+
+
 @pytest.mark.parametrize("contract_fixed", [False, True], ids=["still-retry", "fixed"])
 def test_overlapping_replays_count_each_attempt_once(spark, orders_env, contract_fixed) -> None:
     """Replay B runs in full while replay A is between its curated MERGE and its quarantine
