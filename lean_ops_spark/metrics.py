@@ -32,6 +32,8 @@ __all__ = [
 
 #: PutMetricData accepts at most 1000 metrics per call.
 CLOUDWATCH_BATCH_SIZE = 1000
+#: At most this many metrics wait in a CloudWatch sink after failed sends (the oldest go first).
+MAX_UNSENT = 10 * CLOUDWATCH_BATCH_SIZE
 #: CloudWatch allows at most 30 dimensions per metric.
 MAX_DIMENSIONS = 30
 #: CloudWatch's units (StandardUnit), the ones this project uses first.
@@ -188,6 +190,7 @@ class CloudWatchSink:
     batch_size: int = CLOUDWATCH_BATCH_SIZE
     _buffer: list[Metric] = field(default_factory=list, init=False, repr=False)
     calls: int = field(default=0, init=False)
+    failed_calls: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= CLOUDWATCH_BATCH_SIZE:
@@ -203,14 +206,35 @@ class CloudWatchSink:
     def flush(self) -> None:
         """Send everything buffered (several calls if needed).
 
+        A failed call (throttling, access denied, no network) does not raise: metrics must not
+        fail a run whose data is committed, nor replace the error of one that failed. It is
+        logged as a warning, and what was not sent stays buffered for the next flush (at most
+        :data:`MAX_UNSENT` metrics, the oldest dropped first).
+
         Raises:
             RuntimeSetupError: boto3 is missing.
         """
+        client = self._client()
         while self._buffer:
-            batch, self._buffer = self._buffer[: self.batch_size], self._buffer[self.batch_size :]
-            self._client().put_metric_data(
-                Namespace=self.namespace, MetricData=[_metric_datum(m) for m in batch]
-            )
+            batch = self._buffer[: self.batch_size]
+            try:
+                client.put_metric_data(Namespace=self.namespace, MetricData=[_metric_datum(m) for m in batch])
+            except Exception as exc:  # any failure to send: keep the metrics, say so
+                self.failed_calls += 1
+                dropped = max(0, len(self._buffer) - MAX_UNSENT)
+                del self._buffer[:dropped]
+                _log.warning(
+                    "could not send %d metric(s) to CloudWatch namespace %s (%s: %s); kept %d for the "
+                    "next flush%s",
+                    len(batch),
+                    self.namespace,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                    len(self._buffer),
+                    f", dropped the {dropped} oldest" if dropped else "",
+                )
+                return
+            del self._buffer[: len(batch)]
             self.calls += 1
 
     def _client(self) -> Any:

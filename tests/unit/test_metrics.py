@@ -91,6 +91,37 @@ def test_cloudwatch_sink_sends_at_most_1000_per_call_and_they_arrive() -> None:
     assert sink.calls == 3
 
 
+class FlakyClient:
+    """Throttles ``failures`` calls, then records what it is sent."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[str] = []
+
+    def put_metric_data(self, Namespace: str, MetricData: list[dict[str, Any]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("Throttling: Rate exceeded")
+        self.sent += [m["MetricName"] for m in MetricData]
+
+
+def test_a_failed_send_is_logged_and_kept_for_the_next_flush(caplog: pytest.LogCaptureFixture) -> None:
+    # a run whose data is committed must not fail on CloudWatch, nor lose its metrics
+    client = FlakyClient(failures=1)
+    sink = CloudWatchSink("LeanOpsTest", client=client)
+    for name in ("RecordsRead", "RecordsUpserted", "ErrorRate"):
+        sink.emit(name, 1.0)
+    with caplog.at_level(logging.WARNING, logger="lean_ops_spark.metrics"):
+        sink.flush()  # the first call fails: logged, nothing raised, nothing lost
+    assert (sink.failed_calls, client.sent) == (1, [])
+    assert (
+        "could not send 3 metric(s) to CloudWatch namespace LeanOpsTest (RuntimeError: Throttling"
+        in caplog.text
+    )
+    sink.flush()
+    assert client.sent == ["RecordsRead", "RecordsUpserted", "ErrorRate"] and sink.calls == 1
+
+
 @mock_aws
 def test_cloudwatch_sink_statistics_match_what_was_emitted() -> None:
     raw = boto3.client("cloudwatch", region_name="us-east-1")
