@@ -14,6 +14,14 @@ or shape resources. In particular a ``SELECT`` on ``TableWithColumns`` with a
 
 Missing grants are applied before extras are revoked, so a principal moving from ``ALL``
 to ``SELECT`` never loses access in between.
+
+One grant follows from the code rather than the file: when the file grants the curation
+job anything, it also holds ``ALL`` on the drift audit table
+(``<curated_db>.lean_ops_drift_audit``, :func:`~lean_ops_spark.drift.audit.audit_table`),
+which it creates on its first drift and appends to on every one. Lake Formation records
+that ``ALL`` for it as the table's creator, so it is never an extra; it is granted only
+once the table exists (Lake Formation lists a permission on it), because a grant on a
+table that does not exist fails, and until then the plan lists it as ``deferred``.
 """
 
 from __future__ import annotations
@@ -145,6 +153,8 @@ class GrantPlan:
     unchanged: int
     revoke_extra: bool
     warnings: tuple[str, ...] = ()
+    #: Desired grants on tables the pipeline has yet to create (granted once they exist).
+    deferred: tuple[GrantChange, ...] = ()
 
     @property
     def pending(self) -> tuple[GrantChange, ...]:
@@ -159,6 +169,7 @@ class GrantPlan:
             "unchanged": self.unchanged,
             "missing": [c.as_dict() for c in self.missing],
             "extra": [c.as_dict() for c in self.extra],
+            "deferred": [c.as_dict() for c in self.deferred],
             "warnings": list(self.warnings),
         }
 
@@ -212,6 +223,7 @@ def desired_grants(
         if grant.principal not in names[arn]:
             names[arn].append(grant.principal)
         out.update(_layer_grants(grant, arn, scope, config.source, env.partition))
+    out.update(_pipeline_grants(config, principals, scope))
     warnings = tuple(
         f"{', '.join(group)} share the role {arn}: it gets the union of their grants "
         "(give each its own role for least privilege)"
@@ -219,6 +231,24 @@ def desired_grants(
         if len(group) > 1
     )
     return frozenset(out), {arn: tuple(group) for arn, group in names.items()}, warnings
+
+
+def _pipeline_grants(
+    config: GovernanceConfig, principals: Mapping[str, str], scope: GovernedScope
+) -> Iterable[LfGrant]:
+    """``ALL`` on the drift audit table for the curation job, when the file grants it anything
+    (a principal the file does not name is not managed here)."""
+    if not any(g.principal == "curation_job" for g in config.lake_formation.grants):
+        return
+    for table in scope.tables("audit"):
+        yield LfGrant(principals["curation_job"], LfResource("table", table.database, table.name), "ALL")
+
+
+def _not_created_yet(scope: GovernedScope, listed: Iterable[LfGrant]) -> set[tuple[str, str]]:
+    """``(database, table)`` of the tables the pipeline creates when first needed (the drift
+    audit table) that do not exist yet: Lake Formation lists no permission on them."""
+    on_demand = {(t.database, t.name) for t in scope.tables("audit")}
+    return on_demand - {(g.resource.database, g.resource.table) for g in listed if g.resource.table}
 
 
 # --------------------------------------------------------------------------- current state
@@ -346,7 +376,9 @@ def plan_grants(
         ) from exc
     managed = {g.principal for g in desired}
     current = {g for g in listed if _in_scope(g, managed, scope, env.partition)}
-    missing = desired - current
+    not_created = _not_created_yet(scope, listed)
+    deferred = {g for g in desired - current if (g.resource.database, g.resource.table) in not_created}
+    missing = desired - current - deferred
     extra = current - desired
     return GrantPlan(
         environment=env.name,
@@ -356,6 +388,7 @@ def plan_grants(
         unchanged=len(desired & current),
         revoke_extra=config.lake_formation.revoke_extra if revoke_extra is None else revoke_extra,
         warnings=warnings,
+        deferred=_group("grant", deferred, names, {}),
     )
 
 

@@ -4,10 +4,10 @@ What each role may touch follows from what the code does, not from a template:
 
 | role | reads | writes |
 |---|---|---|
-| curation job | raw tables | curated + quarantine tables |
+| curation job | raw tables | curated + quarantine tables, the drift audit table (created on the first drift) |
 | semantic job | curated tables (not quarantine) | semantic tables |
-| maintenance job | every table | every table (rewrites, expiry, orphan removal) |
-| Lambda (both functions) | raw + curated *metadata* (``metadata/`` only) | nothing |
+| maintenance job | every topic and semantic table | the same (rewrites, expiry, orphan removal) |
+| Lambda (both functions) | *metadata* (``metadata/`` only) of raw, curated and ``<semantic_db>.<topic>`` | nothing |
 | state machine | — | invokes the two Lambdas, runs the curation/semantic jobs, puts metrics |
 | scheduler | — | starts the state machine and the maintenance job |
 | snowflake (catalog integration role) | semantic tables | nothing |
@@ -44,6 +44,7 @@ from lean_ops_spark.config.environment import Environment
 from lean_ops_spark.deploy.artifacts import JOB_SCRIPTS
 from lean_ops_spark.governance.config import GovernanceConfig
 from lean_ops_spark.governance.layers import GovernedScope, S3Location
+from lean_ops_spark.orchestration.checkpoints import default_semantic_table
 
 __all__ = [
     "INLINE_POLICY_LIMIT",
@@ -427,9 +428,18 @@ def _semantic_snowflake_extras(arns: _Arns, governance: GovernanceConfig | None)
     return out
 
 
+def _checkpoint_tables(scope: GovernedScope) -> list[TableRef]:
+    """The tables GetAllCheckpoints reads (``GetTables`` per database, then each table's
+    current ``metadata.json``): per topic raw, curated and ``<semantic_db>.<topic>``, whose
+    snapshot summaries hold the curated checkpoint (``semantic_behind``). ResolveCuratedSnapshot
+    reads raw and curated only."""
+    semantic = [default_semantic_table(scope.profile, topic) for topic in scope.topics]
+    return [*scope.tables("raw"), *scope.tables("curated"), *semantic]
+
+
 def _lambda(arns: _Arns) -> list[PolicyStatement]:
-    env, scope = arns.env, arns.scope
-    tables = [*scope.tables("raw"), *scope.tables("curated")]
+    env = arns.env
+    tables = _checkpoint_tables(arns.scope)
     metadata_why = "metadata.json files under each table's metadata/ prefix are named per commit"
     statements = [
         PolicyStatement(
@@ -579,9 +589,10 @@ def role_policies(
     """
     arns = _Arns(env, scope, env.iam.resource_scope)
     namespace = scope.profile.metrics.namespace
-    raw, curated, quarantine, semantic = (
-        scope.tables(layer) for layer in ("raw", "curated", "quarantine", "semantic")
+    raw, curated, quarantine, semantic, audit = (
+        scope.tables(layer) for layer in ("raw", "curated", "quarantine", "semantic", "audit")
     )
+    # maintenance resolves topic and semantic tables only (maintenance.runner.resolve_tables)
     every = [*raw, *curated, *quarantine, *semantic]
     logical: list[tuple[str, str, list[PolicyStatement]]] = [
         (
@@ -591,7 +602,8 @@ def role_policies(
                 "curation_job",
                 arns,
                 reads=raw,
-                writes=[*curated, *quarantine],
+                # the drift audit table: CREATE TABLE IF NOT EXISTS + append on any drift (drift.audit)
+                writes=[*curated, *quarantine, *audit],
                 create_tables=True,
                 namespace=namespace,
             ),

@@ -2,7 +2,9 @@
 
 Grants, IAM policies and Snowflake DDL all start from one :class:`GovernedScope` — the
 profile's databases, the environment's topics (raw, curated, quarantine tables, named by
-``catalog/naming.py``) and the semantic tables. Table locations follow Iceberg's
+``catalog/naming.py``), the semantic tables and the drift audit table (``audit``:
+``<curated_db>.lean_ops_drift_audit``, which curation creates on the first drift and
+appends to, named by ``drift/audit.py``). Table locations follow Iceberg's
 GlueCatalog default, ``<warehouse>/<database>.db/<table>`` (databases are created without
 a ``LocationUri``, as ``lean-ops init`` does).
 """
@@ -14,6 +16,7 @@ from urllib.parse import urlparse
 
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.config.models import Profile
+from lean_ops_spark.drift.audit import audit_table
 from lean_ops_spark.errors import ConfigError
 from lean_ops_spark.governance.semantic_tables import SemanticTable
 
@@ -66,18 +69,25 @@ class GovernedScope:
         return S3Location(parsed.netloc, parsed.path.strip("/"))
 
     def database(self, layer: str) -> str:
-        """The layer's Glue database (quarantine tables live in the curated one)."""
+        """The layer's Glue database (quarantine and the drift audit table live in the curated one)."""
         db = self.profile.databases
-        return {"raw": db.raw, "curated": db.curated, "quarantine": db.curated, "semantic": db.semantic}[
-            layer
-        ]
+        return {
+            "raw": db.raw,
+            "curated": db.curated,
+            "quarantine": db.curated,
+            "audit": db.curated,
+            "semantic": db.semantic,
+        }[layer]
 
     @property
     def databases(self) -> tuple[str, ...]:
         return tuple(sorted({self.database(layer) for layer in ("raw", "curated", "semantic")}))
 
     def tables(self, layer: str) -> tuple[TableRef, ...]:
-        """Every table of ``layer``: per topic for raw/curated/quarantine, per model for semantic."""
+        """Every table of ``layer``: per topic for raw/curated/quarantine, per model for semantic,
+        and for ``audit`` the one drift audit table every topic's curation run appends to."""
+        if layer == "audit":
+            return (audit_table(self.profile),)
         if layer == "semantic":
             return tuple(
                 TableRef(self.profile.catalog, self.profile.databases.semantic, t.name, "semantic")

@@ -65,7 +65,7 @@ def governance_doc(**snowflake: Any) -> dict[str, Any]:
                     "curated": ["SELECT", "DESCRIBE"],
                     "semantic": {"tables": ["ALL"], "database": ["CREATE_TABLE"], "data_location": True},
                 },
-                "lambda": {"raw": ["DESCRIBE"], "curated": ["DESCRIBE"]},
+                "lambda": {"raw": ["DESCRIBE"], "curated": ["DESCRIBE"], "semantic": ["DESCRIBE"]},
                 "snowflake": {
                     "semantic": {
                         "tables": ["SELECT", "DESCRIBE"],

@@ -12,20 +12,26 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lean_ops_spark.catalog.metadata import TableSnapshots
+from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.cli.main import main
 from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
 from lean_ops_spark.governance.grants import (
+    GrantChange,
     GrantPlan,
     LfGrant,
     LfResource,
     apply_grant_plan,
+    desired_grants,
     normalize_permission_entry,
     plan_grants,
 )
-from tests.unit.test_governance_config import ACCOUNT, governance_doc, role, write_project
+from lean_ops_spark.orchestration.checkpoints import get_all_checkpoints
+from tests.unit.test_governance_config import ACCOUNT, REPO, governance_doc, role, write_project
 
 CURATION = role("curation-job")
 SNOWFLAKE = role("snowflake")
+AUDIT = {"Table": {"DatabaseName": "lakehouse_curated", "Name": "lean_ops_drift_audit"}}
 
 
 @pytest.fixture
@@ -41,6 +47,10 @@ def context(tmp_path: Path) -> GovernanceContext:
 
 def _plan(context: GovernanceContext, lf: Any, **kwargs: Any) -> GrantPlan:
     return plan_grants(context.governance, context.environment, context.scope(), lf, **kwargs)
+
+
+def _on_audit(changes: tuple[GrantChange, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    return [(c.principal, c.permissions) for c in changes if c.resource.table == "lean_ops_drift_audit"]
 
 
 def _listed(lf: Any) -> set[tuple[str, str, str]]:
@@ -157,6 +167,92 @@ def test_extras_are_reported_kept_by_default_and_revoked_when_asked(
     assert (CURATION, "database another_team", "DESCRIBE") in after
     final = _plan(context, lf, revoke_extra=True)
     assert final.missing == () and final.extra == ()
+
+
+def test_revoke_extra_keeps_the_curation_jobs_all_on_the_drift_audit_table(
+    context: GovernanceContext, lf: Any
+) -> None:
+    """Curation creates ``<curated_db>.lean_ops_drift_audit`` on its first drift and appends to it
+    on every one (drift.audit); Lake Formation records ALL for it as the creator."""
+    apply_grant_plan(_plan(context, lf), lf)
+    lf.grant_permissions(  # the first drift
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource=AUDIT,
+        Permissions=["ALL"],
+    )
+    kept = _plan(context, lf, revoke_extra=True)
+    assert _on_audit(kept.extra) == []
+    assert kept.pending == ()
+    apply_grant_plan(kept, lf)
+    assert (CURATION, "table lakehouse_curated.lean_ops_drift_audit", "ALL") in _listed(lf)
+
+
+def test_the_drift_audit_grant_waits_for_the_table(context: GovernanceContext, lf: Any) -> None:
+    """Before the first drift nothing is listed on the table: it does not exist, and a grant on
+    it would fail the whole apply, so the grant is deferred (the creator gets ALL anyway)."""
+    first = _plan(context, lf)
+    assert _on_audit(first.missing) == []
+    assert _on_audit(first.deferred) == [(CURATION, ("ALL",))]
+    apply_grant_plan(first, lf)
+    assert not any("lean_ops_drift_audit" in resource for _who, resource, _p in _listed(lf))
+
+
+def test_the_drift_audit_grant_is_made_once_the_table_exists(context: GovernanceContext, lf: Any) -> None:
+    """Created before the curation job's role changed: the new role is granted ALL on it."""
+    apply_grant_plan(_plan(context, lf), lf)
+    lf.grant_permissions(
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": role("previous-curation-job")},
+        Resource=AUDIT,
+        Permissions=["ALL"],
+    )
+    plan = _plan(context, lf)
+    assert _on_audit(plan.missing) == [(CURATION, ("ALL",))] and plan.deferred == ()
+    apply_grant_plan(plan, lf)
+    assert _plan(context, lf).pending == ()
+
+
+def test_a_curation_job_the_file_does_not_name_gets_nothing_on_the_drift_audit_table(
+    tmp_path: Path, lf: Any
+) -> None:
+    doc = governance_doc()
+    del doc["lake_formation"]["grants"]["curation_job"]
+    context = load_governance_context(write_project(tmp_path, gov_doc=doc), "test")
+    lf.grant_permissions(
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource=AUDIT,
+        Permissions=["ALL"],
+    )
+    plan = _plan(context, lf, revoke_extra=True)
+    assert _on_audit(plan.missing + plan.extra + plan.deferred) == []
+
+
+def test_the_shipped_grants_let_the_lambda_describe_every_table_get_all_checkpoints_reads() -> None:
+    """conf/governance/dev.yaml: the checkpoints Lambda lists raw, curated and semantic
+    (``<semantic_db>.<topic>`` carries the curated checkpoint); Lake Formation hides a table the
+    principal holds nothing on, and a hidden semantic table never starts a semantic catch-up."""
+    context = load_governance_context(REPO / "conf", "dev")
+    scope = context.scope()
+    requested: list[TableRef] = []
+
+    class Recording:
+        def load(self, tables: Any) -> dict[str, TableSnapshots]:
+            requested.extend(tables)
+            return {t.identifier: TableSnapshots(t.identifier, exists=False) for t in tables}
+
+    get_all_checkpoints(Recording(), scope.profile, scope.topics)
+    assert {t.layer for t in requested} == {"raw", "curated", "semantic"}
+    grants, _names, _warnings = desired_grants(context.governance, context.environment, scope)
+    lam = context.environment.lambda_role_arn
+    hidden = [
+        t.identifier
+        for t in requested
+        if LfGrant(lam, LfResource("table", t.database, t.name), "DESCRIBE") not in grants
+    ]
+    assert hidden == []
+    assert {g.permission for g in grants if g.principal == lam} == {"DESCRIBE"}  # read only
 
 
 def test_a_changed_config_grants_and_revokes_only_the_difference(tmp_path: Path, lf: Any) -> None:

@@ -14,9 +14,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.cli.main import main
+from lean_ops_spark.drift.audit import audit_table
 from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
 from lean_ops_spark.governance.iam import INLINE_POLICY_LIMIT, PolicyStatement, RolePolicy, role_policies
+from lean_ops_spark.governance.layers import GovernedScope
+from lean_ops_spark.orchestration.checkpoints import get_all_checkpoints
+from lean_ops_spark.orchestration.snapshots import MetadataFileSource, glue_pointers
 from tests.unit.test_governance_config import KMS_KEY, governance_doc, governed_env_doc, role, write_project
 
 WAREHOUSE = "arn:aws:s3:::example-lakehouse-warehouse/iceberg"
@@ -73,6 +78,53 @@ def _resources(policy: RolePolicy, action: str) -> set[str]:
         value = statement["Resource"]
         found.update(value if isinstance(value, list) else [value])
     return found
+
+
+def _allows(policy: RolePolicy, action: str, resource: str) -> bool:
+    """Whether a statement of ``policy`` allows ``action`` on ``resource`` (``*``/``?`` as IAM matches them)."""
+    return any(
+        action in s.actions and any(fnmatch.fnmatchcase(resource, r) for r in s.resources)
+        for s in policy.statements
+    )
+
+
+class _RecordingCatalog:
+    """A Glue client (``GetTables``) and an S3 reader over a catalog that holds, in every
+    database, a table under every name the estate could use; records what is asked."""
+
+    class exceptions:  # boto3 names it so
+        class EntityNotFoundException(Exception):
+            pass
+
+    def __init__(self, scope: GovernedScope) -> None:
+        layers = ("raw", "curated", "quarantine", "semantic")
+        self.names = sorted({t.name for layer in layers for t in scope.tables(layer)} | set(scope.topics))
+        self.scope = scope
+        self.listed: list[str] = []  # databases, one GetTables each
+        self.read_files: list[str] = []  # s3:// metadata locations
+
+    def location(self, database: str, name: str) -> str:
+        table = TableRef(self.scope.profile.catalog, database, name, "any")
+        return self.scope.table_location(table).child("metadata", "00001-0.metadata.json").uri
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "get_tables"
+        catalog = self
+
+        class Pages:
+            def paginate(self, DatabaseName: str, **_: Any) -> list[dict[str, Any]]:
+                catalog.listed.append(DatabaseName)
+                tables = [
+                    {"Name": n, "Parameters": {"metadata_location": catalog.location(DatabaseName, n)}}
+                    for n in catalog.names
+                ]
+                return [{"TableList": tables}]
+
+        return Pages()
+
+    def read(self, location: str) -> bytes:
+        self.read_files.append(location)
+        return b"{}"
 
 
 def test_one_policy_per_role_with_no_wildcard_action(context: GovernanceContext) -> None:
@@ -146,12 +198,20 @@ def test_metrics_are_limited_to_the_namespace(context: GovernanceContext) -> Non
         assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": [namespace]}}
 
 
-def test_curation_reads_raw_and_writes_curated_and_quarantine_only(context: GovernanceContext) -> None:
+def test_curation_reads_raw_and_writes_curated_quarantine_and_drift_audit_only(
+    context: GovernanceContext,
+) -> None:
     curation = _policies(context)["curation_job"]
     writes = _resources(curation, "s3:PutObject")
     assert writes == {
         f"{WAREHOUSE}/lakehouse_curated.db/{t}/*"
-        for t in ("orders", "orders_quarantine", "clickstream", "clickstream_quarantine")
+        for t in (
+            "orders",
+            "orders_quarantine",
+            "clickstream",
+            "clickstream_quarantine",
+            "lean_ops_drift_audit",
+        )
     }
     reads = _resources(curation, "s3:GetObject")
     assert f"{WAREHOUSE}/lakehouse_raw.db/orders_staging/*" in reads
@@ -167,6 +227,30 @@ def test_curation_reads_raw_and_writes_curated_and_quarantine_only(context: Gove
     (listing,) = [s for s in _statements(curation, "s3:ListBucket") if "TableFiles" in s["Sid"]]
     assert listing["Resource"] == "arn:aws:s3:::example-lakehouse-warehouse"
     assert "iceberg/lakehouse_raw.db/orders_staging/*" in listing["Condition"]["StringLike"]["s3:prefix"]
+
+
+def test_curation_may_create_and_append_to_the_drift_audit_table(context: GovernanceContext) -> None:
+    """On any drift, curation runs CREATE TABLE IF NOT EXISTS on ``<curated_db>.lean_ops_drift_audit``
+    and appends its rows (drift.audit.record_drift): Glue read/create/update, S3 under its location."""
+    policies = _policies(context)
+    curation = policies["curation_job"]
+    table = audit_table(context.profile)
+    assert table.identifier == "lakehouse_curated.lean_ops_drift_audit"
+    glue_table = f"arn:aws:glue:{REGION_ACCOUNT}:table/lakehouse_curated/lean_ops_drift_audit"
+    for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable"):
+        assert _allows(curation, action, glue_table), action
+    files = f"{WAREHOUSE}/lakehouse_curated.db/lean_ops_drift_audit"
+    for key in ("data/detected_at_day=2024-05-01/00000-0-a.parquet", "metadata/00001-b.metadata.json"):
+        for action in ("s3:GetObject", "s3:PutObject"):
+            assert _allows(curation, action, f"{files}/{key}"), (action, key)
+    (listing,) = [s for s in _statements(curation, "s3:ListBucket") if "TableFiles" in s["Sid"]]
+    assert (
+        "iceberg/lakehouse_curated.db/lean_ops_drift_audit/*"
+        in listing["Condition"]["StringLike"]["s3:prefix"]
+    )
+    # nobody else writes it
+    for name in ("semantic_job", "lambda", "snowflake"):
+        assert not _allows(policies[name], "s3:PutObject", f"{files}/metadata/00001-b.metadata.json"), name
 
 
 def test_semantic_never_touches_raw_or_quarantine_and_can_refresh_snowflake(
@@ -193,10 +277,45 @@ def test_lambda_reads_table_metadata_only(context: GovernanceContext) -> None:
     reads = _resources(policy, "s3:GetObject")
     assert f"{WAREHOUSE}/lakehouse_raw.db/orders_staging/metadata/*" in reads
     assert not any(r.startswith(WAREHOUSE) and not r.endswith("/metadata/*") for r in reads)
-    assert not any("quarantine" in r or "semantic" in r for r in reads)
+    assert not any("quarantine" in r for r in reads)
+    # <semantic_db>.<topic> holds the curated checkpoint (semantic_behind); no other semantic table
+    assert {r for r in reads if "lakehouse_semantic" in r} == {
+        f"{WAREHOUSE}/lakehouse_semantic.db/{topic}/metadata/*" for topic in ("orders", "clickstream")
+    }
+    assert not any(a.startswith(("glue:Delete", "glue:BatchDelete", "s3:Abort")) for a in actions)
     (kms,) = _statements(policy, "kms:Decrypt")
     assert kms["Resource"] == KMS_KEY
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": ["s3.us-east-1.amazonaws.com"]}}
+
+
+def test_the_lambda_may_read_what_get_all_checkpoints_reads(context: GovernanceContext) -> None:
+    """GetAllCheckpoints lists each database (``GetTables``) and reads each table's current
+    ``metadata.json``: raw, curated and the semantic table whose snapshots carry the curated
+    checkpoint (without it ``semantic_behind`` never fires). Read only: nothing is written."""
+    scope = context.scope()
+    catalog = _RecordingCatalog(scope)
+    source = MetadataFileSource(glue_pointers(catalog), catalog.read, max_workers=1)
+    report = get_all_checkpoints(source, scope.profile, scope.topics)
+    assert report.errors == {}
+    assert all(t.semantic_table_exists for t in report.topics)
+    assert sorted(catalog.listed) == ["lakehouse_curated", "lakehouse_raw", "lakehouse_semantic"]
+    assert len(catalog.read_files) == 3 * len(scope.topics)
+    policy = _policies(context)["lambda"]
+    glue = f"arn:aws:glue:{REGION_ACCOUNT}"
+    for database in catalog.listed:
+        for resource in (f"{glue}:catalog", f"{glue}:database/{database}"):
+            assert _allows(policy, "glue:GetTables", resource), resource
+    for location in catalog.read_files:
+        key = location.removeprefix("s3://")
+        database, name = key.split("/")[-4].removesuffix(".db"), key.split("/")[-3]
+        assert _allows(policy, "glue:GetTables", f"{glue}:table/{database}/{name}"), (database, name)
+        assert _allows(policy, "s3:GetObject", f"arn:aws:s3:::{key}"), location
+        table_files = f"arn:aws:s3:::{key.rsplit('/metadata/', 1)[0]}"
+        for action in ("s3:PutObject", "s3:DeleteObject"):
+            assert not _allows(policy, action, f"arn:aws:s3:::{key}"), (action, location)
+        assert not _allows(policy, "s3:GetObject", f"{table_files}/data/00000-0.parquet"), location
+        for action in ("glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable"):
+            assert not _allows(policy, action, f"{glue}:table/{database}/{name}"), (action, name)
 
 
 def test_state_machine_and_scheduler_name_their_targets(context: GovernanceContext) -> None:
