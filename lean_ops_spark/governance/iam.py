@@ -7,7 +7,7 @@ What each role may touch follows from what the code does, not from a template:
 | curation job | raw tables | curated + quarantine tables, the drift audit table (created on the first drift) |
 | semantic job | curated tables (not quarantine) | semantic tables |
 | maintenance job | every topic and semantic table | the same (rewrites, expiry, orphan removal) |
-| Lambda (both functions) | *metadata* (``metadata/`` only) of raw, curated and ``<semantic_db>.<topic>`` | nothing |
+| Lambda (both functions) | *metadata* (``metadata/`` only) of raw, curated and semantic tables | nothing |
 | state machine | — | invokes the two Lambdas, runs the curation/semantic jobs, puts metrics |
 | scheduler | — | starts the state machine and the maintenance job |
 | snowflake (catalog integration role) | semantic tables | nothing |
@@ -44,7 +44,6 @@ from lean_ops_spark.config.environment import Environment
 from lean_ops_spark.deploy.artifacts import JOB_SCRIPTS
 from lean_ops_spark.governance.config import GovernanceConfig
 from lean_ops_spark.governance.layers import GovernedScope, S3Location
-from lean_ops_spark.orchestration.checkpoints import default_semantic_table
 
 __all__ = [
     "INLINE_POLICY_LIMIT",
@@ -430,11 +429,10 @@ def _semantic_snowflake_extras(arns: _Arns, governance: GovernanceConfig | None)
 
 def _checkpoint_tables(scope: GovernedScope) -> list[TableRef]:
     """The tables GetAllCheckpoints reads (``GetTables`` per database, then each table's
-    current ``metadata.json``): per topic raw, curated and ``<semantic_db>.<topic>``, whose
+    current ``metadata.json``): per topic raw, curated and its models' semantic tables, whose
     snapshot summaries hold the curated checkpoint (``semantic_behind``). ResolveCuratedSnapshot
     reads raw and curated only."""
-    semantic = [default_semantic_table(scope.profile, topic) for topic in scope.topics]
-    return [*scope.tables("raw"), *scope.tables("curated"), *semantic]
+    return [*scope.tables("raw"), *scope.tables("curated"), *scope.tables("semantic")]
 
 
 def _lambda(arns: _Arns) -> list[PolicyStatement]:

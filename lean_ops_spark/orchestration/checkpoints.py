@@ -34,7 +34,7 @@ from lean_ops_spark.catalog.naming import TableRef, topic_tables
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.config.sources import ConfigSource
 from lean_ops_spark.curation.batch import plan_batch
-from lean_ops_spark.errors import CheckpointError, LeanOpsError
+from lean_ops_spark.errors import CheckpointError, ConfigError, LeanOpsError
 from lean_ops_spark.orchestration.schema_check import SemanticSchemaCheck, check_semantic_schema
 from lean_ops_spark.orchestration.snapshots import SnapshotSource, TableSnapshots
 
@@ -46,17 +46,44 @@ __all__ = [
     "TopicCheckpoints",
     "compute_backlog",
     "default_semantic_table",
+    "default_semantic_tables",
     "get_all_checkpoints",
+    "model_semantic_tables",
     "resolve_curation_run",
 ]
 
-#: ``(profile, topic) -> the topic's semantic table``; the default is ``<semantic_db>.<topic>``.
-SemanticTableNaming = Callable[[Profile, str], TableRef]
+#: ``(profile, topic) -> the topic's semantic tables`` (one per model, each with its own
+#: curated checkpoint); :func:`model_semantic_tables` reads them from the models.
+SemanticTableNaming = Callable[[Profile, str], Sequence[TableRef]]
 
 
 def default_semantic_table(profile: Profile, topic: str) -> TableRef:
-    """``<semantic_db>.<topic>`` until the semantic model names its table."""
+    """``<semantic_db>.<topic>``: the table of a model named after its topic."""
     return TableRef(profile.catalog, profile.databases.semantic, topic, "semantic", topic)
+
+
+def default_semantic_tables(profile: Profile, topic: str) -> tuple[TableRef, ...]:
+    """Without the models at hand: ``<semantic_db>.<topic>`` alone."""
+    return (default_semantic_table(profile, topic),)
+
+
+def model_semantic_tables(source: ConfigSource) -> SemanticTableNaming:
+    """The tables of a topic's semantic models (``semantic/<topic>.yaml`` under ``source``),
+    ``<semantic_db>.<model>`` each, as the semantic job names them; none for a topic without
+    a model file, or whose file does not load (CheckSchemaExists reports that)."""
+    from lean_ops_spark.semantic.loader import load_semantic_models
+
+    def tables(profile: Profile, topic: str) -> tuple[TableRef, ...]:
+        try:
+            models = load_semantic_models(source, topic)
+        except ConfigError:
+            return ()
+        names = [m.name for m in models.models] if models else []
+        return tuple(
+            TableRef(profile.catalog, profile.databases.semantic, n, "semantic", topic) for n in names
+        )
+
+    return tables
 
 
 def _id(value: int | None) -> str | None:
@@ -187,33 +214,41 @@ def _topic_checkpoints(
     topic: str,
     raw_ref: TableRef,
     curated_ref: TableRef,
-    semantic_ref: TableRef,
+    semantic_refs: Sequence[TableRef],
     loaded: dict[str, TableSnapshots],
 ) -> TopicCheckpoints:
-    raw, curated, semantic = (loaded[r.identifier] for r in (raw_ref, curated_ref, semantic_ref))
+    raw, curated = (loaded[r.identifier] for r in (raw_ref, curated_ref))
+    existing = [(ref, loaded[ref.identifier]) for ref in semantic_refs if loaded[ref.identifier].exists]
+    # reported: the first of the topic's semantic tables that exists (in the models' order)
+    first = next(iter([*(ref for ref, _ in existing), *semantic_refs]), None)
+    shown_name = first.sql if first else ""
     base = TopicCheckpoints(
-        topic, raw_ref.sql, curated_ref.sql, semantic_ref.sql, semantic_table_exists=semantic.exists
+        topic, raw_ref.sql, curated_ref.sql, shown_name, semantic_table_exists=bool(existing)
     )
     missing = [t.identifier for t in (raw, curated) if not t.exists]
     if missing:
         return _with_error(base, f"table(s) missing: {', '.join(missing)} (run `lean-ops init`)")
     try:
         curation = _checkpoint(curated, RAW_CHECKPOINT_KEY)
-        semantic_cp = _checkpoint(semantic, CURATED_CHECKPOINT_KEY)
+        checkpoints = [(ref, _checkpoint(table, CURATED_CHECKPOINT_KEY)) for ref, table in existing]
         backlog = compute_backlog(raw, None if curation is None else curation.source_snapshot_id)
     except LeanOpsError as exc:
         return _with_error(base, str(exc))
+    # each model's table keeps its own checkpoint: one that has yet to read a curated commit
+    # (its audit failed, say, while another model's published) is reason enough to catch up
+    lagging = [(ref, cp) for ref, cp in checkpoints if semantic_behind(curated, cp)]
+    shown = next(iter([*lagging, *checkpoints]), None)  # the one lagging, if any
     return TopicCheckpoints(
-        semantic_lags=semantic.exists and semantic_behind(curated, semantic_cp),
+        semantic_lags=bool(lagging),
         topic=topic,
         raw_table=raw_ref.sql,
         curated_table=curated_ref.sql,
-        semantic_table=semantic_ref.sql,
+        semantic_table=shown[0].sql if shown else shown_name,
         raw_current_snapshot_id=raw.current_snapshot_id,
         curation_checkpoint=curation,
         curated_current_snapshot_id=curated.current_snapshot_id,
-        semantic_checkpoint=semantic_cp,
-        semantic_table_exists=semantic.exists,
+        semantic_checkpoint=shown[1] if shown else None,
+        semantic_table_exists=bool(existing),
         backlog=backlog,
     )
 
@@ -243,7 +278,7 @@ def get_all_checkpoints(
     profile: Profile,
     topics: Sequence[str],
     *,
-    semantic_table: SemanticTableNaming = default_semantic_table,
+    semantic_tables: SemanticTableNaming = default_semantic_tables,
 ) -> CheckpointReport:
     """Checkpoints and backlog of every topic in one batch of catalog reads.
 
@@ -254,8 +289,8 @@ def get_all_checkpoints(
     refs = []
     for topic in topics:
         tables = topic_tables(profile, topic)
-        refs.append((topic, tables.raw, tables.curated, semantic_table(profile, topic)))
-    loaded = source.load([r for entry in refs for r in entry[1:]])
+        refs.append((topic, tables.raw, tables.curated, tuple(semantic_tables(profile, topic))))
+    loaded = source.load([r for _, raw, cur, sem in refs for r in (raw, cur, *sem)])
     return CheckpointReport(tuple(_topic_checkpoints(t, raw, cur, sem, loaded) for t, raw, cur, sem in refs))
 
 

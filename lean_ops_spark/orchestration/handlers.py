@@ -20,8 +20,8 @@ from lean_ops_spark.config.sources import ConfigSource, open_config_source, read
 from lean_ops_spark.errors import CheckpointError, ConfigError
 from lean_ops_spark.orchestration.checkpoints import (
     SemanticTableNaming,
-    default_semantic_table,
     get_all_checkpoints,
+    model_semantic_tables,
     resolve_curation_run,
 )
 from lean_ops_spark.orchestration.overlap import older_running_execution
@@ -67,7 +67,8 @@ class LambdaRuntime:
     config_source: ConfigSource
     snapshots: SnapshotSource
     topics: tuple[str, ...]
-    semantic_table: SemanticTableNaming = default_semantic_table
+    #: a topic's semantic tables (default: its models' tables, read from ``config_source``)
+    semantic_tables: SemanticTableNaming | None = None
     schema_check: SemanticSchemaCheck = check_semantic_schema
     #: a boto3 ``stepfunctions`` client for the overlap check (one is made when None)
     executions: Any = None
@@ -135,7 +136,10 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
     """
     topics = _requested_topics(event, runtime)
     report = get_all_checkpoints(
-        runtime.snapshots, runtime.profile, topics, semantic_table=runtime.semantic_table
+        runtime.snapshots,
+        runtime.profile,
+        topics,
+        semantic_tables=runtime.semantic_tables or model_semantic_tables(runtime.config_source),
     )
     if report.errors and not event.get("tolerate_errors"):
         raise CheckpointError(

@@ -24,6 +24,7 @@ from lean_ops_spark.errors import CheckpointError
 from lean_ops_spark.orchestration.checkpoints import (
     default_semantic_table,
     get_all_checkpoints,
+    model_semantic_tables,
     resolve_curation_run,
 )
 from lean_ops_spark.orchestration.handlers import curation_result, get_all_checkpoints_event, open_runtime
@@ -143,6 +144,20 @@ def test_checkpoints_backlog_and_missing_semantic_table(own_lake, spark) -> None
     _commit_empty(spark, orders_lake["tables"].curated.sql, {"note": "compaction-like"})
     (orders,) = get_all_checkpoints(source, profile, ["orders"]).topics
     assert not orders.has_new_raw_data and not orders.semantic_behind
+
+    # each model's table keeps its own checkpoint (the deployed Lambda finds them from the
+    # models: orders and orders_daily_revenue); one still on the curated run is behind
+    models = model_semantic_tables(open_config_source(str(CONF)))
+    assert [t.name for t in models(profile, "orders")] == ["orders", "orders_daily_revenue"]
+    revenue = models(profile, "orders")[1]
+    spark.sql(f"CREATE TABLE {revenue.sql} (order_date date) USING iceberg")
+    _commit_empty(spark, revenue.sql, {CURATED_CHECKPOINT_KEY: str(orders_lake["curated_run"])})
+    (orders,) = get_all_checkpoints(source, profile, ["orders"], semantic_tables=models).topics
+    assert orders.semantic_behind and orders.semantic_table == revenue.sql
+    assert orders.curated_snapshot_consumed == orders_lake["curated_run"]
+    _commit_empty(spark, revenue.sql, {CURATED_CHECKPOINT_KEY: str(run2)})
+    (orders,) = get_all_checkpoints(source, profile, ["orders"], semantic_tables=models).topics
+    assert not orders.semantic_behind and orders.semantic_table == semantic.sql
 
 
 def test_fast_reader_agrees_with_pyiceberg(orders_lake) -> None:

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.cli.main import main
+from lean_ops_spark.config.models import Profile
 from lean_ops_spark.drift.audit import audit_table
 from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
 from lean_ops_spark.governance.iam import INLINE_POLICY_LIMIT, PolicyStatement, RolePolicy, role_policies
@@ -278,9 +279,11 @@ def test_lambda_reads_table_metadata_only(context: GovernanceContext) -> None:
     assert f"{WAREHOUSE}/lakehouse_raw.db/orders_staging/metadata/*" in reads
     assert not any(r.startswith(WAREHOUSE) and not r.endswith("/metadata/*") for r in reads)
     assert not any("quarantine" in r for r in reads)
-    # <semantic_db>.<topic> holds the curated checkpoint (semantic_behind); no other semantic table
+    # each model's table holds its curated checkpoint (semantic_behind); the test project's
+    # models are not named after their topics
     assert {r for r in reads if "lakehouse_semantic" in r} == {
-        f"{WAREHOUSE}/lakehouse_semantic.db/{topic}/metadata/*" for topic in ("orders", "clickstream")
+        f"{WAREHOUSE}/lakehouse_semantic.db/{model}/metadata/*"
+        for model in ("customer_orders", "daily_sessions")
     }
     assert not any(a.startswith(("glue:Delete", "glue:BatchDelete", "s3:Abort")) for a in actions)
     (kms,) = _statements(policy, "kms:Decrypt")
@@ -290,12 +293,22 @@ def test_lambda_reads_table_metadata_only(context: GovernanceContext) -> None:
 
 def test_the_lambda_may_read_what_get_all_checkpoints_reads(context: GovernanceContext) -> None:
     """GetAllCheckpoints lists each database (``GetTables``) and reads each table's current
-    ``metadata.json``: raw, curated and the semantic table whose snapshots carry the curated
-    checkpoint (without it ``semantic_behind`` never fires). Read only: nothing is written."""
+    ``metadata.json``: raw, curated and the semantic tables of the topic's models, whose
+    snapshots carry the curated checkpoint (without them ``semantic_behind`` never fires).
+    Read only: nothing is written."""
     scope = context.scope()
     catalog = _RecordingCatalog(scope)
     source = MetadataFileSource(glue_pointers(catalog), catalog.read, max_workers=1)
-    report = get_all_checkpoints(source, scope.profile, scope.topics)
+    by_topic = {Path(t.source).stem: t.name for t in context.semantic_tables}  # one model per file here
+
+    def models(profile: Profile, topic: str) -> tuple[TableRef, ...]:
+        return (TableRef(profile.catalog, profile.databases.semantic, by_topic[topic], "semantic", topic),)
+
+    report = get_all_checkpoints(source, scope.profile, scope.topics, semantic_tables=models)
+    assert {t.semantic_table for t in report.topics} == {
+        "lake.lakehouse_semantic.customer_orders",
+        "lake.lakehouse_semantic.daily_sessions",
+    }
     assert report.errors == {}
     assert all(t.semantic_table_exists for t in report.topics)
     assert sorted(catalog.listed) == ["lakehouse_curated", "lakehouse_raw", "lakehouse_semantic"]
