@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
-from lean_ops_spark.config._reader import MappingReader, check_identifier
+from lean_ops_spark.config._reader import IDENTIFIER_PATTERN, MappingReader, check_identifier
 from lean_ops_spark.config.models import (
     DECIMAL_PATTERN,
     MAINTENANCE_LAYERS,
+    RESERVED_COLUMNS,
     SCALAR_TYPES,
     Databases,
     DriftMode,
@@ -51,6 +52,8 @@ __all__ = [
 TEMPORAL_KINDS = ("timestamp", "date")
 ORDERING_KINDS = ("timestamp", "date", "long", "int")
 PARTITION_TRANSFORMS = ("day", "month", "hour", "year", "identity")
+#: The reserved column names a field could have (the others are not identifiers anyway).
+_RESERVED_NAMES = tuple(sorted(name for name in RESERVED_COLUMNS if IDENTIFIER_PATTERN.fullmatch(name)))
 
 #: The platform's maintenance plan, used where conf/maintenance/default.yaml is absent.
 DEFAULT_MAINTENANCE: dict[str, Any] = {
@@ -203,9 +206,16 @@ def parse_topic(data: object, where: str, expected_topic: str | None = None) -> 
 
 def _check_contract_columns(contract: TopicContract, where: str) -> None:
     columns: dict[str, FieldSpec] = {}
-    for column, _path, spec in contract.flattened_fields():
+    for column, path, spec in contract.flattened_fields():
         if column in columns:
             raise ConfigError(f"{where}: flattening produces column {column!r} twice")
+        if column in RESERVED_COLUMNS:
+            field = ".".join(path)
+            raise ConfigError(
+                f"{where}: fields[{field}]: column name {column!r} is reserved (a column of the raw "
+                f"record or of curation: {', '.join(_RESERVED_NAMES)}) and parsing into it would replace "
+                "that column; leave the field out of the contract (its values stay in _rescued_data)"
+            )
         columns[column] = spec
     for key in contract.key:
         if key not in columns:

@@ -93,9 +93,10 @@ def parse_payload(df: DataFrame, contract: TopicContract) -> DataFrame:
 
     ``_rescued_data`` is a JSON object of ``path -> raw JSON text`` for fields the contract
     does not know (top level and inside flattened structs) and for values that did not cast
-    (including a flattened struct that is not an object). Intermediate columns are kept for
-    :func:`classify`; :func:`add_audit_columns` selects the final shape. (Expressions are
-    SQL text: :mod:`lean_ops_spark.sqlexpr`.)
+    (including a flattened struct that is not an object). A path joins keys with ``.``; a
+    key that holds a ``.`` itself is put in backticks, so no two values share a path.
+    Intermediate columns are kept for :func:`classify`; :func:`add_audit_columns` selects
+    the final shape. (Expressions are SQL text: :mod:`lean_ops_spark.sqlexpr`.)
     """
     columns = parsed_columns(contract)
     out = S.with_columns(df, {FIELDS_COLUMN: S.from_json(S.col("payload"), _MAP)})
@@ -149,13 +150,22 @@ def compact(df: DataFrame) -> DataFrame:
     return df.drop(*drop)
 
 
+def _rescue_key(prefix: str, key: Expr) -> Expr:
+    """``prefix + key``, a key that holds a ``.`` or a backtick put in backticks (its own
+    backticks doubled): a top-level key ``meta.region`` is rescued under `` `meta.region` ``,
+    never under the path of ``region`` inside a flattened ``meta`` (``meta.region``)."""
+    quoted = S.call("concat", S.lit("`"), S.call("replace", key, "`", "``"), S.lit("`"))
+    name = S.when(key.rlike("[.`]"), quoted).otherwise(key)
+    return S.call("concat", prefix, name) if prefix else name
+
+
 def _unknown_keys(fields: Expr, known_names: list[str], prefix: str) -> tuple[Expr, Expr]:
-    """Entries of a struct's map whose key is not a known child, keyed ``prefix + key``, and
-    whether there are any (tested without lambda functions; null when the map is null)."""
+    """Entries of a struct's map whose key is not a known child, keyed by
+    :func:`_rescue_key`, and whether there are any (tested without lambda functions; null
+    when the map is null)."""
     known = S.array(*known_names)
     unknown = S.map_filter(fields, lambda k, _v: ~S.call("array_contains", known, k))
-    if prefix:
-        unknown = S.transform_keys(unknown, lambda k, _v: S.call("concat", prefix, k))
+    unknown = S.transform_keys(unknown, lambda k, _v: _rescue_key(prefix, k))
     return unknown, S.call("size", S.call("array_except", S.call("map_keys", fields), known)) > 0
 
 

@@ -24,7 +24,7 @@ from dataclasses import replace as dataclass_replace
 from enum import Enum
 from typing import Any
 
-from lean_ops_spark.config.models import FieldSpec, FieldType, TopicContract
+from lean_ops_spark.config.models import RESERVED_COLUMNS, FieldSpec, FieldType, TopicContract
 from lean_ops_spark.drift.schema import (
     ELEMENT,
     NON_PAYLOAD_COLUMNS,
@@ -528,6 +528,13 @@ def reconcile_with_curated(contract: TopicContract, curated_schema: Any) -> Reco
     for name, struct_field in curated.items():
         if name in flattened or name in NON_PAYLOAD_COLUMNS:
             continue
+        if name in RESERVED_COLUMNS:
+            # parsed into, it would replace the raw record's own column in every batch
+            raise ContractError(
+                f"curated column {name!r} (an earlier evolve added it) has a reserved name: parsing "
+                "into it would replace the raw record's own column; drop it "
+                f"(ALTER TABLE ... DROP COLUMN {name}; older snapshots keep its values)"
+            )
         path = _path_from_comment((struct_field.metadata or {}).get("comment")) or (name,)
         parent = known.get(path[:-1]) if len(path) > 1 else None
         if len(path) > 1 and (parent is None or not parent.flattened_parent):

@@ -229,10 +229,14 @@ def handle_drift(
         statements = alter_statements(
             curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
         )
-        rescued = lossy_columns(plan.contract, observed)
         if plan.contract != reconciliation.contract:
+            # Observed under the old contract, a value of a column widened or added since was a
+            # cast failure or an unknown key, not partly parsed; in the new type it may be
+            # rounded, or lose the keys an inferred struct leaves out: the re-parse checks
+            # every changed column and rescues the records it marks.
+            rescued = lossy_columns(plan.contract, observed, changed={c.column for c in plan.changes})
             batch = reparse(plan.contract, rescued)
-        elif rescued:
+        elif rescued := lossy_columns(plan.contract, observed):
             # built from the pinned batch (not released yet), when a later step first reads it
             batch = pin(rescue_partial_values(batch, plan.contract, rescued))
             pinned.append(batch)

@@ -9,8 +9,9 @@ how many values, nulls, values of each JSON kind, values that do not fit the con
 (or its widest promotion) of a known path, and the widest integer part of numbers. It also
 counts, per struct/array column, the records where ``from_json`` silently lost something
 (an unknown nested key, a nested value that did not parse) and, per scalar column, the
-values a cast rounded or truncated. Types come from the JSON text as curation parses it,
-so a quoted number counts as a number: the same leniency curation's casts have.
+values a cast rounded or truncated (or dates whose time part it dropped). Types come from
+the JSON text as curation parses it, so a quoted number counts as a number: the same
+leniency curation's casts have.
 
 :func:`rescue_partial_values` keeps those lost values: the raw JSON text of the column goes
 into ``_rescued_data`` under the column's payload path, so nothing is silently dropped.
@@ -60,7 +61,8 @@ __all__ = [
 ]
 
 #: map<string,string>: column -> its raw JSON text, for the columns whose parse lost something
-#: (an unknown nested key, a nested value that did not cast, a rounded or truncated number).
+#: (an unknown nested key, a nested value that did not cast, a rounded or truncated number,
+#: a date's dropped time part).
 LOSSY_COLUMN = "_lossy"
 #: Above this many clean records a batch's observation profiles a deterministic sample of
 #: them (by message id) and scales their counts; every other record is profiled exactly.
@@ -128,6 +130,12 @@ def _significant_digits(text: Expr) -> Expr:
     )
 
 
+def _time_part(text: Expr) -> Expr:
+    """Does a date's text go on after the day (``2026-11-21T13:45:00Z``)? A date cast reads
+    up to the day and ignores the rest after a ``T`` or a space."""
+    return S.call("trim", text).rlike("[T ]")
+
+
 def _fits(text: Expr, ftype: FieldType, *, widest: bool) -> Expr:
     """Does a value's JSON text fit ``ftype`` (or, with ``widest``, its widest promotion)?"""
     numeric = text.rlike(_NUMBER)
@@ -157,7 +165,9 @@ def _fits(text: Expr, ftype: FieldType, *, widest: bool) -> Expr:
         )
     if kind == "boolean":
         return text.isin("true", "false")
-    if kind in ("date", "timestamp"):
+    if kind == "date":  # a date with a time part casts, but loses the time
+        return S.coalesce(text.cast(kind).isNotNull() & ~_time_part(text), S.lit(False))
+    if kind == "timestamp":
         return S.coalesce(text.cast(kind).isNotNull(), S.lit(False))
     return S.lit(True)
 
@@ -229,22 +239,26 @@ def _lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr:
 
 
 def _scalar_lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr | None:
-    """A number that cast but not exactly (truncated, rounded); None: the type cannot lose."""
+    """A number that cast but not exactly (truncated, rounded), or a date that dropped its
+    time part; None: the type cannot lose."""
     if ftype.kind in ("int", "long"):
         lost = ~S.call("trim", raw).rlike(_INTEGER)
     elif ftype.kind == "decimal":
         lost = _frac_digits(raw) > (ftype.scale or 0)
     elif ftype.kind == "float":
         return _significant_digits(raw) > _FLOAT_DIGITS
+    elif ftype.kind == "date":
+        lost = _time_part(raw)
     else:
         return None
     # The common case needs no regex: the JSON text is exactly how the typed value prints
-    # (an integer literal; a decimal with the column's scale), so nothing was lost.
+    # (an integer literal; a decimal with the column's scale; a yyyy-mm-dd date), so nothing
+    # was lost.
     return S.when(typed.cast("string") == raw, S.lit(False)).otherwise(lost)
 
 
 #: Types whose parse can lose something without failing (see :func:`_lossy`).
-_LOSSY_KINDS = frozenset({"struct", "array", "int", "long", "decimal", "float"})
+_LOSSY_KINDS = frozenset({"struct", "array", "int", "long", "decimal", "float", "date"})
 
 
 def _may_lose(column: ParsedColumn) -> bool:
@@ -698,10 +712,20 @@ def batch_counts(batch: DataFrame, contract: TopicContract) -> BatchCounts:
     return profile_batch(batch, contract, observe=False).counts
 
 
-def lossy_columns(contract: TopicContract, observed: ObservedSchema) -> tuple[str, ...]:
-    """Columns of ``contract`` with records that lost something when parsed."""
-    names = {c.name for c in parsed_columns(contract)}
-    return tuple(sorted(name for name, n in observed.lossy_records.items() if n and name in names))
+def lossy_columns(
+    contract: TopicContract, observed: ObservedSchema, changed: Collection[str] = ()
+) -> tuple[str, ...]:
+    """Columns of ``contract`` with records that lost something when parsed, plus the
+    ``changed`` columns that can lose something.
+
+    ``changed`` are columns whose type ``observed`` did not parse with (added or widened
+    since): a value that overflowed the old type was a plain cast failure there, and may be
+    rounded or lose keys in the new one; only the re-parse can tell.
+    """
+    by_name = {c.name: c for c in parsed_columns(contract)}
+    lossy = {name for name, n in observed.lossy_records.items() if n and name in by_name}
+    lossy.update(name for name in changed if name in by_name and _may_lose(by_name[name]))
+    return tuple(sorted(lossy))
 
 
 def rescue_partial_values(batch: DataFrame, contract: TopicContract, columns: Collection[str]) -> DataFrame:

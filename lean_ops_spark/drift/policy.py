@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from lean_ops_spark.config.models import DriftMode, TopicContract
+from lean_ops_spark.config.models import RESERVED_COLUMNS, DriftMode, TopicContract
 from lean_ops_spark.drift.diff import Drift, DriftKind, DriftSource, Reconciliation, SchemaChange
 from lean_ops_spark.drift.schema import (
     ELEMENT,
@@ -83,6 +83,9 @@ def _cannot_evolve(contract: TopicContract, drift: Drift) -> str | None:
             return "the flattened column name would not be a valid identifier"
     column, _ddl = ddl_path(contract, drift.path)
     top_level = len(drift.path) == 1 or column != contract_paths(contract)[drift.path[:-1]].column
+    if top_level and column in RESERVED_COLUMNS:
+        # parsed into, it would replace the raw record's own column in the batch
+        return f"column name {column} is reserved (a raw record or curation column)"
     if top_level and column in {name for name, _ in contract.curated_columns()}:
         return f"column {column} already exists (from another field)"
     return None
@@ -167,7 +170,7 @@ def plan_drift(reconciliation: Reconciliation, batch_drifts: Sequence[Drift], mo
     decisions = [decide(d, mode, contract) for d in (*reconciliation.drifts, *batch_drifts)]
     changes = list(reconciliation.changes)
     evolved = contract
-    for decision in decisions:
+    for i, decision in enumerate(decisions):
         drift = decision.drift
         if drift.source is not DriftSource.DATA or drift.proposed is None:
             continue
@@ -175,6 +178,16 @@ def plan_drift(reconciliation: Reconciliation, batch_drifts: Sequence[Drift], mo
             column, ddl = ddl_path(evolved, drift.path)
             parent = contract_paths(evolved).get(drift.path[:-1])
             top_level = len(drift.path) == 1 or bool(parent and parent.flattened_parent)
+            if top_level and column in {name for name, _ in evolved.curated_columns()}:
+                # two new fields of this batch map to one column (meta.region of a flattened
+                # meta, and meta_region): the first (by path) gets it, the other is rescued
+                decisions[i] = DriftDecision(
+                    drift,
+                    DriftAction.RESCUE,
+                    f"cannot evolve (column {column} is the column of another new field): "
+                    "values kept in _rescued_data",
+                )
+                continue
             evolved = with_field(evolved, drift.path, drift.proposed)
             changes.append(SchemaChange("add", drift.path, column, ddl, drift.proposed, top_level=top_level))
         elif decision.action is DriftAction.WIDEN_COLUMN:

@@ -613,3 +613,129 @@ def test_audit_rows_are_written_exactly_as_given(spark) -> None:
         ignore_row_order=True,
         ignore_nullable=True,
     )
+
+
+def test_evolve_rescues_what_the_evolved_types_round_or_leave_out(spark, project_config) -> None:
+    """The observation that decides a widening or a new column parsed with the old contract,
+    where a value too big for qty was a cast failure and a new object an unknown key. Parsed
+    again with the evolved contract, a value the new type rounds, or keys an inferred struct
+    leaves out (not column names), are partly parsed: kept in ``_rescued_data``."""
+    env = Env(spark, project_config, "evolve")
+    env.land(
+        [
+            payload(1, qty=3_000_000_000),  # needs a long
+            payload(2, qty="3000000000.5"),  # a long holds 3000000000
+            payload(3, ext={"a": 1, "my key": 2, "Code": "X"}),  # a new struct: only "a" is a name
+            payload(4, lines=[{"sku": "a", "Unit-Price": 9.5}]),
+        ]
+    )
+    result = env.curate("run-1")
+    assert env.audit("run-1") == {
+        ("qty", "type_widening", "widen_column"),
+        ("ext", "new_field", "add_column"),
+        ("lines", "new_field", "add_column"),
+    }
+    rows = env.curated()
+    rescued = {k: json.loads(r["_rescued_data"] or "{}") for k, r in rows.items()}
+    assert rows["t-1"]["qty"] == rows["t-2"]["qty"] == 3_000_000_000 and rescued["t-1"] == {}
+    assert rescued["t-2"] == {"qty": "3000000000.5"}
+    assert rows["t-3"]["ext"] == {"a": 1} and set(rescued["t-3"]) == {"ext"}
+    assert json.loads(rescued["t-3"]["ext"]) == {"a": 1, "my key": 2, "Code": "X"}
+    assert rows["t-4"]["lines"] == [{"sku": "a"}] and set(rescued["t-4"]) == {"lines"}
+    assert json.loads(rescued["t-4"]["lines"]) == [{"sku": "a", "Unit-Price": 9.5}]
+    assert result.ledger is not None and result.ledger.rescued_records == 3
+
+
+def test_evolve_never_adds_a_column_the_batch_has_or_another_new_field_takes(spark, project_config) -> None:
+    """Payload fields named like raw record columns would replace them in the batch (every
+    record WRONG_TOPIC, message ids replaced); two new fields of one column would ALTER twice.
+    Both are rescued instead, and every record is curated with its own message id."""
+    env = Env(spark, project_config, "evolve")
+    env.land(
+        [
+            payload(1, topic="blue", message_id="p-1"),
+            payload(2, topic="blue", message_id="p-1", meta={"source": "s", "region": "eu"}, meta_region="x"),
+            payload(3),
+        ]
+    )
+    result = env.curate("run-1")
+    assert env.audit("run-1") == {
+        ("topic", "new_field", "rescue"),
+        ("message_id", "new_field", "rescue"),
+        ("meta.region", "nested_field_change", "add_column"),  # column meta_region: first by path
+        ("meta_region", "new_field", "rescue"),
+    }
+    rows = env.curated()
+    assert result.ledger is not None and result.ledger.quarantined == 0
+    assert {k: r["_message_id"] for k, r in rows.items()} == {"t-1": "m-1", "t-2": "m-2", "t-3": "m-3"}
+    assert rows["t-2"]["meta_region"] == "eu"
+    assert json.loads(rows["t-2"]["_rescued_data"]) == {
+        "topic": "blue",
+        "message_id": "p-1",
+        "meta_region": "x",
+    }
+    assert not {"topic", "message_id"} & {f.name for f in spark.table(env.tables.curated.sql).schema.fields}
+
+
+def _raw_frame(spark, bodies: list[dict]):
+    return spark.createDataFrame(
+        [(f"m{i}", "things", json.dumps(b), NOW, "t", 1, 1) for i, b in enumerate(bodies)],
+        "message_id string, topic string, payload string, ingestion_ts timestamp, producer string, "
+        "schema_version int, _raw_snapshot_id bigint",
+    )
+
+
+def test_a_dotted_key_is_rescued_apart_from_the_flattened_path_it_spells(spark) -> None:
+    """A top-level key ``meta.region`` and ``region`` inside the flattened ``meta`` were one
+    rescued key, and the duplicate failed every run of the topic: a key holding a dot (or a
+    backtick) is rescued in backticks, so both values are kept."""
+    from lean_ops_spark.drift.observe import parse_batch
+
+    contract = things("rescue")
+    body = payload(1, meta={"source": "s", "region": "eu", "a.b": 1}, plain=2)
+    body.update({"meta.region": "x", "meta.source": "y", "`q`.k": 3})
+    [row] = parse_batch(_raw_frame(spark, [body]), contract).collect()
+    assert row["meta_source"] == "s"
+    assert json.loads(row["_rescued_data"]) == {
+        "plain": "2",
+        "`meta.region`": "x",
+        "`meta.source`": "y",
+        "```q``.k`": "3",
+        "meta.region": "eu",
+        "meta.`a.b`": "1",
+    }
+
+
+def test_a_date_given_a_time_is_partly_parsed(spark) -> None:
+    """A date cast keeps the day of ``2026-11-21T13:45:00Z`` and drops the time: the value
+    does not fit the date type (drift when most do not) and its text is rescued."""
+    from lean_ops_spark.config.models import FieldType
+    from lean_ops_spark.drift.observe import observe_batch, parse_batch, rescue_partial_values
+    from lean_ops_spark.drift.schema import with_field
+
+    contract = with_field(things("rescue"), ("due",), FieldType("date"))
+    bodies = [
+        payload(1, due="2026-11-21T13:45:00Z"),
+        payload(2, due="2026-11-22 08:00"),
+        payload(3, due="2026-11-23"),
+        payload(4, due=" 2026-11-24 "),  # a cast trims: nothing lost
+    ]
+    batch = parse_batch(_raw_frame(spark, bodies), contract).cache()
+    try:
+        observed = observe_batch(batch, contract)
+        assert observed.lossy_records == {"due": 2} and observed.paths[("due",)].bad == 2
+        assert [(d.field_path, d.kind.value) for d in diff_batch(observed, contract)] == [
+            ("due", "type_incompatible")
+        ]
+        kept = {
+            r["thing_id"]: (str(r["due"]), json.loads(r["_rescued_data"] or "{}"))
+            for r in rescue_partial_values(batch, contract, ["due"]).collect()
+        }
+    finally:
+        batch.unpersist()
+    assert kept == {
+        "t-1": ("2026-11-21", {"due": "2026-11-21T13:45:00Z"}),
+        "t-2": ("2026-11-22", {"due": "2026-11-22 08:00"}),
+        "t-3": ("2026-11-23", {}),
+        "t-4": ("2026-11-24", {}),
+    }

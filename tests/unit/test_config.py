@@ -128,6 +128,43 @@ def test_bad_field_types_are_refused(field: dict[str, object], message: str) -> 
         parse_topic(data, "things.yaml")
 
 
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ({"name": "topic", "type": "string"}, "topic"),
+        ({"name": "payload", "type": "struct", "fields": [{"name": "x", "type": "int"}]}, "payload"),
+        (
+            {
+                "name": "message",
+                "type": "struct",
+                "flatten": True,
+                "fields": [{"name": "id", "type": "string"}],
+            },
+            "message_id",
+        ),
+    ],
+)
+def test_fields_named_like_raw_record_columns_are_refused(field: dict[str, object], column: str) -> None:
+    """Parsed into, such a column would replace the raw record's own (every record WRONG_TOPIC,
+    message ids replaced): the error names the file, the field and the column."""
+    data = minimal_topic()
+    data["fields"] = [*data["fields"], field]  # type: ignore[misc]
+    path = "message.id" if column == "message_id" else column
+    with pytest.raises(
+        ConfigError, match=rf"^things\.yaml: fields\[{path}\]: column name '{column}' is reserved"
+    ):
+        parse_topic(data, "things.yaml")
+
+
+def test_reserved_columns_cover_the_raw_record_and_curation_columns() -> None:
+    from lean_ops_spark.catalog.schemas import RAW_STAGING_COLUMNS
+    from lean_ops_spark.config.models import RESERVED_COLUMNS
+
+    curated = {name for name, _ in parse_topic(minimal_topic(), "things.yaml").curated_columns()}
+    payload = {"thing_id", "updated_at"}
+    assert {name for name, _, _ in RAW_STAGING_COLUMNS} | (curated - payload) <= RESERVED_COLUMNS
+
+
 def test_error_rate_threshold_is_a_fraction() -> None:
     with pytest.raises(ConfigError, match=r"must be at most 1\.0"):
         parse_topic(minimal_topic(error_rate_threshold=5), "things.yaml")

@@ -332,6 +332,17 @@ def test_types_that_cannot_be_reconciled_are_an_error() -> None:
         reconcile_with_curated(base, curated_schema(base, qty=T.StringType()))
 
 
+def test_a_curated_column_named_like_a_raw_record_column_is_an_error() -> None:
+    """An evolve that did not refuse the name yet added it: parsing into it would replace the
+    raw record's own column, so the run stops and says how to repair the table."""
+    base = contract()
+    topic = T.StructField(
+        "topic", T.StringType(), metadata={"comment": f"{PATH_COMMENT_PREFIX}topic (run r1)"}
+    )
+    with pytest.raises(ContractError, match=r"curated column 'topic' .*reserved name.*DROP COLUMN topic"):
+        reconcile_with_curated(base, curated_schema(base, topic))
+
+
 def test_shipped_contracts_are_consistent_with_their_own_tables(project_config) -> None:
     for topic in project_config.topics.values():
         assert reconcile_with_curated(topic, curated_schema(topic)).drifts == ()

@@ -84,6 +84,38 @@ def test_a_new_field_whose_column_name_is_taken_is_rescued() -> None:
     assert decision.action is A.RESCUE and "column meta_source already exists" in decision.note
 
 
+@pytest.mark.parametrize(
+    "name", ["topic", "message_id", "payload", "ingestion_ts", "producer", "schema_version"]
+)
+def test_a_new_field_named_like_a_raw_record_column_is_rescued(name: str) -> None:
+    """Parsed into, its column would replace the raw record's own in the batch."""
+    decision = decide(replace(NEW, path=(name,)), DriftMode.EVOLVE, contract())
+    assert decision.action is A.RESCUE and f"column name {name} is reserved" in decision.note
+    flattened = Drift(
+        ("meta", "id"), DriftKind.NESTED_FIELD_CHANGE, None, "string", proposed=FieldType("string")
+    )
+    renamed = replace(
+        contract(),
+        fields=tuple(replace(f, name="message") if f.name == "meta" else f for f in contract().fields),
+    )
+    decision = decide(replace(flattened, path=("message", "id")), DriftMode.EVOLVE, renamed)
+    assert decision.action is A.RESCUE and "column name message_id is reserved" in decision.note
+
+
+def test_two_new_fields_of_one_column_add_it_once() -> None:
+    """meta.region (meta is flattened) and meta_region are both column meta_region: the
+    first by path adds it, the other is rescued (two ALTERs would fail after the first)."""
+    top = replace(NEW, path=("meta_region",))
+    plan = plan_drift(Reconciliation(contract(), (), ()), [FLAT, top], DriftMode.EVOLVE)
+    assert [(d.drift.field_path, d.action) for d in plan.decisions] == [
+        ("meta.region", A.ADD_COLUMN),
+        ("meta_region", A.RESCUE),
+    ]
+    assert "column meta_region is the column of another new field" in plan.decisions[1].note
+    assert [c.describe() for c in plan.changes] == ["add column meta_region string"]
+    assert ("meta_region",) not in contract_paths(plan.contract)
+
+
 def test_curated_and_contract_differences_apply_in_every_mode() -> None:
     kept = replace(NEW, source=DriftSource.CURATED)
     ahead = replace(NEW, source=DriftSource.CONTRACT)
