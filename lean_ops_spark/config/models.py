@@ -64,14 +64,12 @@ AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
 RAW_RECORD_COLUMNS = ("message_id", "topic", "payload", "ingestion_ts", "producer", "schema_version")
 #: Names a payload field's curated column cannot have: a column of that name would replace
 #: the raw record's own in the batch (every record ``WRONG_TOPIC``, message ids replaced), or
-#: clash with the rescue and audit columns. Also ``_raw_snapshot_id`` (added to every batch)
-#: and ``attempt_count`` (a replay's batch carries it). A payload field with such a name
-#: stays in ``_rescued_data``.
+#: clash with the rescue and audit columns. Also ``_raw_snapshot_id`` (added to every batch).
+#: A payload field with such a name stays in ``_rescued_data``.
 RESERVED_COLUMNS = frozenset(
     {
         *RAW_RECORD_COLUMNS,
         "_raw_snapshot_id",
-        "attempt_count",
         RESCUED_DATA_COLUMN,
         *(name for name, _ in AUDIT_COLUMNS),
     }

@@ -96,7 +96,7 @@ def run_replay(
             "producer",
             "schema_version",
             F.col("raw_snapshot_id").alias("_raw_snapshot_id"),
-            "attempt_count",
+            F.col("attempt_count").alias("_attempt_count"),  # a payload field may be named so
         )
     )
     # Parsed as a curation run parses, partly parsed values (a rounded decimal, a struct's
@@ -107,7 +107,7 @@ def run_replay(
     )
     try:
         error = F.col(ERROR_COLUMN)
-        attempts = F.col("attempt_count") + 1
+        attempts = F.col("_attempt_count") + 1
         status = (
             F.when(error.isNull(), F.lit("replayed"))
             .when(error["error_class"] == ErrorClass.DROP.value, F.lit("dropped"))
@@ -117,7 +117,7 @@ def run_replay(
         outcomes = classified.select(
             "message_id",
             "ingestion_ts",
-            "attempt_count",
+            F.col("_attempt_count").alias("attempt_count"),
             status.alias("status"),
             error["error_class"].alias("error_class"),
             error["reason_code"].alias("reason_code"),
