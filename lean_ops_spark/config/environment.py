@@ -49,6 +49,10 @@ AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 IAM_RESOURCE_SCOPES = ("table", "database")
 WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.025X", "Z.2X")
 LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13")
+#: Glue job arguments that deploy sets and a job's ``arguments`` may not replace (``--conf``
+#: and ``--additional-python-modules`` are extended instead, see ``deploy.plan``).
+RESERVED_JOB_ARGUMENTS = ("--datalake-formats", "--job-language")
+RESERVED_JOB_ARGUMENT_PREFIX = "--lean_ops_"
 
 
 @dataclass(frozen=True)
@@ -180,11 +184,11 @@ class Environment:
         return self.s3_uri("conf")
 
     def lambda_arn(self, function_name: str) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function_name}"
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account_id}:function:{function_name}"
 
     @property
     def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{self.state_machine_name}"
+        return f"arn:{self.partition}:states:{self.region}:{self.account_id}:stateMachine:{self.state_machine_name}"
 
     def selected_topics(self, configured: list[str]) -> list[str]:
         """The topics this environment runs: its ``topics`` list, or every configured topic.
@@ -230,6 +234,11 @@ def _parse_job(reader: MappingReader, key: str) -> GlueJobSettings:
     for argument in settings.arguments:
         if not argument.startswith("--"):
             raise ConfigError(f"{job.path('arguments')}.{argument}: Glue job arguments start with '--'")
+        if argument in RESERVED_JOB_ARGUMENTS or argument.startswith(RESERVED_JOB_ARGUMENT_PREFIX):
+            raise ConfigError(
+                f"{job.path('arguments')}.{argument}: set by lean-ops deploy and not overridable "
+                "(--conf and --additional-python-modules are appended to ours)"
+            )
     job.finish()
     return settings
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,40 +64,58 @@ class Artifact:
 
 
 def build_wheel(root: Path) -> Path:
-    """``python -m pip wheel --no-deps --no-build-isolation`` into a temporary folder.
+    """``python -m pip wheel --no-deps --no-build-isolation`` of a clean copy of the sources.
 
-    ``SOURCE_DATE_EPOCH`` pins the zip timestamps so that the same sources give the same
-    bytes (and the same content hash) on every build.
+    The copy holds the root's files (``setup.py``, ``pyproject.toml``, ``README.md``) and the
+    ``lean_ops_spark`` package only: building in the checkout would reuse its ``build/lib``,
+    which still holds modules deleted from the sources. ``SOURCE_DATE_EPOCH`` pins the zip
+    timestamps so that the same sources give the same bytes (and the same content hash) on
+    every build.
 
     Raises:
         RuntimeSetupError: the build failed (its output is in the message).
     """
     out = Path(tempfile.mkdtemp(prefix="lean-ops-wheel-"))
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
-    completed = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
-            str(out),
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="lean-ops-wheel-src-") as tmp:
+        source = _clean_source_copy(root, Path(tmp) / "src")
+        env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
+        completed = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--quiet",
+                "-w",
+                str(out),
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
     wheels = sorted(out.glob("lean_ops_spark-*-py3-none-any.whl"))
     if completed.returncode != 0 or not wheels:
         raise RuntimeSetupError(
             f"building the wheel failed: {completed.stderr.strip() or completed.stdout.strip()}"
         )
     return wheels[-1]
+
+
+def _clean_source_copy(root: Path, target: Path) -> Path:
+    """The root's files and the ``lean_ops_spark`` package (no caches) copied to ``target``."""
+    package = root / "lean_ops_spark"
+    if not (root / "setup.py").is_file() or not package.is_dir():
+        raise RuntimeSetupError(f"{root}: not a lean-ops-spark checkout (needs setup.py and lean_ops_spark/)")
+    target.mkdir(parents=True)
+    for path in root.iterdir():
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+    shutil.copytree(package, target / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
 
 
 def job_script_artifacts(root: Path) -> list[Artifact]:

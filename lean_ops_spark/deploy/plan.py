@@ -1,11 +1,19 @@
 """Plan and apply a deployment: desired state from config, current state from AWS, the difference.
 
 Each resource is compared on the fields we own and gets one action: ``create``,
-``update`` (naming the fields that differ), ``unchanged`` or ``delete`` (a per-topic
-schedule whose topic left the config). :func:`apply_plan` runs only the actions that are
-not ``unchanged``, in dependency order (S3 objects, the Glue security configuration and
-VPC connection, Glue jobs, Lambdas, the state machine, schedules, IAM inline policies), so
-a second deploy of the same config changes nothing.
+``update`` (naming the fields that differ), ``unchanged``, ``delete`` (what this
+environment deployed before and no longer wants: a schedule of a removed topic or of a
+renamed state machine, the renamed state machine itself, a ``conf/`` file deleted from the
+checkout, a previous wheel) or ``stale`` (reported, left alone: a renamed state machine
+with running executions). :func:`apply_plan` runs the ``create``/``update``/``delete``
+actions in dependency order (S3 uploads, the Glue security configuration and VPC
+connection, Glue jobs, Lambdas, the state machine, schedules, old state machines, IAM
+inline policies, S3 deletions), so a second deploy of the same config changes nothing.
+
+What belongs to an environment: the state machine carries the tag
+``lean-ops:environment`` and every schedule the description ``lean-ops-spark environment
+<name>`` (EventBridge Scheduler schedules have no tags), so a rename of
+``state_machine.name`` finds the previous machine and its schedules.
 
 Governance settings of the environment file are applied here too: ``encryption`` (the
 jobs' S3FileIO writes SSE-KMS, a Glue security configuration encrypts logs and bookmarks),
@@ -16,7 +24,8 @@ jobs' S3FileIO writes SSE-KMS, a Glue security configuration encrypts logs and b
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +40,11 @@ from lean_ops_spark.deploy.artifacts import (
     lambda_package,
 )
 from lean_ops_spark.errors import ConfigError, LeanOpsError
-from lean_ops_spark.orchestration.state_machine import render_state_machine
+from lean_ops_spark.orchestration.state_machine import render_state_machine, task_resource
 from lean_ops_spark.session import ICEBERG_EXTENSIONS, catalog_conf
 
 __all__ = [
+    "GREAT_EXPECTATIONS_REQUIREMENT",
     "AwsClients",
     "DeployError",
     "DeployPlan",
@@ -52,7 +62,28 @@ LAMBDA_HANDLERS = {
     "checkpoints": "checkpoints_lambda.handler",
     "curation_result": "checkpoints_lambda.curation_result_handler",
 }
+#: EventBridge Scheduler's universal target for Glue StartJobRun (``aws`` partition; see
+#: :func:`_glue_start_job_target`).
 GLUE_START_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:glue:startJobRun"
+#: Great Expectations for the semantic job's data-quality suites (the ``dq`` extra), pinned to
+#: the version the extra resolves to in the tested environment. Glue splits
+#: ``--additional-python-modules`` on commas, so a range like ``>=1.3,<2`` cannot be written.
+GREAT_EXPECTATIONS_REQUIREMENT = "great-expectations==1.24.1"
+#: What each job pip-installs besides our wheel. Only the semantic job runs suites; the others
+#: stay small because Glue installs these at every job start.
+JOB_PYTHON_MODULES: Mapping[str, tuple[str, ...]] = {
+    "curation": (),
+    "semantic": (GREAT_EXPECTATIONS_REQUIREMENT,),
+    "maintenance": (),
+}
+#: Job fields deploy manages only when configured: compared even when absent, so removing
+#: ``encryption:`` or ``network:`` from the environment detaches the jobs.
+OPTIONAL_JOB_FIELDS = ("SecurityConfiguration", "Connections")
+#: State machine tag naming the environment that deployed it.
+ENVIRONMENT_TAG = "lean-ops:environment"
+#: What this deployment owns under the environment's prefix: a key there that is not in the
+#: deployment is deleted (``jobs/`` holds fixed names, so it cannot go stale).
+OWNED_PREFIXES = ("conf", "wheels")
 
 
 class DeployError(LeanOpsError):
@@ -121,7 +152,8 @@ class DeployPlan:
 
     @property
     def pending(self) -> tuple[PlannedChange, ...]:
-        return tuple(c for c in self.changes if c.action != "unchanged")
+        """The changes :func:`apply_plan` runs (not ``unchanged``, not the reported ``stale``)."""
+        return tuple(c for c in self.changes if c.action not in ("unchanged", "stale"))
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -180,6 +212,32 @@ def _plan_object(clients: AwsClients, env: Environment, artifact: Artifact) -> P
     )
 
 
+def _plan_stale_objects(clients: AwsClients, env: Environment, desired_keys: set[str]) -> list[PlannedChange]:
+    """A delete for every key under ``conf/`` and ``wheels/`` that this deployment does not ship.
+
+    A ``conf/`` file deleted from the checkout would otherwise stay live for the Lambdas and
+    jobs (they read the deployed ``conf/``); a previous wheel is no job's any more once the
+    jobs are updated, which is why these run last.
+    """
+    changes = []
+    for folder in OWNED_PREFIXES:
+        prefix = env.s3_key(folder) + "/"
+        pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=prefix)
+        listed = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        for key in (k for k in listed if k not in desired_keys):
+            reason = "not in the config folder" if folder == "conf" else "not this deployment's wheel"
+
+            def delete(key: str = key) -> None:
+                _guard(
+                    f"s3://{env.bucket}/{key}", lambda: clients.s3.delete_object(Bucket=env.bucket, Key=key)
+                )()
+
+            changes.append(
+                PlannedChange("s3_object", f"s3://{env.bucket}/{key}", "delete", (reason,), delete)
+            )
+    return changes
+
+
 # --------------------------------------------------------------------------- Glue jobs
 
 
@@ -214,20 +272,84 @@ def glue_default_arguments(
     ``--conf`` is Glue's Spark-conf argument, so the config root goes in
     ``--lean_ops_conf`` (the profile in ``--lean_ops_profile``, the environment in
     ``--lean_ops_env``: the semantic job's Snowflake refresh reads its governance file).
+    The semantic job also installs Great Expectations (:data:`JOB_PYTHON_MODULES`).
+
+    The job's own ``arguments`` are added: a ``--conf`` is chained after ours (Glue takes one
+    ``--conf`` key, more settings go inside its value as `` --conf k=v``), an
+    ``--additional-python-modules`` list is appended to ours (a package we pin, such as
+    ``great-expectations``, then takes the job's version), anything else is passed as given.
+
+    Raises:
+        ConfigError: the job's ``--conf`` sets a key we set, or its arguments replace one
+            that deploy owns (``--datalake-formats``, ``--job-language``, ``--lean_ops_*``).
     """
+    role = _job_role(env, job)
+    where = f"{env.source}: glue.jobs.{role}.arguments"
     catalog = {k: v for k, v in catalog_conf(profile).items() if not k.endswith(".client.region")}
     catalog.update(s3fileio_encryption_conf(env, profile))
-    spark_conf = [f"spark.sql.extensions={ICEBERG_EXTENSIONS}"] + [f"{k}={v}" for k, v in catalog.items()]
-    return {
+    spark_conf = {"spark.sql.extensions": ICEBERG_EXTENSIONS, **catalog}
+    user = dict(job.arguments)
+    extra_conf = _user_spark_conf(user.pop("--conf", ""), set(spark_conf), f"{where}.--conf")
+    modules = _python_modules(
+        wheel_uri, JOB_PYTHON_MODULES[role], user.pop("--additional-python-modules", "")
+    )
+    ours = {
         "--datalake-formats": "iceberg",
-        "--conf": " --conf ".join(spark_conf),
-        "--additional-python-modules": wheel_uri,
+        "--conf": " --conf ".join([*(f"{k}={v}" for k, v in spark_conf.items()), *extra_conf]),
+        "--additional-python-modules": modules,
         "--job-language": "python",
         "--lean_ops_conf": env.conf_uri,
         "--lean_ops_profile": env.profile,
         "--lean_ops_env": env.name,
-        **job.arguments,
     }
+    for key in user:
+        if key in ours:  # parse_environment refuses these already; an Environment built in code may not
+            raise ConfigError(f"{where}.{key}: set by lean-ops deploy and not overridable")
+    return {**ours, **user}
+
+
+def _job_role(env: Environment, job: GlueJobSettings) -> str:
+    for role, candidate in (
+        ("curation", env.curation_job),
+        ("semantic", env.semantic_job),
+        ("maintenance", env.maintenance_job),
+    ):
+        if job == candidate:
+            return role
+    raise ValueError(f"{job.name} is not one of the environment's Glue jobs")
+
+
+def _user_spark_conf(value: str, ours: set[str], where: str) -> list[str]:
+    """``k=v`` settings of a job's own ``--conf`` (``a=1 --conf b=2``, a leading ``--conf`` allowed)."""
+    settings = [part for part in re.split(r"(?:^|\s+)--conf\s+", value.strip()) if part.strip()]
+    for setting in settings:
+        key = setting.split("=", 1)[0].strip()
+        if "=" not in setting or not key:
+            raise ConfigError(f"{where}: {setting!r} is not key=value")
+        if key in ours:
+            raise ConfigError(
+                f"{where}: {key} is set by lean-ops deploy (the Iceberg catalog of the profile); "
+                "change the profile or the environment instead"
+            )
+    return [setting.strip() for setting in settings]
+
+
+def _requirement_name(entry: str) -> str | None:
+    """The normalised distribution name of a pip requirement or wheel file; None for another path."""
+    if entry.endswith(".whl"):  # <name>-<version>-<tags>.whl
+        name = entry.rsplit("/", 1)[-1].split("-", 1)[0]
+    elif "/" in entry:
+        return None
+    else:
+        name = re.split(r"[\s\[<>=!~;@]", entry, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _python_modules(wheel_uri: str, ours: Sequence[str], user: str) -> str:
+    entries = [entry.strip() for entry in user.split(",") if entry.strip()]
+    replaced = {_requirement_name(entry) for entry in entries} - {None}
+    kept = [module for module in ours if _requirement_name(module) not in replaced]
+    return ",".join([wheel_uri, *kept, *entries])
 
 
 def _glue_job_spec(
@@ -248,7 +370,7 @@ def _glue_job_spec(
         "ExecutionProperty": {"MaxConcurrentRuns": job.max_concurrent_runs},
         "MaxRetries": 0,
     }
-    # Only when configured: an environment without them keeps the exact spec it had.
+    # Only when configured (see OPTIONAL_JOB_FIELDS for how their removal is noticed).
     if env.encryption is not None:
         spec["SecurityConfiguration"] = env.encryption.security_configuration
     if env.network is not None:
@@ -257,14 +379,25 @@ def _glue_job_spec(
 
 
 def _plan_glue_job(clients: AwsClients, name: str, spec: dict[str, Any]) -> PlannedChange:
+    # UpdateJob replaces the whole definition, so an optional field left out of the spec is
+    # removed; comparing it as None (with an empty connection list as none) notices it.
+    desired = {**dict.fromkeys(OPTIONAL_JOB_FIELDS), **spec}
     try:
         job = clients.glue.get_job(JobName=name)["Job"]
-        current: dict[str, Any] | None = {k: job.get(k) for k in spec}
+        got = {k: job.get(k) for k in desired}
+        for key in OPTIONAL_JOB_FIELDS:  # an empty value or an empty connection list is none
+            value = got[key]
+            if not value or (key == "Connections" and not value.get("Connections")):
+                got[key] = None
+        current: dict[str, Any] | None = got
     except clients.glue.exceptions.EntityNotFoundException:
         current = None
     create = _guard(f"glue job {name}", lambda: clients.glue.create_job(Name=name, **spec))
     update = _guard(f"glue job {name}", lambda: clients.glue.update_job(JobName=name, JobUpdate=spec))
-    return _compare("glue_job", name, current, spec, create=create, update=update)
+    change = _compare("glue_job", name, current, desired, create=create, update=update)
+    if change.action == "create":  # name the fields that are created, not the absent ones
+        return PlannedChange(change.kind, name, "create", tuple(sorted(spec)), change.run)
+    return change
 
 
 def _plan_security_configuration(clients: AwsClients, env: Environment) -> PlannedChange:
@@ -446,6 +579,12 @@ def _plan_lambda(
                 f"lambda {name} code",
                 lambda: clients.lambda_.update_function_code(FunctionName=name, ZipFile=code),
             )()
+            # a configuration update while the code update is in progress fails with
+            # ResourceConflictException: wait for LastUpdateStatus Successful
+            _guard(
+                f"lambda {name} code (waiting for the update)",
+                lambda: clients.lambda_.get_waiter("function_updated").wait(FunctionName=name),
+            )()
         if any(current.get(k) != v for k, v in config.items()):
             _guard(
                 f"lambda {name} configuration",
@@ -461,41 +600,111 @@ def _plan_lambda(
 def _plan_state_machine(clients: AwsClients, env: Environment) -> PlannedChange:
     definition = render_state_machine(env)
     text = json.dumps(definition, sort_keys=True)
-    desired = {"definition": definition, "roleArn": env.state_machine_role_arn}
+    tags = {ENVIRONMENT_TAG: env.name}
+    desired = {"definition": definition, "roleArn": env.state_machine_role_arn, "tags": tags}
+    arn = env.state_machine_arn
     try:
-        described = clients.stepfunctions.describe_state_machine(stateMachineArn=env.state_machine_arn)
+        described = clients.stepfunctions.describe_state_machine(stateMachineArn=arn)
+        listed = clients.stepfunctions.list_tags_for_resource(resourceArn=arn).get("tags", [])
         current: dict[str, Any] | None = {
             "definition": json.loads(described["definition"]),
             "roleArn": described["roleArn"],
+            "tags": {t["key"]: t["value"] for t in listed if t["key"] in tags},
         }
     except clients.stepfunctions.exceptions.StateMachineDoesNotExist:
         current = None
+    what = f"state machine {env.state_machine_name}"
     create = _guard(
-        f"state machine {env.state_machine_name}",
+        what,
         lambda: clients.stepfunctions.create_state_machine(
-            name=env.state_machine_name, definition=text, roleArn=env.state_machine_role_arn, type="STANDARD"
+            name=env.state_machine_name,
+            definition=text,
+            roleArn=env.state_machine_role_arn,
+            type="STANDARD",
+            tags=[{"key": k, "value": v} for k, v in tags.items()],
         ),
     )
-    update = _guard(
-        f"state machine {env.state_machine_name}",
-        lambda: clients.stepfunctions.update_state_machine(
-            stateMachineArn=env.state_machine_arn, definition=text, roleArn=env.state_machine_role_arn
-        ),
+
+    def update() -> None:
+        assert current is not None
+        if current["definition"] != definition or current["roleArn"] != env.state_machine_role_arn:
+            clients.stepfunctions.update_state_machine(
+                stateMachineArn=arn, definition=text, roleArn=env.state_machine_role_arn
+            )
+        if current["tags"] != tags:  # deployed before the tag existed
+            clients.stepfunctions.tag_resource(
+                resourceArn=arn, tags=[{"key": k, "value": v} for k, v in tags.items()]
+            )
+
+    return _compare(
+        "state_machine", env.state_machine_name, current, desired, create=create, update=_guard(what, update)
     )
-    return _compare("state_machine", env.state_machine_name, current, desired, create=create, update=update)
+
+
+def _plan_previous_state_machines(clients: AwsClients, env: Environment) -> list[PlannedChange]:
+    """This environment's state machines under another name (``state_machine.name`` was renamed).
+
+    Found by their :data:`ENVIRONMENT_TAG`. One without running executions is deleted
+    (after its schedules, which come first in the plan); deleting one with running
+    executions would stop them at their next transition, so it is reported as ``stale``
+    and the next deploy deletes it.
+    """
+    changes = []
+    pages = clients.stepfunctions.get_paginator("list_state_machines").paginate()
+    for machine in (m for page in pages for m in page.get("stateMachines", [])):
+        arn, name = machine["stateMachineArn"], machine["name"]
+        if arn == env.state_machine_arn:
+            continue
+        tags = clients.stepfunctions.list_tags_for_resource(resourceArn=arn).get("tags", [])
+        if {"key": ENVIRONMENT_TAG, "value": env.name} not in tags:
+            continue
+        reason = f"state_machine.name is now {env.state_machine_name}"
+        running = clients.stepfunctions.list_executions(
+            stateMachineArn=arn, statusFilter="RUNNING", maxResults=1
+        ).get("executions")
+        if running:
+            changes.append(
+                PlannedChange(
+                    "state_machine",
+                    name,
+                    "stale",
+                    (reason, "has running executions: deploy again once they finish to delete it"),
+                )
+            )
+            continue
+
+        def delete(arn: str = arn, name: str = name) -> None:
+            _guard(
+                f"state machine {name}",
+                lambda: clients.stepfunctions.delete_state_machine(stateMachineArn=arn),
+            )()
+
+        changes.append(PlannedChange("state_machine", name, "delete", (reason,), delete))
+    return changes
 
 
 # --------------------------------------------------------------------------- schedules
 
 
+def schedule_description(env: Environment) -> str:
+    """What marks a schedule as this environment's (EventBridge Scheduler has no tags on schedules)."""
+    return f"lean-ops-spark environment {env.name}"
+
+
+def _glue_start_job_target(env: Environment) -> str:
+    return task_resource(GLUE_START_JOB_TARGET, env.partition)
+
+
 def _schedules(env: Environment, topics: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Desired EventBridge Scheduler schedules: maintenance + one pipeline schedule per topic."""
     base = env.state_machine_name
+    description = schedule_description(env)
     out = {
         f"{base}-maintenance": {
+            "Description": description,
             "ScheduleExpression": env.maintenance_schedule,
             "Target": {
-                "Arn": GLUE_START_JOB_TARGET,
+                "Arn": _glue_start_job_target(env),
                 "RoleArn": env.scheduler_role_arn,
                 "Input": json.dumps({"JobName": env.maintenance_job.name}, sort_keys=True),
             },
@@ -504,6 +713,7 @@ def _schedules(env: Environment, topics: Sequence[str]) -> dict[str, dict[str, A
     if env.pipeline_schedule:
         for topic in topics:
             out[f"{base}-topic-{topic}"] = {
+                "Description": description,
                 "ScheduleExpression": env.pipeline_schedule,
                 "Target": {
                     "Arn": env.state_machine_arn,
@@ -519,6 +729,36 @@ def _schedules(env: Environment, topics: Sequence[str]) -> dict[str, dict[str, A
     return out
 
 
+def _listed_schedules(clients: AwsClients) -> Iterator[dict[str, Any]]:
+    """Every schedule of the default group (the one deploy uses), page by page."""
+    for page in clients.scheduler.get_paginator("list_schedules").paginate(GroupName="default"):
+        for schedule in page.get("Schedules", []):
+            if schedule.get("GroupName", "default") == "default":
+                yield schedule
+
+
+def _stale_schedule_reason(clients: AwsClients, env: Environment, schedule: Mapping[str, Any]) -> str | None:
+    """Why a listed schedule outside the desired set is this environment's to delete, or None.
+
+    Ours: named like our topic schedules (what deploy has always created), or marked with
+    :func:`schedule_description` (a schedule of a removed topic or of a previous
+    ``state_machine.name``). Only schedules that start a state machine or a Glue job can be
+    ours, so the others are not read further.
+    """
+    name, target = schedule["Name"], (schedule.get("Target") or {}).get("Arn", "")
+    if name.startswith(f"{env.state_machine_name}-topic-"):
+        return "topic no longer configured"
+    if ":stateMachine:" not in target and target != _glue_start_job_target(env):
+        return None
+    if clients.scheduler.get_schedule(Name=name).get("Description") != schedule_description(env):
+        return None
+    if target == env.state_machine_arn:
+        return "topic no longer configured"
+    if ":stateMachine:" in target:
+        return f"targets state machine {target.rsplit(':', 1)[-1]}, not {env.state_machine_name}"
+    return f"schedule of a previous state_machine.name (now {env.state_machine_name})"
+
+
 def _plan_schedules(clients: AwsClients, env: Environment, topics: Sequence[str]) -> list[PlannedChange]:
     desired_all = _schedules(env, topics)
     changes = []
@@ -526,6 +766,7 @@ def _plan_schedules(clients: AwsClients, env: Environment, topics: Sequence[str]
         try:
             got = clients.scheduler.get_schedule(Name=name)
             current: dict[str, Any] | None = {
+                "Description": got.get("Description"),
                 "ScheduleExpression": got.get("ScheduleExpression"),
                 "Target": {k: got.get("Target", {}).get(k) for k in ("Arn", "RoleArn", "Input")},
                 "State": got.get("State"),
@@ -543,14 +784,17 @@ def _plan_schedules(clients: AwsClients, env: Environment, topics: Sequence[str]
         changes.append(
             _compare("schedule", name, current, {**desired, "State": "ENABLED"}, create=create, update=update)
         )
-    prefix = f"{env.state_machine_name}-topic-"
-    listed = clients.scheduler.list_schedules(NamePrefix=prefix).get("Schedules", [])
-    for stale in sorted(s["Name"] for s in listed if s["Name"] not in desired_all):
+    stale: dict[str, str] = {}
+    for schedule in _listed_schedules(clients):
+        reason = None if schedule["Name"] in desired_all else _stale_schedule_reason(clients, env, schedule)
+        if reason is not None:
+            stale[schedule["Name"]] = reason
+    for name, reason in sorted(stale.items()):
 
-        def delete(name: str = stale) -> None:
+        def delete(name: str = name) -> None:
             _guard(f"schedule {name}", lambda: clients.scheduler.delete_schedule(Name=name))()
 
-        changes.append(PlannedChange("schedule", stale, "delete", ("topic no longer configured",), delete))
+        changes.append(PlannedChange("schedule", name, "delete", (reason,), delete))
     return changes
 
 
@@ -578,6 +822,7 @@ def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan
     package = lambda_package(inputs.project_root)
     try:
         changes: list[PlannedChange] = [_plan_object(clients, env, a) for a in artifacts]
+        stale_objects = _plan_stale_objects(clients, env, {env.s3_key(a.key) for a in artifacts})
         if env.encryption is not None:
             changes.append(_plan_security_configuration(clients, env))
         if env.network is not None:
@@ -598,8 +843,10 @@ def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan
             changes.append(_plan_lambda(clients, env, fn_name, LAMBDA_HANDLERS[fn_role], package))
         changes.append(_plan_state_machine(clients, env))
         changes.extend(_plan_schedules(clients, env, inputs.topics))
+        changes.extend(_plan_previous_state_machines(clients, env))
         if env.iam.attach_policies:
             changes.extend(_plan_role_policies(clients, inputs))
+        changes.extend(stale_objects)
     except LeanOpsError:
         raise
     except Exception as exc:

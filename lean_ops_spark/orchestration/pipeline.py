@@ -228,7 +228,7 @@ def run_pipeline(
             sm.RESOLVE_CURATED_SNAPSHOT: lambda_binding(lambda payload: curation_result(payload, runtime)),
             sm.RUN_CURATION_JOB: job("curation"),
             sm.RUN_SEMANTIC_JOB: job("semantic"),
-            sm.PUT_METRIC_RESOURCE: metric_binding(metric),
+            sm.task_resource(sm.PUT_METRIC_RESOURCE, env.partition): metric_binding(metric),
         }
         executor = LocalExecutor(
             definition,

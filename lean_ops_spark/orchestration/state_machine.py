@@ -45,9 +45,12 @@ __all__ = [
     "definition_json",
     "render_state_machine",
     "swap_glue_resource",
+    "task_resource",
     "validate_definition",
 ]
 
+#: Service-integration ARNs in the ``aws`` partition; :func:`task_resource` gives an
+#: environment's own (``arn:aws-cn:...`` in China, ``arn:aws-us-gov:...`` in GovCloud).
 GLUE_SYNC_RESOURCE = "arn:aws:states:::glue:startJobRun.sync"
 #: Only for moto, whose ``.sync`` Glue integration is broken (see ``swap_glue_resource``).
 GLUE_ASYNC_RESOURCE = "arn:aws:states:::glue:startJobRun"
@@ -101,6 +104,11 @@ LAMBDA_RETRY = {
 }
 
 
+def task_resource(resource: str, partition: str) -> str:
+    """``resource`` (one of the ``*_RESOURCE`` ARNs above) in ``partition``."""
+    return resource.replace("arn:aws:", f"arn:{partition}:", 1)
+
+
 def _catch(task: str) -> list[dict[str, Any]]:
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{task}Failed"}]
 
@@ -111,7 +119,7 @@ def _glue_task(
     retry = env.glue_retry
     state: dict[str, Any] = {
         "Type": "Task",
-        "Resource": GLUE_SYNC_RESOURCE,
+        "Resource": task_resource(GLUE_SYNC_RESOURCE, env.partition),
         "Parameters": {"JobName": job_name, "Arguments": arguments},
         "ResultPath": result,
         "Catch": _catch(task),
@@ -157,7 +165,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
         GET_ALL_CHECKPOINTS: {
             "Type": "Task",
             "Comment": "PyIceberg-side lookup (no JVM): checkpoints, backlog, the next run id",
-            "Resource": LAMBDA_RESOURCE,
+            "Resource": task_resource(LAMBDA_RESOURCE, env.partition),
             "Parameters": {
                 "FunctionName": env.lambda_arn(env.checkpoints_function),
                 "Payload": {
@@ -210,7 +218,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
             "Type": "Task",
             "Comment": "the curated snapshot carrying this run id (the semantic job's token), "
             "CheckSchemaExists' answer and the raw backlog left",
-            "Resource": LAMBDA_RESOURCE,
+            "Resource": task_resource(LAMBDA_RESOURCE, env.partition),
             "Parameters": {
                 "FunctionName": env.lambda_arn(env.curation_result_function),
                 "Payload": {"topic.$": "$.topic", "run_id.$": "$.checkpoints.run_id"},
@@ -238,7 +246,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
         NOTIFY_MISSING_SCHEMA: {
             "Type": "Task",
             "Comment": "metric here; the reason is logged by ResolveCuratedSnapshot and kept in $.curation",
-            "Resource": PUT_METRIC_RESOURCE,
+            "Resource": task_resource(PUT_METRIC_RESOURCE, env.partition),
             "Parameters": _metric(env, "MissingSemanticSchema", []),
             "ResultPath": None,
             # a metric that cannot be sent must not turn a good curation run into a failure
@@ -303,7 +311,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
         }
     states[RECORD_FAILURE] = {
         "Type": "Task",
-        "Resource": PUT_METRIC_RESOURCE,
+        "Resource": task_resource(PUT_METRIC_RESOURCE, env.partition),
         "Parameters": _metric(env, "PipelineFailures", [{"Name": "State", "Value.$": "$.failure.state"}]),
         "ResultPath": None,
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.metric_error", "Next": PIPELINE_FAILED}],
@@ -324,8 +332,9 @@ def swap_glue_resource(definition: Mapping[str, Any], resource: str = GLUE_ASYNC
     attribute 'interrupt_all'`` (moto 5.2.5), while the plain ``startJobRun`` works.
     """
     swapped = copy.deepcopy(dict(definition))
+    sync_suffix = GLUE_SYNC_RESOURCE.removeprefix("arn:aws")  # any partition
     for _name, state in _all_states(swapped):
-        if state.get("Resource") == GLUE_SYNC_RESOURCE:
+        if str(state.get("Resource", "")).endswith(sync_suffix):
             state["Resource"] = resource
     return swapped
 

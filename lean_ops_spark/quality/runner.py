@@ -63,7 +63,8 @@ def _context() -> Any:
         base: Any = importlib.import_module("great_expectations.data_context.types.base")
     except ImportError as exc:
         raise RuntimeSetupError(
-            "Great Expectations is not installed: pip install 'lean-ops-spark[dq]'"
+            "Great Expectations is not installed: pip install 'lean-ops-spark[dq]' (on Glue, "
+            "`lean-ops deploy` adds it to the semantic job's --additional-python-modules)"
         ) from exc
     config = base.DataContextConfig(
         store_backend_defaults=base.InMemoryStoreBackendDefaults(),

@@ -119,6 +119,34 @@ def test_rendered_from_configuration() -> None:
     )
 
 
+def test_every_arn_is_in_the_environment_partition() -> None:
+    """China and GovCloud: the Lambda, Glue and CloudWatch integrations and the function ARNs
+    carry the partition of the environment's role ARNs, not ``aws``."""
+    doc = json.loads(json.dumps(ENV_DOC).replace("arn:aws:", "arn:aws-cn:"))
+    doc["region"] = "cn-north-1"
+    env = parse_environment(doc, "cn.yaml", "cn")
+    assert (
+        env.state_machine_arn
+        == "arn:aws-cn:states:cn-north-1:123456789012:stateMachine:lean-ops-test-pipeline"
+    )
+    assert env.lambda_arn("f") == "arn:aws-cn:lambda:cn-north-1:123456789012:function:f"
+    definition = sm.render_state_machine(env)
+    states = definition["States"]
+    resources = {name: state["Resource"] for name, state in states.items() if state["Type"] == "Task"}
+    assert resources == {
+        sm.GET_ALL_CHECKPOINTS: "arn:aws-cn:states:::lambda:invoke",
+        sm.RESOLVE_CURATED_SNAPSHOT: "arn:aws-cn:states:::lambda:invoke",
+        sm.RUN_CURATION_JOB: "arn:aws-cn:states:::glue:startJobRun.sync",
+        sm.RUN_SEMANTIC_JOB: "arn:aws-cn:states:::glue:startJobRun.sync",
+        sm.NOTIFY_MISSING_SCHEMA: "arn:aws-cn:states:::aws-sdk:cloudwatch:putMetricData",
+        sm.RECORD_FAILURE: "arn:aws-cn:states:::aws-sdk:cloudwatch:putMetricData",
+    }
+    assert states[sm.GET_ALL_CHECKPOINTS]["Parameters"]["FunctionName"].startswith("arn:aws-cn:lambda:")
+    assert "arn:aws:" not in json.dumps(definition)
+    swapped = sm.swap_glue_resource(definition)["States"]  # the moto helper finds them too
+    assert swapped[sm.RUN_CURATION_JOB]["Resource"] == sm.GLUE_ASYNC_RESOURCE
+
+
 def test_swap_glue_resource_changes_only_the_glue_resources(definition: dict) -> None:
     swapped = sm.swap_glue_resource(definition)
     changed = [n for n in definition["States"] if definition["States"][n] != swapped["States"][n]]
@@ -157,6 +185,21 @@ def test_shipped_environment_renders_a_sound_definition() -> None:
         (("schedules", "pipeline"), "every hour", r"schedules\.pipeline: 'every hour' is not rate"),
         (("state_machine", "metric_namespace"), "AWS/Glue", r"may not start with 'AWS/'"),
         (("surprise",), 1, r"x\.yaml: unknown key\(s\) surprise"),
+        (
+            ("glue", "jobs", "curation", "arguments"),
+            {"--datalake-formats": "delta"},
+            r"x\.yaml: glue\.jobs\.curation\.arguments\.--datalake-formats: set by lean-ops deploy",
+        ),
+        (
+            ("glue", "jobs", "semantic", "arguments"),
+            {"--lean_ops_conf": "s3://elsewhere/conf"},
+            r"glue\.jobs\.semantic\.arguments\.--lean_ops_conf: set by lean-ops deploy",
+        ),
+        (
+            ("glue", "jobs", "maintenance", "arguments"),
+            {"--job-language": "scala"},
+            r"glue\.jobs\.maintenance\.arguments\.--job-language: set by lean-ops deploy",
+        ),
     ],
 )
 def test_environment_is_parsed_strictly(path: tuple[str, ...], value: object, message: str) -> None:

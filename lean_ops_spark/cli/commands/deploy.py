@@ -24,7 +24,11 @@ def register(
         description=HELP + ". Reads <conf>/environments/<env>.yaml, builds the wheel, uploads it with "
         "jobs/*.py and conf/ to S3 (compared by content hash), and creates or updates the Glue jobs "
         "(Glue 5.x, --datalake-formats iceberg), the two Lambdas, the state machine and the "
-        "EventBridge Scheduler schedules. --dry-run prints the plan and changes nothing.",
+        "EventBridge Scheduler schedules. What the environment deployed before and no longer has is "
+        "deleted: conf/ files removed from the checkout, previous wheels, schedules of removed topics, "
+        "and after a rename of state_machine.name the old state machine and its schedules (one with "
+        "running executions is reported as stale and left for the next deploy). "
+        "--dry-run prints the plan and changes nothing.",
     )
     parser.add_argument(
         "--env", required=True, metavar="NAME", help="environment file under <conf>/environments/"
