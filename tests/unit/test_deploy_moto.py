@@ -263,7 +263,9 @@ def test_only_the_semantic_job_installs_great_expectations(project: Path, aws: A
     }
 
 
-def test_the_great_expectations_pin_is_the_tested_version_of_the_dq_extra() -> None:
+def test_the_great_expectations_pin_is_a_version_of_the_dq_extra() -> None:
+    # (not asserted equal to the installed version: a new release within the extra's range
+    # would turn a clean clone's run red; bump the pin when the tests move to it)
     from packaging.requirements import Requirement
 
     pinned = Requirement(GREAT_EXPECTATIONS_REQUIREMENT)
@@ -272,7 +274,6 @@ def test_the_great_expectations_pin_is_the_tested_version_of_the_dq_extra() -> N
     extras = [Requirement(r) for r in importlib.metadata.requires("lean-ops-spark") or ()]
     (dq,) = [r for r in extras if r.marker and r.marker.evaluate({"extra": "dq"}) and r.name == pinned.name]
     assert version in dq.specifier
-    assert importlib.metadata.version("great-expectations") == version  # what the tests ran with
 
 
 def test_a_jobs_own_conf_and_python_modules_extend_ours(project: Path) -> None:
