@@ -15,7 +15,7 @@ class FaultKind(str, Enum):
     MISSING_REQUIRED = "missing_required"  # a required field absent -> DROP
     WRONG_TYPE = "wrong_type"  # a value that does not cast: rescued (optional field) or DROP
     OUT_OF_RANGE = "out_of_range"  # outside min/max, allowed values or max_length -> DROP
-    UNKNOWN_FIELDS = "unknown_fields"  # fields the contract does not know -> rescued
+    UNKNOWN_FIELDS = "unknown_fields"  # unknown fields -> rescued (evolve: new columns; fail: refused)
     OVERSIZE_PAYLOAD = "oversize_payload"  # payload above max_payload_bytes -> DROP
     WRONG_TOPIC = "wrong_topic"  # misrouted record -> DROP
     UNKNOWN_VERSION = "unknown_version"  # schema version not (yet) in the contract -> RETRY

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import datetime, timezone
 
 from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.cli.context import CliContext
@@ -24,6 +24,17 @@ def _fault(text: str) -> tuple[FaultKind, float]:
         raise argparse.ArgumentTypeError(
             f"expected KIND=RATE with KIND one of {kinds}; got {text!r}"
         ) from None
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant; without a UTC offset it is UTC (not the machine's local time)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time, e.g. 2026-11-20T12:00:00Z; got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def register(
@@ -72,9 +83,9 @@ def register(
     )
     parser.add_argument(
         "--now",
-        type=datetime.fromisoformat,
+        type=_instant,
         default=None,
-        help="the generator's clock, ISO 8601 (default: now)",
+        help="the generator's clock, ISO 8601; without an offset it is UTC (default: now)",
     )
     parser.set_defaults(handler=run)
 
