@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from lean_ops_spark.deploy.artifacts import build_wheel
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(REPO),
-        ],
-        check=True,
-    )
-    (built,) = out.glob("lean_ops_spark-*.whl")
-    return built
+def wheel() -> Path:
+    return build_wheel(REPO)  # what lean-ops deploy ships
 
 
 def test_wheel_is_pure_python_and_never_declares_pyspark(wheel: Path) -> None:
