@@ -56,7 +56,8 @@ BUILTIN_PRINCIPALS = (
     "state_machine",
     "snowflake",
 )
-#: Snowflake identifiers we write unquoted (Snowflake folds them to upper case).
+#: Snowflake identifiers we write unquoted (Snowflake folds them to upper case; a reserved
+#: keyword is written double-quoted and upper case: governance.snowflake.sql_identifier).
 SNOWFLAKE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 SNOWFLAKE_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")

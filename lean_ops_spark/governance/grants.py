@@ -330,11 +330,19 @@ def _group(
     names: Mapping[str, Sequence[str]],
     listed: Mapping[LfGrant, Mapping[str, Any]],
 ) -> tuple[GrantChange, ...]:
-    by_target: dict[tuple[str, LfResource], list[LfGrant]] = defaultdict(list)
+    """One change per principal, resource *and listed shape*.
+
+    Lake Formation may list the permissions of one table in different shapes — a table-level
+    SELECT as ``TableWithColumns`` + ``ColumnWildcard``, DESCRIBE or ALTER as ``Table`` — and
+    a revoke must use each one's own shape (``TableWithColumns`` takes SELECT only), so
+    permissions are combined only when they were listed alike.
+    """
+    by_target: dict[tuple[str, LfResource, str], list[LfGrant]] = defaultdict(list)
     for grant in grants:
-        by_target[(grant.principal, grant.resource)].append(grant)
+        shape = json.dumps(listed.get(grant, {}), sort_keys=True)
+        by_target[(grant.principal, grant.resource, shape)].append(grant)
     changes = []
-    for (principal, resource), group in sorted(by_target.items()):
+    for (principal, resource, _shape), group in sorted(by_target.items()):
         api = dict(listed.get(group[0], {}))
         changes.append(
             GrantChange(

@@ -411,6 +411,18 @@ def _semantic_snowflake_extras(arns: _Arns, governance: GovernanceConfig | None)
                 why_wildcard="one refresh SQL file per run under the configured folder",
             )
         )
+    if state_location is not None:
+        # Before the first refresh the state file does not exist, and without s3:ListBucket S3
+        # answers GetObject on a missing key with 403 AccessDenied, not 404 NoSuchKey. Listing
+        # is limited to exactly that key (RefreshStateStore.load lists it to tell the two apart).
+        out.append(
+            PolicyStatement(
+                "SemanticJobSnowflakeStateList",
+                ("s3:ListBucket",),
+                (arns.bucket(state_location.bucket),),
+                {"StringEquals": {"s3:prefix": [state_location.key]}},
+            )
+        )
     connection = governance.snowflake.connection
     if connection is not None and connection.secret_id:
         secret = connection.secret_id

@@ -208,6 +208,14 @@ def detect_schema_changes(observed: Mapping[str, str | None], refreshed: Mapping
     return SchemaChanges(tuple(changed), tuple(new), tuple(unchanged), tuple(missing))
 
 
+def _denied(exc: Any) -> bool:
+    """Whether a botocore ``ClientError`` is S3's 403 (AccessDenied)."""
+    response = getattr(exc, "response", None) or {}
+    code = str((response.get("Error") or {}).get("Code", ""))
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code in ("AccessDenied", "403", "Forbidden") or status == 403
+
+
 @dataclass
 class RefreshStateStore:
     """The JSON state file: per table, the fingerprint Snowflake was last refreshed for.
@@ -228,19 +236,53 @@ class RefreshStateStore:
             self.s3_client = boto3.client("s3")
         return self.s3_client, parsed.netloc, parsed.path.lstrip("/")
 
+    def _read_s3(self) -> str | None:
+        """The state file's text, or None when S3 confirms there is no such file.
+
+        Without ``s3:ListBucket`` S3 answers GetObject on a missing key with 403 AccessDenied
+        (not 404 NoSuchKey), which is also what a real denial looks like. So a 403 is never
+        taken for "no state yet" on its own: the key is listed (the semantic job's policy
+        allows exactly that prefix), and only a listing without it means the file is absent.
+        """
+        client, bucket, key = self._s3()
+        try:
+            return str(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        except client.exceptions.NoSuchKey:
+            return None
+        except client.exceptions.ClientError as exc:
+            if not _denied(exc):
+                raise GovernanceError(
+                    f"{self.location}: cannot read the Snowflake refresh state: {exc}"
+                ) from exc
+            denied = exc
+        try:
+            listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        except client.exceptions.ClientError as exc:
+            raise GovernanceError(
+                f"{self.location}: reading the Snowflake refresh state was denied ({denied}) and so was "
+                f"listing it ({exc}); the reader needs s3:GetObject on it and s3:ListBucket on bucket "
+                f"{bucket} for the prefix {key!r} (without ListBucket S3 answers a missing file with 403)"
+            ) from exc
+        if any(item.get("Key") == key for item in listed.get("Contents") or ()):
+            raise GovernanceError(
+                f"{self.location}: the Snowflake refresh state exists but reading it was denied: {denied}"
+            ) from denied
+        return None  # the 403 was S3 hiding a missing key: no refresh recorded yet
+
     def load(self) -> dict[str, str]:
         """``{table: fingerprint}``; empty when the file does not exist yet.
 
         Raises:
-            GovernanceError: the file exists but is not a state document.
+            GovernanceError: the file exists but is not a state document or cannot be read
+                (a denied read of an existing file, or a denied read and listing, is an error,
+                never an empty state).
         """
         try:
             if self.location.startswith("s3://"):
-                client, bucket, key = self._s3()
-                try:
-                    text = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-                except client.exceptions.NoSuchKey:
+                found = self._read_s3()
+                if found is None:
                     return {}
+                text = found
             else:
                 path = Path(self.location)
                 if not path.is_file():

@@ -14,7 +14,10 @@ There is no ``CREATE EXTERNAL ICEBERG TABLE``, and ``CATALOG_SYNC`` publishes
 *Snowflake-managed* tables to Snowflake Open Catalog; neither reads a Glue table. The
 external volume is referenced, not created (``CREATE EXTERNAL VOLUME`` is an account
 admin's one-time step). Identifiers are validated by the config and written unquoted
-(Snowflake folds them to upper case); string values are quoted and escaped.
+(Snowflake folds them to upper case), except Snowflake's reserved keywords (a semantic
+model called ``order``), which :func:`sql_identifier` writes double-quoted *and upper
+case* — the name an unquoted identifier resolves to — so every name resolves as before and
+a reserved one is valid SQL. String values are quoted and escaped.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lean_ops_spark.governance.config import GovernanceConfig, SnowflakeSettings
 from lean_ops_spark.governance.errors import SnowflakeError
 
 __all__ = [
+    "SNOWFLAKE_RESERVED_KEYWORDS",
     "SnowflakeStatement",
     "SnowflakeTarget",
     "catalog_integration_sql",
@@ -36,13 +40,41 @@ __all__ = [
     "ddl_statements",
     "refresh_table_sql",
     "render_script",
+    "sql_identifier",
     "sql_string",
 ]
+
+#: Snowflake's reserved and limited keywords (docs.snowflake.com/en/sql-reference/reserved-keywords),
+#: plus ASC, DESC and LIMIT, which its introduction also names. Quoting one more word than needed
+#: costs nothing: ``"NAME"`` is the same object as unquoted ``name``.
+SNOWFLAKE_RESERVED_KEYWORDS = frozenset(
+    """
+    ACCOUNT ALL ALTER AND ANY AS ASC BETWEEN BY CASE CAST CHECK COLUMN CONNECT CONNECTION
+    CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER
+    DATABASE DELETE DESC DISTINCT DROP ELSE EXISTS FALSE FOLLOWING FOR FROM FULL GRANT GROUP
+    GSCLUSTER HAVING ILIKE IN INCREMENT INNER INSERT INTERSECT INTO IS ISSUE JOIN LATERAL
+    LEFT LIKE LIMIT LOCALTIME LOCALTIMESTAMP MINUS NATURAL NOT NULL OF ON OR ORDER
+    ORGANIZATION QUALIFY REGEXP REVOKE RIGHT RLIKE ROW ROWS SAMPLE SCHEMA SELECT SET SOME
+    START TABLE TABLESAMPLE THEN TO TRIGGER TRUE TRY_CAST UNION UNIQUE UPDATE USING VALUES
+    VIEW WHEN WHENEVER WHERE WINDOW WITH
+    """.split()  # noqa: SIM905 - a keyword table, read like the docs page
+)
 
 
 def sql_string(value: str) -> str:
     """A Snowflake single-quoted string literal (``'`` doubled, ``\\`` escaped)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """An identifier the config validated (``[A-Za-z_][A-Za-z0-9_$]*``) as Snowflake SQL.
+
+    Unquoted, Snowflake resolves ``name`` as ``NAME``; a reserved keyword cannot be written
+    unquoted, so it becomes ``"NAME"`` — the same object an unquoted name would be (not
+    ``"name"``, which is case-sensitive and would be another object).
+    """
+    folded = name.upper()
+    return f'"{folded}"' if folded in SNOWFLAKE_RESERVED_KEYWORDS else name
 
 
 @dataclass(frozen=True)
@@ -75,9 +107,9 @@ class SnowflakeTarget:
         return self.settings.catalog_integration.namespace or self.semantic_database
 
     def table_name(self, semantic_table: str) -> str:
-        """``DATABASE.SCHEMA.TABLE`` of a semantic table in Snowflake."""
+        """``DATABASE.SCHEMA.TABLE`` of a semantic table in Snowflake (reserved words quoted)."""
         s = self.settings
-        return f"{s.database}.{s.schema}.{s.table_name(semantic_table)}"
+        return ".".join(sql_identifier(part) for part in (s.database, s.schema, s.table_name(semantic_table)))
 
     def semantic_table(self, name: str) -> str:
         """``name`` or ``<semantic_db>.name`` → ``name``.
@@ -90,7 +122,7 @@ class SnowflakeTarget:
             raise SnowflakeError(
                 f"{name!r} is not a table of the semantic database {self.semantic_database!r}"
             )
-        if not IDENTIFIER_PATTERN.fullmatch(table):  # it is written into SQL unquoted
+        if not IDENTIFIER_PATTERN.fullmatch(table):  # it is written into SQL (sql_identifier)
             raise SnowflakeError(f"{name!r} is not a valid semantic table name")
         return table
 
@@ -115,7 +147,7 @@ def _glue_rest_endpoint(region: str) -> str:
 def catalog_integration_sql(target: SnowflakeTarget) -> str:
     """``CREATE CATALOG INTEGRATION IF NOT EXISTS`` for the Glue catalog or its Iceberg REST endpoint."""
     integration = target.settings.catalog_integration
-    lines = [f"CREATE CATALOG INTEGRATION IF NOT EXISTS {integration.name}"]
+    lines = [f"CREATE CATALOG INTEGRATION IF NOT EXISTS {sql_identifier(integration.name)}"]
     if integration.kind == "glue":
         lines += [
             "  CATALOG_SOURCE = GLUE",

@@ -169,6 +169,72 @@ def test_extras_are_reported_kept_by_default_and_revoked_when_asked(
     assert final.missing == () and final.extra == ()
 
 
+class _ShapeCheckingLakeFormation:
+    """moto's Lake Formation client, with the one rule of the real service moto does not check:
+    a ``TableWithColumns`` resource takes SELECT only (DESCRIBE, DROP… on it are refused per entry)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.revoked: list[tuple[str, tuple[str, ...]]] = []
+
+    def batch_revoke_permissions(self, CatalogId: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        failures, valid = [], []
+        for entry in Entries:
+            if "TableWithColumns" in entry["Resource"] and set(entry["Permissions"]) - {"SELECT"}:
+                failures.append(
+                    {
+                        "RequestEntry": {"Id": entry["Id"]},
+                        "Error": {
+                            "ErrorCode": "InvalidInputException",
+                            "ErrorMessage": "Permissions modification is invalid.",
+                        },
+                    }
+                )
+            else:
+                valid.append(entry)
+                self.revoked.append((next(iter(entry["Resource"])), tuple(sorted(entry["Permissions"]))))
+        if valid:
+            self.client.batch_revoke_permissions(CatalogId=CatalogId, Entries=valid)
+        return {"Failures": failures}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_extras_listed_in_different_shapes_are_revoked_each_in_its_own_shape(
+    context: GovernanceContext, lf: Any
+) -> None:
+    """Lake Formation lists a table-level SELECT as TableWithColumns + ColumnWildcard and DESCRIBE /
+    DROP as Table: one combined revoke would put DESCRIBE on TableWithColumns (refused) or SELECT
+    on a Table entry that is not the listed one (the SELECT stays)."""
+    apply_grant_plan(_plan(context, lf), lf)
+    table = {"DatabaseName": "lakehouse_semantic", "Name": "customer_orders"}
+    lf.grant_permissions(
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource={"TableWithColumns": {**table, "ColumnWildcard": {}}},
+        Permissions=["SELECT"],
+    )
+    lf.grant_permissions(
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource={"Table": table},
+        Permissions=["DESCRIBE", "DROP"],
+    )
+    plan = _plan(context, lf, revoke_extra=True)
+    assert [(next(iter(c.api_resource)), c.permissions) for c in plan.extra] == [
+        ("Table", ("DESCRIBE", "DROP")),
+        ("TableWithColumns", ("SELECT",)),
+    ]
+    assert {c.resource.describe() for c in plan.extra} == {"table lakehouse_semantic.customer_orders"}
+    checking = _ShapeCheckingLakeFormation(lf)
+    apply_grant_plan(plan, checking)
+    assert sorted(checking.revoked) == [("Table", ("DESCRIBE", "DROP")), ("TableWithColumns", ("SELECT",))]
+    assert not any(who == CURATION and "customer_orders" in what for who, what, _p in _listed(lf))
+    final = _plan(context, lf, revoke_extra=True)
+    assert final.missing == () and final.extra == ()
+
+
 def test_revoke_extra_keeps_the_curation_jobs_all_on_the_drift_audit_table(
     context: GovernanceContext, lf: Any
 ) -> None:

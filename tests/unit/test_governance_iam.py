@@ -271,6 +271,41 @@ def test_semantic_never_touches_raw_or_quarantine_and_can_refresh_snowflake(
     }
 
 
+def test_semantic_may_list_exactly_the_snowflake_state_key(context: GovernanceContext) -> None:
+    """Without s3:ListBucket S3 answers GetObject on the not-yet-written state file with 403
+    AccessDenied instead of 404 NoSuchKey: the first refresh could never happen. Listing is
+    allowed for that one key only."""
+    semantic = _policies(context)["semantic_job"]
+    (state,) = [
+        s for s in _statements(semantic, "s3:ListBucket") if s["Sid"] == "SemanticJobSnowflakeStateList"
+    ]
+    assert state["Resource"] == "arn:aws:s3:::lean-ops-test-artifacts"
+    assert state["Condition"] == {
+        "StringEquals": {"s3:prefix": ["lean-ops/test/state/snowflake-schemas.json"]}
+    }
+    # every listing of the role stays limited by a prefix condition
+    assert all(s.get("Condition") for s in _statements(semantic, "s3:ListBucket"))
+
+
+def test_a_configured_state_file_is_the_one_listed_and_none_without_snowflake(tmp_path: Path) -> None:
+    doc = governance_doc(refresh={"state": "s3://other-bucket/lean/state.json"})
+    semantic = _policies(load_governance_context(write_project(tmp_path / "a", gov_doc=doc), "test"))[
+        "semantic_job"
+    ]
+    (state,) = [s for s in _statements(semantic, "s3:ListBucket") if "Snowflake" in s["Sid"]]
+    assert state["Resource"] == "arn:aws:s3:::other-bucket"
+    assert state["Condition"] == {"StringEquals": {"s3:prefix": ["lean/state.json"]}}
+    assert "arn:aws:s3:::other-bucket/lean/state.json" in _resources(semantic, "s3:GetObject")
+
+    doc = governance_doc()
+    del doc["snowflake"]
+    del doc["lake_formation"]["grants"]["snowflake"]
+    semantic = _policies(load_governance_context(write_project(tmp_path / "b", gov_doc=doc), "test"))[
+        "semantic_job"
+    ]
+    assert not [s for s in _statements(semantic, "s3:ListBucket") if "Snowflake" in s["Sid"]]
+
+
 def test_lambda_reads_table_metadata_only(context: GovernanceContext) -> None:
     policy = _policies(context)["lambda"]
     actions = {a for s in policy.document()["Statement"] for a in s["Action"]}

@@ -19,7 +19,7 @@ from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.cli.main import main
 from lean_ops_spark.errors import RuntimeSetupError
 from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
-from lean_ops_spark.governance.errors import SnowflakeError
+from lean_ops_spark.governance.errors import GovernanceError, SnowflakeError
 from lean_ops_spark.governance.schema_state import (
     MetadataSchemaSource,
     RefreshStateStore,
@@ -466,6 +466,99 @@ def test_after_commit_with_a_connection_refreshes_only_the_evolved_table(
     )
     assert connections[-1].executed == ["ALTER ICEBERG TABLE ANALYTICS.LAKEHOUSE.daily_sessions REFRESH"]
     assert run() == []
+
+
+class _S3WithoutListBucket:
+    """A moto S3 client that answers like real S3 does for a role with s3:GetObject but no
+    s3:ListBucket (moto enforces no IAM): GetObject on a missing key is 403 AccessDenied, not
+    404 NoSuchKey. ``list_allowed`` / ``read_denied`` model the other permission cases."""
+
+    def __init__(self, client: Any, *, list_allowed: bool = True, read_denied: bool = False) -> None:
+        self.client = client
+        self.exceptions = client.exceptions
+        self.list_allowed = list_allowed
+        self.read_denied = read_denied
+        self.listed: list[str] = []
+
+    @staticmethod
+    def _denied(operation: str) -> Exception:
+        from botocore.exceptions import ClientError
+
+        return ClientError(
+            {
+                "Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            },
+            operation,
+        )
+
+    def get_object(self, **kwargs: Any) -> Any:
+        if self.read_denied:
+            raise self._denied("GetObject")
+        try:
+            return self.client.get_object(**kwargs)
+        except self.client.exceptions.NoSuchKey:
+            raise self._denied("GetObject") from None
+
+    def list_objects_v2(self, **kwargs: Any) -> Any:
+        if not self.list_allowed:
+            raise self._denied("ListObjectsV2")
+        self.listed.append(kwargs["Prefix"])
+        return self.client.list_objects_v2(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+STATE_KEY = "lean-ops/test/state/snowflake-schemas.json"
+
+
+def test_the_first_refresh_runs_when_s3_answers_the_missing_state_with_403(
+    context: GovernanceContext, aws: dict[str, Any]
+) -> None:
+    """Before the first refresh there is no state file; without s3:ListBucket S3 says 403, which
+    used to fail every run before anything was refreshed (so the state was never written)."""
+    s3 = _S3WithoutListBucket(aws["s3"])
+    commit(aws, "customer_orders", 0, metadata([ID, EMAIL]))
+    first = _after_commit(context, {**aws, "s3": s3}, ["customer_orders"])
+    assert first.changes.new == ("customer_orders",) and first.outcome.mode == "written"
+    assert s3.listed == [STATE_KEY]  # exactly the key the semantic job's policy may list
+    written = aws["s3"].get_object(Bucket="lean-ops-test-artifacts", Key=STATE_KEY)["Body"].read()
+    assert json.loads(written)["tables"]["customer_orders"]["how"] == "sql-file"
+    assert _after_commit(context, {**aws, "s3": s3}, ["customer_orders"]).plan.actions == ()
+
+
+def test_a_denied_read_of_an_existing_state_file_is_an_error_not_an_empty_state(
+    aws: dict[str, Any],
+) -> None:
+    """Taken for "no state", it would re-create every table and overwrite the others' entries."""
+    aws["s3"].put_object(
+        Bucket="lean-ops-test-artifacts",
+        Key=STATE_KEY,
+        Body=json.dumps({"version": 1, "tables": {"t": {"fingerprint": "f"}}}).encode(),
+    )
+    location = f"s3://lean-ops-test-artifacts/{STATE_KEY}"
+    store = RefreshStateStore(location, _S3WithoutListBucket(aws["s3"], read_denied=True))
+    with pytest.raises(GovernanceError, match="the Snowflake refresh state exists but reading it was denied"):
+        store.load()
+    assert RefreshStateStore(location, aws["s3"]).load() == {"t": "f"}  # untouched
+
+
+def test_a_denied_read_that_cannot_be_listed_either_names_the_missing_permission(
+    aws: dict[str, Any],
+) -> None:
+    store = RefreshStateStore(
+        f"s3://lean-ops-test-artifacts/{STATE_KEY}", _S3WithoutListBucket(aws["s3"], list_allowed=False)
+    )
+    with pytest.raises(
+        GovernanceError, match=r"s3:ListBucket on bucket lean-ops-test-artifacts for the prefix"
+    ):
+        store.load()
+
+
+def test_a_missing_state_file_with_list_bucket_is_an_empty_state(aws: dict[str, Any]) -> None:
+    store = RefreshStateStore(f"s3://lean-ops-test-artifacts/{STATE_KEY}", aws["s3"])  # moto: 404 NoSuchKey
+    assert store.load() == {}
 
 
 def test_after_commit_is_a_no_op_without_snowflake(tmp_path: Path, aws: dict[str, Any]) -> None:

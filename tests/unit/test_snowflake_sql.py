@@ -18,6 +18,7 @@ from lean_ops_spark.governance.snowflake import (
     ddl_statements,
     refresh_table_sql,
     render_script,
+    sql_identifier,
     sql_string,
 )
 from tests.unit.test_governance_config import governance_doc, write_project
@@ -107,6 +108,53 @@ def test_names_outside_the_semantic_database_or_overrides_of_unknown_tables_fail
         SnowflakeError, match=r"'lakehouse_curated\.orders' is not a table of the semantic database"
     ):
         create_table_sql(target, "lakehouse_curated.orders")
+
+
+def test_reserved_words_are_quoted_upper_case_and_other_names_stay_unquoted() -> None:
+    """Unquoted ``order`` is a syntax error; ``"ORDER"`` is the object unquoted ``order`` would be
+    (Snowflake stores and resolves unquoted identifiers upper case), ``"order"`` another one."""
+    for name in ("customer_orders", "ANALYTICS", "Lakehouse", "_x$1", "orders", "selection"):
+        assert sql_identifier(name) == name
+    for name, quoted in (("order", '"ORDER"'), ("Group", '"GROUP"'), ("values", '"VALUES"')):
+        assert sql_identifier(name) == quoted
+
+
+def test_a_semantic_table_named_like_a_reserved_word_gives_valid_ddl(tmp_path: Path) -> None:
+    target, _tables = _target(tmp_path)
+    create = create_table_sql(target, "order")
+    assert create.startswith('CREATE ICEBERG TABLE IF NOT EXISTS ANALYTICS.LAKEHOUSE."ORDER"\n')
+    assert "  CATALOG_TABLE_NAME = 'order'\n" in create  # the Glue table: a string, lower case
+    assert refresh_table_sql(target, "lakehouse_semantic.values") == (
+        'ALTER ICEBERG TABLE ANALYTICS.LAKEHOUSE."VALUES" REFRESH'
+    )
+    statements = ddl_statements(target, ["select", "customer_orders"])
+    assert [s.sql.splitlines()[0] for s in statements] == [
+        "CREATE CATALOG INTEGRATION IF NOT EXISTS LEAN_OPS_TEST_GLUE",
+        'CREATE ICEBERG TABLE IF NOT EXISTS ANALYTICS.LAKEHOUSE."SELECT"',
+        "CREATE ICEBERG TABLE IF NOT EXISTS ANALYTICS.LAKEHOUSE.customer_orders",  # as before
+    ]
+
+
+def test_reserved_words_in_the_configured_snowflake_names_are_quoted(tmp_path: Path) -> None:
+    target, _tables = _target(
+        tmp_path,
+        database="analytics",
+        schema="table",
+        catalog_integration={
+            "name": "group",
+            "type": "glue",
+            "role_arn": "arn:aws:iam::123456789012:role/sf",
+        },
+        tables={"customer_orders": {"name": "order"}},
+    )
+    statements = ddl_statements(target, ["customer_orders"])
+    assert statements[0].sql.splitlines()[0] == 'CREATE CATALOG INTEGRATION IF NOT EXISTS "GROUP"'
+    assert statements[1].sql.splitlines()[0] == 'CREATE ICEBERG TABLE IF NOT EXISTS analytics."TABLE"."ORDER"'
+    assert "  CATALOG_TABLE_NAME = 'customer_orders'\n" in statements[1].sql
+    assert (
+        refresh_table_sql(target, "customer_orders")
+        == 'ALTER ICEBERG TABLE analytics."TABLE"."ORDER" REFRESH'
+    )
 
 
 def test_string_values_are_quoted_and_escaped() -> None:
