@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BootstrapResult", "TableStatus", "bootstrap_tables", "planned_definitions"]
 
-#: Properties Iceberg manages itself; never compared or reapplied.
+#: Properties Iceberg manages itself; never compared or reapplied (``format-version`` is
+#: only ever raised: :func:`_format_upgrade`).
 _RESERVED_PROPERTIES = frozenset({"format-version", "current-snapshot-id", "format", "provider", "location"})
 
 
@@ -29,6 +30,9 @@ class TableStatus:
     action: str  # created | exists | updated
     changed_properties: dict[str, str] = field(default_factory=dict)
     missing_columns: tuple[str, ...] = ()
+    #: the table's partitioning when it is not the configured one (bootstrap never changes a
+    #: spec: curation still writes correct rows, but its MERGE prunes by the configured one)
+    partitioning_differs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def planned_definitions(config: ProjectConfig, topics: list[str] | None = None) 
         contract = config.topic(name)
         definitions.extend(
             topic_table_definitions(
-                topic_tables(config.profile, name), contract, config.maintenance.table_properties
+                topic_tables(config.profile, name), contract, maintenance=config.maintenance
             )
         )
     return definitions
@@ -70,6 +74,29 @@ def _properties(spark: SparkSession, table: TableRef) -> dict[str, str]:
 
 def _columns(spark: SparkSession, table: TableRef) -> set[str]:
     return set(spark.table(table.sql).columns)
+
+
+def _partitioning(spark: SparkSession, table: TableRef) -> tuple[str, ...]:
+    """The table's partition transforms as ``DESCRIBE TABLE`` lists them (``days(order_ts)``)."""
+    rows = spark.sql(f"DESCRIBE TABLE {table.sql}").collect()
+    names = [str(r["col_name"] or "").strip() for r in rows]
+    fields: list[str] = []
+    if "# Partitioning" in names:
+        for row in rows[names.index("# Partitioning") + 1 :]:
+            name = str(row["col_name"] or "").strip()
+            if not name.startswith("Part "):
+                break
+            fields.append(str(row["data_type"]).strip())
+    return tuple(fields)
+
+
+def _format_upgrade(definition: TableDefinition, current: dict[str, str]) -> dict[str, str]:
+    """``format-version`` raised to the definition's (v1 tables have no row-level deletes, so a
+    merge-on-read MERGE would fail); never lowered, which Iceberg does not allow."""
+    wanted, present = definition.properties.get("format-version"), current.get("format-version")
+    if wanted and present and present.isdigit() and wanted.isdigit() and int(present) < int(wanted):
+        return {"format-version": wanted}
+    return {}
 
 
 def bootstrap_tables(
@@ -110,13 +137,22 @@ def bootstrap_tables(
             for k, v in definition.properties.items()
             if k not in _RESERVED_PROPERTIES and current.get(k) != v
         }
+        drifted.update(_format_upgrade(definition, current))
         if drifted:
             assignments = ", ".join(f"{sql_string(k)}={sql_string(v)}" for k, v in sorted(drifted.items()))
             spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({assignments})")
         present = _columns(spark, ref)
         missing = tuple(name for name, _, _ in definition.columns if name not in present)
+        partitioning = _partitioning(spark, ref)
+        differs = None
+        if [p.replace(" ", "").lower() for p in partitioning] != [
+            p.replace(" ", "").lower() for p in definition.partitioned_by
+        ]:
+            differs = ", ".join(partitioning) or "unpartitioned"
         statuses.append(
-            TableStatus(ref.sql, ref.layer, ref.topic, "updated" if drifted else "exists", drifted, missing)
+            TableStatus(
+                ref.sql, ref.layer, ref.topic, "updated" if drifted else "exists", drifted, missing, differs
+            )
         )
     return BootstrapResult(
         namespaces=tuple(f"{profile.catalog}.{n}" for n in namespaces), tables=tuple(statuses)

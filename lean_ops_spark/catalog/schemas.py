@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from lean_ops_spark import sqlexpr
 from lean_ops_spark.catalog.naming import TableRef, TopicTables
-from lean_ops_spark.config.models import TopicContract
+from lean_ops_spark.config.models import MaintenancePolicy, TopicContract
 
 __all__ = [
     "QUARANTINE_COLUMNS",
@@ -103,10 +103,23 @@ def instant_literal(moment: datetime) -> str:
 
 
 def topic_table_definitions(
-    tables: TopicTables, contract: TopicContract, extra_properties: Mapping[str, str] | None = None
+    tables: TopicTables,
+    contract: TopicContract,
+    extra_properties: Mapping[str, str] | None = None,
+    *,
+    maintenance: MaintenancePolicy | None = None,
 ) -> tuple[TableDefinition, ...]:
-    """The raw staging, curated and quarantine tables of one topic."""
-    common = {**BASE_PROPERTIES, **(extra_properties or {})}
+    """The raw staging, curated and quarantine tables of one topic.
+
+    ``maintenance``: each table also gets the table properties its maintenance policy sets
+    (defaults < layer < table), below what the contract sets.
+    """
+
+    def common_for(table: TableRef) -> dict[str, str]:
+        policy = maintenance.for_table(table.layer, table.name).table_properties if maintenance else {}
+        return {**BASE_PROPERTIES, **(extra_properties or {}), **policy}
+
+    common = common_for(tables.raw)
     raw = TableDefinition(
         table=tables.raw,
         columns=RAW_STAGING_COLUMNS,
@@ -122,7 +135,7 @@ def topic_table_definitions(
         partitioned_by=(contract.partition.spark_ddl(),),
         properties=MappingProxyType(
             {
-                **common,
+                **common_for(tables.curated),
                 "write.distribution-mode": "hash",
                 **contract.table_properties,
                 "lean-ops.layer": "curated",
@@ -137,7 +150,11 @@ def topic_table_definitions(
         columns=QUARANTINE_COLUMNS,
         partitioned_by=("days(ingestion_ts)",),
         properties=MappingProxyType(
-            {**common, "lean-ops.layer": "quarantine", "lean-ops.topic": contract.topic}
+            {
+                **common_for(tables.quarantine),
+                "lean-ops.layer": "quarantine",
+                "lean-ops.topic": contract.topic,
+            }
         ),
         comment=f"Quarantined records of topic {contract.topic}",
     )

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
+from pyspark.sql import functions as F
 
 from lean_ops_spark.catalog.bootstrap import bootstrap_tables
 from lean_ops_spark.catalog.inventory import describe_tables
@@ -55,6 +56,31 @@ def test_bootstrap_resets_drifted_properties(spark, fresh_config) -> None:
     assert status.changed_properties == {"write.distribution-mode": "hash"}
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {curated.sql}").collect()}
     assert props["write.distribution-mode"] == "hash"
+
+
+def test_bootstrap_raises_a_v1_table_to_v2_and_reports_a_different_partitioning(spark, fresh_config) -> None:
+    bootstrap_tables(spark, fresh_config, ["orders"])
+    tables = topic_tables(fresh_config.profile, "orders")
+    curated, quarantine = tables.curated, tables.quarantine
+    schema = spark.table(curated.sql).schema
+    spark.sql(f"DROP TABLE {curated.sql}")  # v1 (no row-level deletes: merge-on-read would fail)
+    spark.createDataFrame([], schema).writeTo(curated.sql).tableProperty("format-version", "1").partitionedBy(
+        F.days("order_ts")
+    ).create()
+    q_schema = spark.table(quarantine.sql).schema
+    spark.sql(f"DROP TABLE {quarantine.sql}")  # unpartitioned instead of days(ingestion_ts)
+    spark.createDataFrame([], q_schema).writeTo(quarantine.sql).create()
+
+    result = {t.table: t for t in bootstrap_tables(spark, fresh_config, ["orders"]).tables}
+    assert result[curated.sql].changed_properties.get("format-version") == "2"
+    assert result[curated.sql].partitioning_differs is None
+    assert _props(spark, curated.sql)["format-version"] == "2"
+    assert result[quarantine.sql].partitioning_differs == "unpartitioned"
+    assert result[tables.raw.sql].partitioning_differs is None  # days(ingestion_ts), as configured
+
+
+def _props(spark, table: str) -> dict[str, str]:
+    return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
 
 
 def test_pyiceberg_sql_catalog_lists_and_reads_spark_tables(spark, fresh_config, local_home) -> None:

@@ -162,3 +162,37 @@ def test_a_bad_override_in_a_file_names_that_file(tmp_path: Path) -> None:
         match=r"maintenance/default\.yaml: layers\.curated\.operations\.expire_snapshots\.enabled",
     ):
         load_project(tmp_path, "local")
+
+
+def test_a_table_override_of_a_table_property_is_what_bootstrap_creates(tmp_path: Path) -> None:
+    # bootstrap took the defaults' table properties for every table, so maintenance then saw
+    # its own override as a conflict with "the table definition" and never applied it
+    import shutil
+
+    from lean_ops_spark.catalog.bootstrap import planned_definitions
+    from lean_ops_spark.catalog.naming import topic_tables
+    from lean_ops_spark.config import load_project
+    from lean_ops_spark.maintenance.properties import property_drift
+    from lean_ops_spark.maintenance.runner import _definition_properties
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    policy_file = conf / "maintenance" / "default.yaml"
+    marker = "  curated.orders:                   # MERGE-heavy, merge-on-read: rewrite deletes sooner\n"
+    text = policy_file.read_text()
+    assert marker in text
+    policy_file.write_text(
+        text.replace(
+            marker, marker + "    table_properties:\n      write.target-file-size-bytes: 134217728\n"
+        )
+    )
+    config = load_project(conf, "local")
+    tables = topic_tables(config.profile, "orders")
+    created = {d.table: d.properties for d in planned_definitions(config, ["orders"])}
+    assert created[tables.curated]["write.target-file-size-bytes"] == "134217728"
+    assert created[tables.raw]["write.target-file-size-bytes"] == "268435456"  # not overridden there
+    wanted = config.maintenance.for_table("curated", "orders").table_properties
+    drift = property_drift(
+        dict(created[tables.curated]), wanted, _definition_properties(config, tables.curated)
+    )
+    assert [c for c in drift if c.key == "write.target-file-size-bytes"] == []

@@ -60,6 +60,9 @@ def run(ctx: CliContext) -> int:
                                 f"columns missing (drift handles these): {', '.join(t.missing_columns)}"
                                 if t.missing_columns
                                 else "",
+                                f"partitioned by {t.partitioning_differs}, not as configured (left as it is)"
+                                if t.partitioning_differs
+                                else "",
                             ],
                         )
                     ),
