@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.catalog.naming import TableRef
+from lean_ops_spark.errors import CatalogError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -112,10 +113,19 @@ def load_metadata_document(spark: SparkSession, table: TableRef) -> dict[str, An
 
     One py4j call serialises the loaded ``TableMetadata`` with Iceberg's own
     ``TableMetadataParser`` (the same JSON the catalog pointer's file holds).
+
+    Raises:
+        CatalogError: the table cannot be loaded (missing, or a catalog error), naming it.
     """
     jvm: Any = spark.sparkContext._jvm
-    jtable = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table.sql)
-    jtable.refresh()
+    try:
+        jtable = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table.sql)
+        jtable.refresh()
+    except Exception as exc:
+        text = str(exc)
+        first = next((line.strip() for line in text.splitlines() if "Exception" in line), text.strip())
+        hint = " (run `lean-ops init` first?)" if "NoSuchTable" in text or "NOT_FOUND" in text else ""
+        raise CatalogError(f"cannot load table {table.sql}{hint}: {first[:300]}") from exc
     document: dict[str, Any] = json.loads(
         jvm.org.apache.iceberg.TableMetadataParser.toJson(jtable.operations().current())
     )

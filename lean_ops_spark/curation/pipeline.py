@@ -52,7 +52,7 @@ from lean_ops_spark.curation.transform import (
 )
 from lean_ops_spark.drift.handler import DriftOutcome, apply_drift, handle_drift
 from lean_ops_spark.drift.observe import BatchCounts, batch_counts, keep_profiled_payloads, parse_batch
-from lean_ops_spark.errors import CheckpointError, CircuitBreakerError, ConfigError, LedgerError
+from lean_ops_spark.errors import CatalogError, CheckpointError, CircuitBreakerError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
 from lean_ops_spark.session import lenient_casts, pin, release
 
@@ -133,6 +133,14 @@ def check_run_id(run_id: str) -> str:
     if not RUN_ID_PATTERN.fullmatch(run_id):
         raise ConfigError(f"run id {run_id!r} must match {RUN_ID_PATTERN.pattern}")
     return run_id
+
+
+def _refresh(spark: SparkSession, table: TableRef) -> None:
+    try:
+        spark.sql(f"REFRESH TABLE {table.sql}")
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CatalogError(f"cannot read {table.sql} (run `lean-ops init` first?): {first}") from exc
 
 
 def _read_raw(spark: SparkSession, raw: TableRef, plan: BatchPlan) -> DataFrame:
@@ -415,7 +423,7 @@ def run_curation(
     contract = config.topic(topic)
     tables = topic_tables(config.profile, topic)
     run_id = check_run_id(options.run_id or f"cur-{uuid.uuid4().hex[:12]}")
-    spark.sql(f"REFRESH TABLE {tables.raw.sql}")
+    _refresh(spark, tables.raw)
     checkpoint = read_checkpoint(spark, tables.curated, RAW_CHECKPOINT_KEY)
     start = checkpoint.source_snapshot_id if checkpoint else None
     raw_snapshots = load_table_snapshots(spark, tables.raw)

@@ -139,3 +139,20 @@ def test_session_runs_the_iceberg_version_the_profile_asks_for(spark, project_co
     """A Glue 5.0 run (``make test ICEBERG_VERSION=1.7.1``) must not test the 1.10.0 jar."""
     running = spark.sparkContext._jvm.org.apache.iceberg.IcebergBuild.version()
     assert running == project_config.profile.iceberg_version
+
+
+def test_curating_before_init_names_the_missing_table(spark, fresh_config) -> None:
+    from lean_ops_spark.curation.pipeline import run_curation
+    from lean_ops_spark.errors import CatalogError
+
+    with pytest.raises(
+        CatalogError, match=r"cannot read lake\.\w+\.orders_staging \(run `lean-ops init` first\?\)"
+    ):
+        run_curation(spark, fresh_config, "orders")
+
+    bootstrap_tables(spark, fresh_config, ["orders"])
+    spark.sql(f"DROP TABLE {topic_tables(fresh_config.profile, 'orders').curated.sql}")
+    with pytest.raises(
+        CatalogError, match=r"cannot load table lake\.\w+\.orders \(run `lean-ops init` first\?\)"
+    ):
+        run_curation(spark, fresh_config, "orders")
