@@ -235,8 +235,11 @@ def _topic_checkpoints(
     except LeanOpsError as exc:
         return _with_error(base, str(exc))
     # each model's table keeps its own checkpoint: one that has yet to read a curated commit
-    # (its audit failed, say, while another model's published) is reason enough to catch up
-    lagging = [(ref, cp) for ref, cp in checkpoints if semantic_behind(curated, cp)]
+    # (its audit failed, say, while another model's published) is reason enough to catch up;
+    # so is a model whose table does not exist yet (new, or its first semantic run failed
+    # before creating it) while curated holds a run's commit
+    absent = [(ref, None) for ref in semantic_refs if not loaded[ref.identifier].exists]
+    lagging = [(ref, cp) for ref, cp in [*checkpoints, *absent] if semantic_behind(curated, cp)]
     shown = next(iter([*lagging, *checkpoints]), None)  # the one lagging, if any
     return TopicCheckpoints(
         semantic_lags=bool(lagging),

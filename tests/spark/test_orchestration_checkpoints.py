@@ -150,6 +150,11 @@ def test_checkpoints_backlog_and_missing_semantic_table(own_lake, spark) -> None
     models = model_semantic_tables(open_config_source(str(CONF)))
     assert [t.name for t in models(profile, "orders")] == ["orders", "orders_daily_revenue"]
     revenue = models(profile, "orders")[1]
+    # a model whose table does not exist yet (new, or its first run failed before creating
+    # it) while curated holds run commits: behind too
+    (orders,) = get_all_checkpoints(source, profile, ["orders"], semantic_tables=models).topics
+    assert orders.semantic_behind and orders.semantic_table == revenue.sql
+    assert orders.semantic_checkpoint is None and orders.semantic_table_exists  # (orders exists)
     spark.sql(f"CREATE TABLE {revenue.sql} (order_date date) USING iceberg")
     _commit_empty(spark, revenue.sql, {CURATED_CHECKPOINT_KEY: str(orders_lake["curated_run"])})
     (orders,) = get_all_checkpoints(source, profile, ["orders"], semantic_tables=models).topics
