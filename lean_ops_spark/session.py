@@ -8,6 +8,7 @@ profile, so SQL text never changes between a laptop and Glue.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -194,19 +195,42 @@ def build_session(
     return spark
 
 
+#: Blocks of :func:`session_conf` open per (session, key), in the order they opened (each with
+#: the value it sets), and the value before the first of them.
+_OPEN_CONFS: dict[tuple[int, str], tuple[list[tuple[object, str]], str | None]] = {}
+_OPEN_CONFS_LOCK = threading.Lock()
+
+
 @contextmanager
 def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
     """Set a runtime SQL conf inside the block and always restore the previous value (the
-    session is shared: tests, the local pipeline, a Glue job running several steps)."""
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, value)
+    session is shared: tests, the local pipeline, a Glue job running several steps).
+
+    Blocks may nest and may overlap in threads of one session: when one closes, the conf
+    takes the value of the latest block still open, and the value from before the first
+    block once none is (restoring what each block saw on entry would leave a conf set for
+    good, or unset it under a block still running, when two threads' blocks overlap).
+    """
+    slot, token = (id(spark._jsparkSession), key), object()
+    with _OPEN_CONFS_LOCK:
+        blocks, previous = _OPEN_CONFS.get(slot) or ([], spark.conf.get(key, None))
+        blocks.append((token, value))
+        _OPEN_CONFS[slot] = (blocks, previous)
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
+        with _OPEN_CONFS_LOCK:
+            blocks, previous = _OPEN_CONFS[slot]
+            blocks[:] = [b for b in blocks if b[0] is not token]
+            if blocks:
+                spark.conf.set(key, blocks[-1][1])
+            else:
+                del _OPEN_CONFS[slot]
+                if previous is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, previous)
 
 
 def lenient_casts(

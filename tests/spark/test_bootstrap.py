@@ -156,3 +156,44 @@ def test_curating_before_init_names_the_missing_table(spark, fresh_config) -> No
         CatalogError, match=r"cannot load table lake\.\w+\.orders \(run `lean-ops init` first\?\)"
     ):
         run_curation(spark, fresh_config, "orders")
+
+
+def test_session_conf_blocks_nest_and_overlap_in_threads_and_restore_the_first_value(spark) -> None:
+    import threading
+
+    from lean_ops_spark.session import session_conf
+
+    key = "spark.sql.ansi.enabled"
+    spark.conf.set(key, "true")
+    try:
+        with session_conf(spark, key, "false"):
+            with session_conf(spark, key, "true"):
+                assert spark.conf.get(key) == "true"
+            assert spark.conf.get(key) == "false"  # nested: back to the outer block's value
+        assert spark.conf.get(key) == "true"
+        # two threads' blocks overlap, the first to open closes first
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen: dict[str, str] = {}
+
+        def a() -> None:
+            with session_conf(spark, key, "false"):
+                a_in.set()
+                b_in.wait()
+            a_out.set()
+
+        def b() -> None:
+            a_in.wait()
+            with session_conf(spark, key, "false"):
+                b_in.set()
+                a_out.wait()
+                seen["b after a closed"] = spark.conf.get(key)
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == {"b after a closed": "false"}  # a's exit left b's block alone
+        assert spark.conf.get(key) == "true"  # and the value before both came back
+    finally:
+        spark.conf.unset(key)
