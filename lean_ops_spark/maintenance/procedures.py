@@ -547,23 +547,30 @@ class ProcedureOutcome:
 
 # --------------------------------------------------------------------------- running
 
-#: Messages of commit conflicts (Iceberg's ValidationException / CommitFailedException, and
-#: the partial-progress summary of failed group commits).
+#: Messages of lost commit races: a concurrent writer changed what the commit was based on
+#: (CommitFailedException; the ValidationExceptions of Iceberg's conflict checks; the
+#: partial-progress summary of failed group commits). Any other ValidationException is a
+#: precondition that will fail again (GC disabled, orphan files that cannot be told apart
+#: because of a scheme or authority mismatch): a failure, not a conflict.
 _CONFLICT_MARKERS = (
-    "ValidationException",
     "CommitFailedException",
-    "Cannot commit",
+    "Cannot commit, ",  # "…, missing data files", "…, found new delete for replaced data file"
+    "Found conflicting files",
+    "Found new conflicting delete files",
     "found new delete",
     "found new position delete",
     "Missing required files to delete",
     "rewrite commits failed",
-    "conflicting",
 )
+#: Preconditions that never clear by themselves, whatever else the message says.
+_NEVER_CONFLICTS = ("Unable to determine whether certain files are orphan", "GC is disabled")
 _default_catalog_lock = threading.Lock()
 
 
 def is_commit_conflict(message: str) -> bool:
     """Whether an error message is a lost commit race (retry next run), not a real failure."""
+    if any(marker in message for marker in _NEVER_CONFLICTS):
+        return False
     return any(marker in message for marker in _CONFLICT_MARKERS)
 
 

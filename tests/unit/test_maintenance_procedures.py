@@ -230,8 +230,24 @@ def test_other_results_parse_their_columns() -> None:
             True,
         ),
         ("Missing required files to delete: file:/w/a.parquet", True),
+        (
+            "ValidationException: Found conflicting files that can contain records matching true: [s3://b/x.parquet]",
+            True,
+        ),
+        ("ValidationException: Cannot commit, missing data files: [file:/w/a.parquet]", True),
         ("java.lang.OutOfMemoryError: Java heap space", False),
         ("AnalysisException: Table or view not found", False),
+        # preconditions, not races: they fail again on every run and must surface as failures
+        (
+            "org.apache.iceberg.exceptions.ValidationException: Unable to determine whether certain files are "
+            "orphan. Conflicting authorities/schemes: [(bucket, null), (s3, file)]",
+            False,
+        ),
+        (
+            "org.apache.iceberg.exceptions.ValidationException: Cannot expire snapshots: GC is disabled "
+            "(deleting files may corrupt other tables)",
+            False,
+        ),
     ],
 )
 def test_commit_conflicts_are_told_apart_from_failures(message: str, conflict: bool) -> None:
