@@ -14,13 +14,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.config import ProjectConfig, load_project
+from lean_ops_spark.curation.job import positive_int as parse_positive_int
+from lean_ops_spark.errors import RuntimeSetupError
 from lean_ops_spark.runtime.jars import default_jars_dir
 from lean_ops_spark.session import LocalHome, build_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["CliContext", "add_common_options"]
+__all__ = ["CliContext", "add_common_options", "positive_int"]
+
+#: The commands that may start Spark on a local home that has no catalog yet (they create it).
+CREATES_HOME = frozenset({"init", "demo"})
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (``--max-snapshots``, ``--max-attempts``)."""
+    try:
+        return parse_positive_int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
@@ -64,6 +77,8 @@ class CliContext:
     _config: ProjectConfig | None = field(default=None, init=False)
     _spark: Any = field(default=None, init=False)
     _owns_spark: bool = field(default=False, init=False)
+    #: What the command finished before it failed, added to the ``--json`` error document.
+    partial_result: dict[str, Any] = field(default_factory=dict, init=False)
 
     @property
     def json(self) -> bool:
@@ -92,9 +107,23 @@ class CliContext:
         """Human progress on stderr (stdout stays clean for --json)."""
         print(line, file=sys.stderr, flush=True)
 
+    def require_catalog(self) -> None:
+        """Refuse a local home that was never initialised (as ``lean-ops tables`` does),
+        instead of letting Spark create an empty catalog there and fail later on a missing table.
+
+        Raises:
+            RuntimeSetupError: the local profile's home has no ``catalog.db``.
+        """
+        home = self.home
+        if self.config.profile.kind == "local" and not home.catalog_db.is_file():
+            raise RuntimeSetupError(f"no catalog at {home.catalog_db}: run `lean-ops init` first")
+
     def spark(self) -> SparkSession:
         if self._spark is None:
             from pyspark.sql import SparkSession
+
+            if self.args.command not in CREATES_HOME:
+                self.require_catalog()
 
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             # Stop the session at exit only if this command started it (not in tests or on Glue).

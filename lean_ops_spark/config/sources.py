@@ -45,7 +45,7 @@ class LocalConfigSource:
 
     def read_text(self, relative: str) -> str | None:
         path = self.root / relative
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return _decode(path.read_bytes(), str(path)) if path.is_file() else None
 
 
 class S3ConfigSource:
@@ -91,7 +91,18 @@ class S3ConfigSource:
         except self.client.exceptions.NoSuchKey:
             return None
         body: bytes = response["Body"].read()
-        return body.decode("utf-8")
+        return _decode(body, self.describe(relative))
+
+
+def _decode(data: bytes, location: str) -> str:
+    """A config file's text; a file in another encoding is a ConfigError naming it."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{location} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r}); "
+            "save it as UTF-8"
+        ) from exc
 
 
 def open_config_source(location: str | Path, s3_client: Any = None) -> ConfigSource:

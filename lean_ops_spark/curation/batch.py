@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lean_ops_spark.catalog.checkpoints import SnapshotRecord
-from lean_ops_spark.errors import CheckpointError
+from lean_ops_spark.errors import CheckpointError, ConfigError
 
 __all__ = ["BatchPlan", "plan_batch"]
 
@@ -98,9 +98,13 @@ def plan_batch(
     run reads as of the current snapshot.
 
     Raises:
+        ConfigError: ``max_snapshots`` or ``max_records`` is below 1.
         CheckpointError: the checkpoint is not on the current ancestry, or a pending
             snapshot was expired.
     """
+    for name, cap in (("max_snapshots", max_snapshots), ("max_records", max_records)):
+        if cap is not None and cap < 1:
+            raise ConfigError(f"{table}: {name} per run must be at least 1, got {cap}")
     if current_snapshot_id is None or current_snapshot_id == start_snapshot_id:
         return BatchPlan(table, start_snapshot_id, None, current_snapshot_id, (), 0, 0, 0, None)
     by_id = {r.snapshot_id: r for r in records}

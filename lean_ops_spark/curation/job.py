@@ -13,10 +13,33 @@ from lean_ops_spark.metrics import build_sink
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["OPTIONAL_ARGUMENTS", "REQUIRED_ARGUMENTS", "check_curation_arguments", "run_curation_job"]
+__all__ = [
+    "OPTIONAL_ARGUMENTS",
+    "REQUIRED_ARGUMENTS",
+    "check_curation_arguments",
+    "positive_int",
+    "run_curation_job",
+]
 
 REQUIRED_ARGUMENTS = ("topic",)
 OPTIONAL_ARGUMENTS = ("run_id", "max_snapshots", "max_records")
+
+
+def positive_int(text: str) -> int:
+    """``text`` as a whole number of at least 1: a run cap, an attempt count.
+
+    Shared by the job's arguments and the CLI's options (``--max-snapshots``...).
+
+    Raises:
+        ValueError: not a whole number, or below 1 (the message says which, without the name).
+    """
+    try:
+        number = int(str(text))
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {text!r}") from None
+    if number < 1:
+        raise ValueError(f"must be at least 1, got {number}")
+    return number
 
 
 def _positive(arguments: Mapping[str, str], name: str) -> int | None:
@@ -24,12 +47,9 @@ def _positive(arguments: Mapping[str, str], name: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        number = int(str(value))
-    except ValueError:
-        raise ConfigError(f"--{name} must be a whole number, got {value!r}") from None
-    if number < 1:
-        raise ConfigError(f"--{name} must be at least 1, got {number}")
-    return number
+        return positive_int(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"--{name} {exc}") from None
 
 
 def check_curation_arguments(config: ProjectConfig, arguments: Mapping[str, str]) -> None:

@@ -431,8 +431,10 @@ def run_curation(
         raw_snapshots.records,
         raw_snapshots.current_snapshot_id,
         start,
-        max_snapshots=options.max_snapshots or contract.max_snapshots_per_run,
-        max_records=options.max_records or contract.max_records_per_run,
+        max_snapshots=contract.max_snapshots_per_run
+        if options.max_snapshots is None
+        else options.max_snapshots,
+        max_records=contract.max_records_per_run if options.max_records is None else options.max_records,
         table=tables.raw.sql,
     )
     lag = (started - plan.oldest_pending_commit_ms / 1000) if plan.oldest_pending_commit_ms else None

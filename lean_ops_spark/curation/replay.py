@@ -30,7 +30,7 @@ from lean_ops_spark.curation.reasons import ErrorClass
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parsed_columns
 from lean_ops_spark.drift.handler import effective_contract
 from lean_ops_spark.drift.observe import parse_batch, rescue_partial_values
-from lean_ops_spark.errors import ConcurrentRunError
+from lean_ops_spark.errors import ConcurrentRunError, ConfigError
 from lean_ops_spark.session import lenient_casts
 
 if TYPE_CHECKING:
@@ -70,9 +70,16 @@ def run_replay(
     max_attempts: int = 5,
     after_step: Callable[[str], None] | None = None,
 ) -> ReplayResult:
-    """Replay the pending RETRY rows of ``topic``'s quarantine (see the module docstring)."""
+    """Replay the pending RETRY rows of ``topic``'s quarantine (see the module docstring).
+
+    Raises:
+        ConfigError: ``max_attempts`` is below 1 (it would exhaust every pending row at once).
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
+
+    if max_attempts < 1:
+        raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
 
     started = time.time()
     run_id = check_run_id(run_id or f"rpl-{uuid.uuid4().hex[:12]}")

@@ -5,7 +5,7 @@ each Task bound to a local Python callable instead of Lambda/Glue/CloudWatch. It
 the JSONPath-mode subset the definition uses:
 
 * states: Task, Choice, Pass, Succeed, Fail (Map, Parallel and Wait are refused);
-* InputPath, Parameters, ResultSelector, ResultPath (incl. ``null``), OutputPath;
+* InputPath, Parameters, ResultSelector, ResultPath, OutputPath (each incl. ``null``);
   ``.$`` keys with paths (``$.a.b[0]``), the context object (``$$.Execution.Name``) and
   the intrinsics States.Format, States.Array, States.MathAdd, States.JsonToString,
   States.StringToJson;
@@ -18,7 +18,9 @@ Bindings: a mapping from a **state name** (checked first) or a **Resource ARN** 
 callable taking a :class:`TaskCall` and returning what the AWS integration would return
 (``{"Payload": ...}`` for lambda:invoke, a JobRun for glue:startJobRun.sync). Raise
 :class:`TaskFailed` to fail with a given ASL error name; any other exception fails the
-task with the exception's class name as the error (as a Lambda's ``errorType`` does).
+task with the exception's class name as the error (as a Lambda's ``errorType`` does),
+except a :class:`~lean_ops_spark.errors.RuntimeSetupError`: the local runtime itself is
+incomplete (no jars), which no task on AWS could hit, so it ends the run and propagates.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from lean_ops_spark.errors import LeanOpsError
+from lean_ops_spark.errors import LeanOpsError, RuntimeSetupError
 
 __all__ = [
     "ExecutionEvent",
@@ -155,6 +157,11 @@ def _get(document: Any, path: str, context: Mapping[str, Any], *, default: Any =
     return value
 
 
+def _select(document: Any, path: str | None, context: Mapping[str, Any]) -> Any:
+    """An InputPath or OutputPath: ``null`` selects nothing, i.e. ``{}`` (as on AWS)."""
+    return {} if path is None else _get(document, path, context)
+
+
 def _set(document: Any, path: str, value: Any) -> Any:
     _, parts = _parse_path(path)
     if not parts:
@@ -202,7 +209,7 @@ class _IntrinsicParser:
         self.skip()
         text, pos = self.text, self.pos
         if text.startswith("'", pos):
-            return ("literal", self.string())
+            return ("string", self.string())
         if text.startswith("$", pos):
             match = re.compile(r"\$\$?[^,) ]*").match(text, pos)
             assert match is not None
@@ -237,20 +244,43 @@ class _IntrinsicParser:
         raise self.fail("unexpected token")
 
     def string(self) -> str:
+        """A quoted string's text as written, escapes kept: ``\\{`` is a literal brace in
+        States.Format's template, so only the function that uses the string unescapes it."""
         self.pos += 1
-        out = []
+        start = self.pos
         while self.pos < len(self.text):
             char = self.text[self.pos]
             if char == "\\" and self.pos + 1 < len(self.text):
-                out.append(self.text[self.pos + 1])
                 self.pos += 2
                 continue
             if char == "'":
                 self.pos += 1
-                return "".join(out)
-            out.append(char)
+                return self.text[start : self.pos - 1]
             self.pos += 1
         raise self.fail("unterminated string")
+
+
+def _unescape(text: str) -> str:
+    """A string literal's value: ``\\x`` is ``x`` (a quote, a brace, a backslash)."""
+    return re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL)
+
+
+def _format_pieces(template: str) -> list[str]:
+    """The literal text around each ``{}`` of a States.Format template as written (escapes
+    kept): an escaped brace (``\\{``, ``\\}``) is text, not a placeholder."""
+    pieces = [""]
+    pos = 0
+    while pos < len(template):
+        if template[pos] == "\\" and pos + 1 < len(template):
+            pieces[-1] += template[pos + 1]
+            pos += 2
+        elif template.startswith("{}", pos):
+            pieces.append("")
+            pos += 2
+        else:
+            pieces[-1] += template[pos]
+            pos += 1
+    return pieces
 
 
 def _format_value(value: Any) -> str:
@@ -267,13 +297,17 @@ def _evaluate_intrinsic(node: tuple[str, Any], document: Any, context: Mapping[s
     kind, value = node
     if kind == "literal":
         return value
+    if kind == "string":
+        return _unescape(value)
     if kind == "path":
         return _get(document, value, context)
     name, raw_args = value
     args = [_evaluate_intrinsic(a, document, context) for a in raw_args]
     if name == "States.Format":
         template, *values = args
-        pieces = re.split(r"(?<!\\)\{\}", str(template))
+        first_kind, first_value = raw_args[0] if raw_args else ("literal", "")
+        # Placeholders are found in the template as written, before its escapes are undone.
+        pieces = _format_pieces(first_value if first_kind == "string" else str(template))
         if len(pieces) - 1 != len(values):
             raise _StatesError(
                 "States.IntrinsicFailure", f"States.Format: {len(values)} argument(s) for {template!r}"
@@ -453,8 +487,8 @@ class LocalExecutor:
     ) -> tuple[str, Any]:
         kind = state.get("Type")
         if kind == "Succeed":
-            effective = _get(document, state.get("InputPath", "$"), context)
-            return ("succeed", _get(effective, state.get("OutputPath", "$"), context))
+            effective = _select(document, state.get("InputPath", "$"), context)
+            return ("succeed", _select(effective, state.get("OutputPath", "$"), context))
         if kind == "Fail":
             error = (
                 _get(document, state["ErrorPath"], context) if "ErrorPath" in state else state.get("Error")
@@ -464,12 +498,13 @@ class LocalExecutor:
             )
             return ("fail", (error, cause))
         if kind == "Choice":
-            effective = _get(document, state.get("InputPath", "$"), context)
+            effective = _select(document, state.get("InputPath", "$"), context)
+            output_path = state.get("OutputPath", "$")
             for rule in state.get("Choices", ()):
                 if _rule_matches(rule, effective, context):
-                    return ("next", (rule["Next"], _get(effective, state.get("OutputPath", "$"), context)))
+                    return ("next", (rule["Next"], _select(effective, output_path, context)))
             if "Default" in state:
-                return ("next", (state["Default"], _get(effective, state.get("OutputPath", "$"), context)))
+                return ("next", (state["Default"], _select(effective, output_path, context)))
             raise _StatesError(
                 "States.NoChoiceMatched", f"no choice rule of {name} matched and it has no Default"
             )
@@ -482,10 +517,7 @@ class LocalExecutor:
         raise DefinitionError(f"{name}: state type {kind!r} is not supported by the local executor")
 
     def _input(self, state: Mapping[str, Any], document: Any, context: Mapping[str, Any]) -> Any:
-        if "InputPath" in state and state["InputPath"] is None:
-            effective: Any = {}
-        else:
-            effective = _get(document, state.get("InputPath", "$"), context)
+        effective = _select(document, state.get("InputPath", "$"), context)
         if "Parameters" in state:
             effective = _resolve(state["Parameters"], effective, context)
         return effective
@@ -495,9 +527,8 @@ class LocalExecutor:
     ) -> tuple[str, Any]:
         result_path = state.get("ResultPath", "$")
         combined = document if result_path is None else _set(document, result_path, result)
-        output = (
-            _get(combined, state["OutputPath"], context) if state.get("OutputPath", "$") != "$" else combined
-        )
+        output_path = state.get("OutputPath", "$")
+        output = combined if output_path == "$" else _select(combined, output_path, context)
         if state.get("End"):
             return ("succeed", output)
         return ("next", (state["Next"], output))
@@ -526,7 +557,7 @@ class LocalExecutor:
                 error, cause = exc.error, exc.cause
             except TaskFailed as exc:
                 error, cause = exc.error, exc.cause
-            except DefinitionError:
+            except (DefinitionError, RuntimeSetupError):
                 raise
             except Exception as exc:  # a binding's own error, named like a Lambda errorType
                 error, cause = type(exc).__name__, str(exc)
@@ -575,7 +606,9 @@ def glue_job_binding(job: Callable[[Mapping[str, str]], Any]) -> TaskBinding:
 
     A :class:`LeanOpsError` (or any exception) from the job becomes ``States.TaskFailed``
     with the exception in the cause, as a failed Glue run does; :class:`TaskFailed` keeps
-    its own error name (e.g. ``Glue.ConcurrentRunsExceededException``).
+    its own error name (e.g. ``Glue.ConcurrentRunsExceededException``). A
+    :class:`RuntimeSetupError` (no local Spark: jars missing) is not a job failure and
+    propagates out of the execution.
     """
 
     def call(task: TaskCall) -> Any:
@@ -584,7 +617,7 @@ def glue_job_binding(job: Callable[[Mapping[str, str]], Any]) -> TaskBinding:
         started = time.monotonic()
         try:
             job(arguments)
-        except TaskFailed:
+        except (TaskFailed, RuntimeSetupError):
             raise
         except Exception as exc:
             raise TaskFailed("States.TaskFailed", f"{type(exc).__name__}: {exc}") from exc

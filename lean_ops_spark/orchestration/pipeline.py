@@ -188,9 +188,16 @@ def run_pipeline(
             (what ``lean-ops deploy`` sets), so an environment with a Snowflake section
             gets its refresh locally too.
         on_event: progress per state, with the topic.
+
+    Raises:
+        RuntimeSetupError: Spark cannot start locally (e.g. the jars were never fetched):
+            no topic could run a job, so the run stops instead of failing each topic.
     """
     env = environment or local_environment(config)
     definition = sm.render_state_machine(env)
+    # A round enters each state at most once, so this lets every one of max_rounds rounds
+    # run (the executor's own guard is for definitions that never end).
+    max_transitions = len(definition["States"]) * (env.max_rounds + 1)
     runtime = LambdaRuntime(
         profile=config.profile,
         config_source=open_config_source(config.root) if config.root else open_config_source("conf"),
@@ -235,6 +242,7 @@ def run_pipeline(
             bindings,
             on_event=lambda event, topic=topic: on_event(topic, event),  # type: ignore[misc]
             state_machine_name=env.state_machine_name,
+            max_transitions=max_transitions,
         )
         run.execution = executor.run({"topic": topic}, name=f"local-{stamp}-{topic}")
         runs.append(run)

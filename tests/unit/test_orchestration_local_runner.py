@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lean_ops_spark.errors import RuntimeSetupError
 from lean_ops_spark.orchestration import state_machine as sm
 from lean_ops_spark.orchestration.local_runner import (
     ExecutionEvent,
@@ -201,3 +202,76 @@ def test_a_missing_path_is_a_runtime_error_that_no_catch_hides() -> None:
     }
     result = LocalExecutor(definition, bindings={"arn:x": lambda _t: {}}).run({})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
+
+
+def test_states_format_keeps_escaped_braces_literal() -> None:
+    """As on AWS: ``\\{\\}`` in the template is the text ``{}``, not a placeholder."""
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Pass",
+                "Parameters": {
+                    "s.$": "States.Format('lit \\{\\} and {} \\'q\\' \\\\{}', $.a, $.b)",
+                    "plain.$": "States.Array('a\\{b')",
+                },
+                "End": True,
+            }
+        },
+    }
+    result = LocalExecutor(definition, bindings={}).run({"a": "v", "b": 2})
+    assert (result.status, result.error, result.cause) == ("SUCCEEDED", None, None)
+    assert result.output == {"s": "lit {} and v 'q' \\2", "plain": ["a{b"]}
+
+
+def test_a_null_input_or_output_path_selects_an_empty_object() -> None:
+    """InputPath/OutputPath ``null`` give ``{}`` on AWS, in every state type that has them."""
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {"Type": "Pass", "OutputPath": None, "Next": "T"},
+            "T": {"Type": "Task", "Resource": "arn:t", "InputPath": None, "ResultPath": "$.r", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "InputPath": None,
+                "OutputPath": None,
+                "Choices": [{"Variable": "$.r", "IsPresent": True, "Next": "Bad"}],
+                "Default": "S",
+            },
+            "Bad": {"Type": "Fail", "Error": "Bad"},
+            "S": {"Type": "Succeed", "InputPath": None},
+        },
+    }
+    seen: list[Any] = []
+    bindings = {"arn:t": lambda task: seen.append(task.parameters) or {"ok": 1}}
+    result = LocalExecutor(definition, bindings=bindings).run({"a": 1})
+    assert (result.status, result.error, result.cause) == ("SUCCEEDED", None, None)
+    assert seen == [{}] and result.output == {}
+    assert result.path == ["P", "T", "C", "S"]
+
+
+def test_an_incomplete_local_runtime_ends_the_execution_instead_of_failing_the_task() -> None:
+    """No jars: no retry, no catch, no failure path: the error reaches the caller (exit 3)."""
+    definition = {
+        "StartAt": "Job",
+        "States": {
+            "Job": {
+                "Type": "Task",
+                "Resource": "arn:glue",
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Succeed"},
+        },
+    }
+    calls: list[Mapping[str, str]] = []
+
+    def job(arguments: Mapping[str, str]) -> None:
+        calls.append(arguments)
+        raise RuntimeSetupError("missing JVM dependencies in /jars")
+
+    executor = LocalExecutor(definition, bindings={"arn:glue": glue_job_binding(job)}, sleep=lambda _s: None)
+    with pytest.raises(RuntimeSetupError, match="missing JVM dependencies"):
+        executor.run({})
+    assert len(calls) == 1

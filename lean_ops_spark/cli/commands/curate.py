@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lean_ops_spark.cli.context import CliContext
+from lean_ops_spark.cli.context import CliContext, positive_int
 from lean_ops_spark.cli.output import format_table, print_json
 from lean_ops_spark.curation.pipeline import CurationOptions, CurationResult, run_curation
 from lean_ops_spark.metrics import build_sink
@@ -26,9 +26,15 @@ def register(
         "backlog is drained.",
     )
     parser.add_argument("--topic", required=True, help="a configured topic")
-    parser.add_argument("--max-snapshots", type=int, help="raw snapshots per run (default: the contract's)")
     parser.add_argument(
-        "--max-records", type=int, help="about this many records per run (default: the contract's)"
+        "--max-snapshots",
+        type=positive_int,
+        help="raw snapshots per run, at least 1 (default: the contract's)",
+    )
+    parser.add_argument(
+        "--max-records",
+        type=positive_int,
+        help="about this many records per run, at least 1 (default: the contract's)",
     )
     parser.add_argument("--run-id", help="run id to record in the curated snapshot (default: generated)")
     parser.add_argument("--all-batches", action="store_true", help="run again until no raw data is pending")
@@ -74,15 +80,21 @@ def run(ctx: CliContext) -> int:
         max_snapshots=args.max_snapshots, max_records=args.max_records, run_id=args.run_id
     )
     sink = build_sink(ctx.config.profile.metrics, region=ctx.config.profile.region)
-    results = []
-    while True:
-        result = run_curation(ctx.spark(), ctx.config, args.topic, options=options, metrics=sink)
-        results.append(result)
-        if not ctx.json:
-            _print(result)
-        if not args.all_batches or result.status != "committed" or result.backlog_snapshots == 0:
-            break
-        options = CurationOptions(max_snapshots=args.max_snapshots, max_records=args.max_records)
+    results: list[CurationResult] = []
+    try:
+        while True:
+            result = run_curation(ctx.spark(), ctx.config, args.topic, options=options, metrics=sink)
+            results.append(result)
+            if not ctx.json:
+                _print(result)
+            if not args.all_batches or result.status != "committed" or result.backlog_snapshots == 0:
+                break
+            options = CurationOptions(max_snapshots=args.max_snapshots, max_records=args.max_records)
+    except BaseException:
+        # The batches committed before the failing one stay committed: the --json error says so.
+        if results:
+            ctx.partial_result = {"runs": [r.as_dict() for r in results]}
+        raise
     if ctx.json:
         print_json({"ok": True, "runs": [r.as_dict() for r in results]})
     return 0

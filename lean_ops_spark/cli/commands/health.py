@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lean_ops_spark.cli.context import CliContext
-from lean_ops_spark.cli.output import format_table, print_json
+from lean_ops_spark.cli.output import check_output_file, format_table, print_json
 from lean_ops_spark.maintenance.dashboard import dashboard_json, deploy_dashboard
 from lean_ops_spark.maintenance.health import TableHealth
 from lean_ops_spark.maintenance.report_html import render_health_html
@@ -101,6 +101,9 @@ def run(ctx: CliContext) -> int:
     config = ctx.config
     profile = config.profile
     document: dict[str, Any] = {"ok": True}
+    for option, path in (("--html", ctx.args.html), ("--dashboard-out", ctx.args.dashboard_out)):
+        if path:
+            check_output_file(option, path)
     dashboard_only = (ctx.args.dashboard_out or ctx.args.deploy_dashboard) and not (
         ctx.args.table or ctx.args.all
     )

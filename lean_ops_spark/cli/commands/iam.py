@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from lean_ops_spark.cli.context import CliContext
-from lean_ops_spark.cli.output import print_json
+from lean_ops_spark.cli.output import check_output_dir, print_json
 from lean_ops_spark.governance.context import load_governance_context
 from lean_ops_spark.governance.iam import INLINE_POLICY_LIMIT, role_policies
 
@@ -36,10 +35,9 @@ def register(
 def run(ctx: CliContext) -> int:
     args = ctx.args
     context = load_governance_context(args.conf, args.env)
+    out = check_output_dir("--out", args.out) if args.out else None
     policies = role_policies(context.environment, context.scope(), context.governance)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         for policy in policies:
             (out / f"{policy.role_name}.json").write_text(json.dumps(policy.document(), indent=2) + "\n")
     if ctx.json:

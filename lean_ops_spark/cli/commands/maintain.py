@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from lean_ops_spark.cli.context import CliContext
-from lean_ops_spark.cli.output import format_table, print_json
+from lean_ops_spark.cli.output import check_output_file, format_table, print_json
 from lean_ops_spark.maintenance.policy import FREQUENCIES, OPERATION_ORDER
 from lean_ops_spark.maintenance.report_html import render_health_html
 from lean_ops_spark.maintenance.runner import MaintenanceReport, MaintenanceRequest, maintain, resolve_tables
@@ -88,6 +88,8 @@ def run(ctx: CliContext) -> int:
         frequency=ctx.args.frequency,
     )
     resolve_tables(config, request.tables)  # unknown names fail before Spark starts
+    if ctx.args.html:
+        check_output_file("--html", ctx.args.html)
     profile = config.profile
     sink: MetricSink = (
         NullSink() if ctx.args.no_metrics else build_sink(profile.metrics, region=profile.region)

@@ -51,6 +51,7 @@ def run(ctx: CliContext) -> int:
     for topic in topics:
         config.topic(topic)
     environment = load_environment(ctx.args.conf, ctx.args.env) if ctx.args.env else None
+    ctx.require_catalog()  # once, not a failed GetAllCheckpoints per topic
 
     def progress(topic: str, event: ExecutionEvent) -> None:
         line = _describe(event)
@@ -77,18 +78,13 @@ def run(ctx: CliContext) -> int:
             + ", ".join(f"{k}={v}" for k, v in sorted(j["summary"].items()) if not isinstance(v, dict))
             for j in topic_run.jobs
         )
-        rows.append(
-            [
-                topic_run.topic,
-                summary["status"],
-                summary["outcome"],
-                summary["rounds"],
-                jobs or (summary["cause"] or ""),
-            ]
-        )
+        rows.append([topic_run.topic, summary["status"], summary["outcome"], summary["rounds"], jobs or "-"])
     print(
-        format_table(
-            ["topic", "status", "path taken", "rounds", "jobs (ledger, snapshots, drift, DQ) / cause"], rows
-        )
+        format_table(["topic", "status", "path taken", "rounds", "jobs (ledger, snapshots, drift, DQ)"], rows)
     )
+    # Why a topic failed, also when jobs before the failing step succeeded.
+    for topic_run in result.topics:
+        if not topic_run.ok:
+            execution = topic_run.execution
+            print(f"{topic_run.topic} {execution.status}: {execution.error}: {execution.cause}")
     return 0 if result.ok else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lean_ops_spark.cli.context import CliContext
+from lean_ops_spark.cli.context import CliContext, positive_int
 from lean_ops_spark.cli.output import format_table, print_json
 from lean_ops_spark.curation.replay import run_replay
 
@@ -23,7 +23,10 @@ def register(
     )
     parser.add_argument("--topic", required=True, help="a configured topic")
     parser.add_argument(
-        "--max-attempts", type=int, default=5, help="attempts before a row is exhausted (default 5)"
+        "--max-attempts",
+        type=positive_int,
+        default=5,
+        help="attempts before a row is exhausted, at least 1 (default 5)",
     )
     parser.set_defaults(handler=run)
 

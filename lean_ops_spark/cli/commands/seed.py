@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import datetime, timezone
 
 from lean_ops_spark.catalog.naming import topic_tables
@@ -15,14 +16,33 @@ from lean_ops_spark.raw.writer import append_raw
 HELP = "append synthetic events (with injected faults) to a topic's raw staging table"
 
 
-def _fault(text: str) -> tuple[FaultKind, float]:
-    name, _, rate = text.partition("=")
+def _rate(text: str) -> float:
+    """A share of the events: a number from 0 to 1 (argparse names the option)."""
     try:
-        return FaultKind(name.strip()), float(rate)
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0.0 <= rate <= 1.0:  # nan too
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, e.g. 0.05; got {text!r}")
+    return rate
+
+
+def _fault(text: str) -> tuple[FaultKind, float]:
+    name, equals, rate = text.partition("=")
+    try:
+        kind = FaultKind(name.strip())
     except ValueError:
         kinds = ", ".join(k.value for k in FaultKind)
         raise argparse.ArgumentTypeError(
             f"expected KIND=RATE with KIND one of {kinds}; got {text!r}"
+        ) from None
+    if not equals:
+        raise argparse.ArgumentTypeError(f"expected KIND=RATE, e.g. {kind.value}=0.01; got {text!r}")
+    try:
+        return kind, _rate(rate)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"the RATE of {kind.value} must be a share between 0 and 1, e.g. {kind.value}=0.01; got {text!r}"
         ) from None
 
 
@@ -52,17 +72,17 @@ def register(
     parser.add_argument("--events", type=int, default=1000, help="logical events to generate (default 1000)")
     parser.add_argument(
         "--error-rate",
-        type=float,
+        type=_rate,
         default=0.0,
-        help="share of events with an error fault, split evenly over the error kinds",
+        help="share of events (0 to 1) with an error fault, split evenly over the error kinds",
     )
     parser.add_argument(
         "--duplicates",
-        type=float,
+        type=_rate,
         default=0.0,
-        help="share of events re-delivered or re-sent with a newer version",
+        help="share of events (0 to 1) re-delivered or re-sent with a newer version",
     )
-    parser.add_argument("--late", type=float, default=0.0, help="share of events months late")
+    parser.add_argument("--late", type=_rate, default=0.0, help="share of events (0 to 1) months late")
     parser.add_argument(
         "--fault",
         type=_fault,

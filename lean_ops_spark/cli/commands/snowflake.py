@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from lean_ops_spark.cli.context import CliContext
-from lean_ops_spark.cli.output import print_json
+from lean_ops_spark.cli.output import check_output_file, print_json
 from lean_ops_spark.governance.context import load_governance_context
 from lean_ops_spark.governance.errors import SnowflakeError
 from lean_ops_spark.governance.iam import snowflake_locations
@@ -68,6 +68,8 @@ def register(
 
 
 def run_ddl(ctx: CliContext) -> int:
+    if ctx.args.out:
+        check_output_file("--out", ctx.args.out)
     context = load_governance_context(ctx.args.conf, ctx.args.env)
     target = context.snowflake()
     statements = ddl_statements(target, [t.name for t in context.semantic_tables])
