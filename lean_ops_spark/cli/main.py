@@ -62,11 +62,12 @@ COMMANDS = (
 )
 
 
-class UsageError(Exception):
-    """The command line does not parse (argparse's error, raised instead of printed)."""
+class UsageError(SystemExit):
+    """The command line does not parse (argparse's error, raised instead of printed). A
+    ``SystemExit`` with code 2, as argparse's own, for callers of ``build_parser()``."""
 
     def __init__(self, prog: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(2)
         self.prog = prog
         self.message = message
 
