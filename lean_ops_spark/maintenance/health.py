@@ -3,19 +3,25 @@
 
 Nothing here scans table data: every query reads metadata only. Reading runs a handful of
 small Spark jobs per table (see :func:`measure_health`).
+
+A table whose partitioning evolved holds files written with several partition specs. The
+``files`` table shows every file's partition in one struct with the fields of all specs (a
+field its spec lacks is null), so files are grouped by (spec id, partition) and each group
+keeps the values of its own spec's fields only: a null there is a real null.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from lean_ops_spark.catalog.checkpoints import SnapshotRecord, current_snapshot_id, snapshot_records
+from lean_ops_spark.catalog.checkpoints import SnapshotRecord
+from lean_ops_spark.catalog.metadata import load_metadata_document, parse_table_metadata
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config.models import HealthThresholds
 
@@ -31,6 +37,7 @@ __all__ = [
     "TableHealth",
     "measure_health",
     "parse_partition_transform",
+    "partition_specs_from_metadata",
 ]
 
 #: Iceberg's default ``write.target-file-size-bytes`` (512 MiB) when the table sets none.
@@ -42,6 +49,8 @@ _TIME_TRANSFORMS = {"years": "year", "months": "month", "days": "day", "hours": 
 _WIDTH_TRANSFORM = re.compile(r"^(bucket|truncate)\((\d+),\s*([A-Za-z_][A-Za-z0-9_]*)\)$")
 _TIME_TRANSFORM = re.compile(r"^(years|months|days|hours)\(([A-Za-z_][A-Za-z0-9_]*)\)$")
 _IDENTITY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Transform names of a partition spec in ``metadata.json`` (``bucket[16]`` -> ``bucket``).
+_SPEC_TRANSFORMS = frozenset({"identity", "year", "month", "day", "hour", "bucket", "truncate"})
 _COUNTS = (
     "data_files",
     "small_files",
@@ -57,7 +66,7 @@ _COUNTS = (
 
 @dataclass(frozen=True)
 class PartitionField:
-    """One field of the current partition spec, as the ``files`` table's partition struct shows it."""
+    """One field of a partition spec, named as the ``files`` table's partition struct shows it."""
 
     name: str
     transform: str  # identity | year | month | day | hour | bucket | truncate | unknown
@@ -67,7 +76,12 @@ class PartitionField:
 
 @dataclass(frozen=True)
 class PartitionHealth:
-    """Files and deletes of one partition of the current snapshot."""
+    """Files and deletes of one partition of the current snapshot, under one partition spec.
+
+    ``values`` hold the fields of the spec the files were written with. ``current_spec`` is
+    False for files written before the table's partitioning evolved: a filter built from the
+    current spec's fields does not select them.
+    """
 
     values: tuple[tuple[str, PartitionValue], ...]
     data_file_count: int
@@ -77,13 +91,19 @@ class PartitionHealth:
     position_delete_file_count: int = 0
     equality_delete_file_count: int = 0
     last_updated_ms: int | None = None
+    spec_id: int | None = None
+    current_spec: bool = True
 
     @property
     def label(self) -> str:
-        """``ts_day=2026-11-01/cat=a``; ``(unpartitioned)`` for an unpartitioned table."""
+        """``ts_day=2026-11-01/cat=a``; ``(unpartitioned)`` for an unpartitioned table.
+
+        Partitions of an older spec say so: ``cat=a (older spec 0)``, ``(unpartitioned, older spec 0)``.
+        """
         if not self.values:
-            return "(unpartitioned)"
-        return "/".join(f"{k}={'null' if v is None else v}" for k, v in self.values)
+            return "(unpartitioned)" if self.current_spec else f"(unpartitioned, older spec {self.spec_id})"
+        text = "/".join(f"{k}={'null' if v is None else v}" for k, v in self.values)
+        return text if self.current_spec else f"{text} (older spec {self.spec_id})"
 
     @property
     def delete_file_count(self) -> int:
@@ -109,7 +129,8 @@ class TableHealth:
 
     Counts cover the current snapshot (``files``/``manifests``); snapshot figures cover every
     live snapshot. "Small" means below ``small_file_threshold_bytes``, a fraction of the
-    table's target file size.
+    table's target file size. ``partition_fields`` are the current spec's fields;
+    ``partition_specs`` hold every spec's (by spec id), for partitions of older specs.
     """
 
     table: TableRef
@@ -132,6 +153,10 @@ class TableHealth:
     snapshot_count: int = 0
     oldest_snapshot_ms: int | None = None
     partition_fields: tuple[PartitionField, ...] = ()
+    partition_spec_id: int | None = None
+    partition_specs: Mapping[int, tuple[PartitionField, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     partitions: tuple[PartitionHealth, ...] = ()
     file_size_histogram: tuple[tuple[int, int], ...] = ()
     snapshots: tuple[SnapshotPoint, ...] = ()
@@ -176,6 +201,11 @@ class TableHealth:
     def partitioned(self) -> bool:
         return bool(self.partition_fields)
 
+    @property
+    def older_spec_data_file_count(self) -> int:
+        """Data files written with an older partition spec (before partition evolution)."""
+        return sum(p.data_file_count for p in self.partitions if not p.current_spec)
+
     def top_small_file_partitions(self, limit: int = 10) -> tuple[PartitionHealth, ...]:
         """Partitions with the most small files (ties: more files first), without the clean ones."""
         ranked = sorted(
@@ -215,7 +245,9 @@ class TableHealth:
                 None if self.oldest_snapshot_age_hours is None else round(self.oldest_snapshot_age_hours, 2)
             ),
             "partition_fields": [f"{f.transform}({f.source_column})" for f in self.partition_fields],
+            "partition_spec_id": self.partition_spec_id,
             "partition_count": len(self.partitions),
+            "older_spec_data_file_count": self.older_spec_data_file_count,
             "top_small_file_partitions": [
                 {
                     "partition": p.label,
@@ -252,40 +284,61 @@ def parse_partition_transform(text: str) -> tuple[str, str | None]:
     return "unknown", None
 
 
-def _partition_fields(
-    spark: SparkSession, table: TableRef, struct_names: list[str]
-) -> tuple[PartitionField, ...]:
-    """The current spec's fields, matched by position to the ``files`` partition struct.
+def _spec_transform(text: str) -> str:
+    name = text.split("[", 1)[0].strip()
+    return name if name in _SPEC_TRANSFORMS else "void" if name == "void" else "unknown"
 
-    ``DESCRIBE TABLE`` lists the current spec; the struct covers every spec the table ever
-    had. When their lengths differ (partition evolution) the fields are ``unknown``.
+
+def partition_specs_from_metadata(
+    document: Mapping[str, Any], struct_names: Sequence[str], column_types: Mapping[str, str]
+) -> tuple[int | None, dict[int, tuple[PartitionField, ...]]]:
+    """The current spec id and every spec's fields, from a table's ``metadata.json`` document.
+
+    Fields are named as in the ``files`` table's partition struct, which has one field per
+    partition field id of any spec, in field-id order. ``void`` fields (a dropped field of a
+    v1 table) are left out: they are always null. Should the struct not line up with the
+    specs, every field is ``unknown`` (such tables are compacted whole).
+
+    Args:
+        document: the parsed ``metadata.json`` (``partition-specs``, ``default-spec-id``, schemas).
+        struct_names: the field names of the ``files`` table's ``partition`` struct.
+        column_types: Spark type of each top-level column, e.g. ``{"ts": "timestamp"}``.
     """
-    rows = spark.sql(f"DESCRIBE TABLE {table.sql}").collect()
-    transforms: list[str] = []
-    section = None
-    for row in rows:
-        name = (row["col_name"] or "").strip()
-        if name in ("# Partitioning", "# Partition Information"):
-            section = name
-            continue
-        if section == "# Partitioning":  # any non-identity transform: "Part 0 | days(ts)"
-            if not name.startswith("Part "):
-                break
-            transforms.append(str(row["data_type"]))
-        elif section == "# Partition Information":  # identity only: one row per column
-            if name == "# col_name":
+    specs = document.get("partition-specs") or [
+        {"spec-id": 0, "fields": document.get("partition-spec") or []}
+    ]
+    default = document.get("default-spec-id")
+    current = int(default) if default is not None else max((int(s["spec-id"]) for s in specs), default=None)
+    schemas = document.get("schemas")
+    if schemas:
+        schema = next(
+            (s for s in schemas if s.get("schema-id") == document.get("current-schema-id")), schemas[-1]
+        )
+    else:
+        schema = document.get("schema") or {}
+    columns = {int(f["id"]): str(f["name"]) for f in schema.get("fields", ())}
+    field_ids = sorted({int(f["field-id"]) for s in specs for f in s.get("fields", ())})
+    if len(field_ids) != len(struct_names):
+        unknown = tuple(PartitionField(n, "unknown", None, None) for n in struct_names)
+        return current, {int(s["spec-id"]): unknown for s in specs}
+    names = dict(zip(field_ids, struct_names, strict=True))
+    by_spec: dict[int, tuple[PartitionField, ...]] = {}
+    for spec in specs:
+        fields = []
+        for f in spec.get("fields", ()):
+            transform = _spec_transform(str(f["transform"]))
+            if transform == "void":
                 continue
-            if not name or name.startswith("#"):
-                break
-            transforms.append(name)
-    types = {f.name: f.dataType.simpleString() for f in spark.table(table.sql).schema.fields}
-    if len(transforms) != len(struct_names):
-        return tuple(PartitionField(n, "unknown", None, None) for n in struct_names)
-    fields = []
-    for struct_name, text in zip(struct_names, transforms, strict=True):
-        transform, column = parse_partition_transform(text)
-        fields.append(PartitionField(struct_name, transform, column, types.get(column) if column else None))
-    return tuple(fields)
+            column = columns.get(int(f["source-id"])) if transform != "unknown" else None
+            if column is None:  # a nested or dropped source column: no filter can name it
+                transform = "unknown"
+            fields.append(
+                PartitionField(
+                    names[int(f["field-id"])], transform, column, column_types.get(column) if column else None
+                )
+            )
+        by_spec[int(spec["spec-id"])] = tuple(fields)
+    return current, by_spec
 
 
 def _values(partition: Any, names: list[str]) -> tuple[tuple[str, PartitionValue], ...]:
@@ -293,6 +346,16 @@ def _values(partition: Any, names: list[str]) -> tuple[tuple[str, PartitionValue
         return ()
     data = partition.asDict()
     return tuple((n, data.get(n)) for n in names)
+
+
+def _spec_values(
+    values: tuple[tuple[str, PartitionValue], ...], fields: tuple[PartitionField, ...] | None
+) -> tuple[tuple[str, PartitionValue], ...]:
+    """The values of ``fields`` (one spec's) out of the all-spec struct's; all of them if unknown."""
+    if fields is None:
+        return values
+    names = {f.name for f in fields}
+    return tuple((n, v) for n, v in values if n in names)
 
 
 def measure_health(
@@ -317,6 +380,8 @@ def measure_health(
     target = int(properties.get("write.target-file-size-bytes", DEFAULT_TARGET_FILE_SIZE_BYTES))
     small = int(target * thresholds.small_file_fraction)
 
+    document = load_metadata_document(spark, table)
+    metadata = parse_table_metadata(table.identifier, document)
     files = spark.table(table.metadata_table("files"))
     partitioned = "partition" in files.columns
     struct_names = (
@@ -324,8 +389,14 @@ def measure_health(
         if partitioned
         else []
     )
-    group = "partition, " if partitioned else ""
-    # One pass over `files`: per partition and per power-of-two size bucket of data files
+    column_types = (
+        {f.name: f.dataType.simpleString() for f in spark.table(table.sql).schema.fields}
+        if partitioned
+        else {}
+    )
+    current_spec, spec_fields = partition_specs_from_metadata(document, struct_names, column_types)
+    group = "spec_id, partition, " if partitioned else ""
+    # One pass over `files`: per (spec, partition) and per power-of-two size bucket of data files
     # (bucket -1 holds the delete files); partitions and the histogram are summed from it.
     bucket = (
         "CASE WHEN content = 0 THEN CAST(floor(log2(greatest(file_size_in_bytes, 1))) AS INT) ELSE -1 END"
@@ -353,36 +424,45 @@ def measure_health(
         "SELECT content, count(*) AS manifests, coalesce(sum(length), 0) AS bytes "
         f"FROM {table.metadata_table('manifests')} GROUP BY content"
     ).collect()
-    records = snapshot_records(spark, table)
+    records = metadata.records
 
-    sums: dict[tuple[tuple[str, PartitionValue], ...], dict[str, int]] = {}
+    # Keyed by spec id too: after partition evolution an older spec's files show nulls for
+    # the fields it lacks, which must not merge them with (or read as) real null partitions.
+    sums: dict[tuple[int | None, tuple[tuple[str, PartitionValue], ...]], dict[str, int]] = {}
     histogram: dict[int, int] = {}
     for row in cell_rows:
         values = _values(row["partition"] if partitioned else None, struct_names)
-        totals = sums.setdefault(values, dict.fromkeys(_COUNTS, 0))
+        spec_id = int(row["spec_id"]) if partitioned else current_spec
+        totals = sums.setdefault((spec_id, values), dict.fromkeys(_COUNTS, 0))
         for name in _COUNTS:
             totals[name] += int(row[name])
         if row["bucket"] >= 0:
             histogram[int(row["bucket"])] = histogram.get(int(row["bucket"]), 0) + int(row["data_files"])
-    partitions = [
-        PartitionHealth(
-            values=values,
-            data_file_count=t["data_files"],
-            small_file_count=t["small_files"],
-            data_bytes=t["data_bytes"],
-            record_count=t["records"],
-            position_delete_file_count=t["pos_files"],
-            equality_delete_file_count=t["eq_files"],
-            last_updated_ms=last_updated.get(values),
-        )
-        for values, t in sorted(sums.items(), key=lambda item: str(item[0]))
-    ]
+    partitions = sorted(
+        (
+            PartitionHealth(
+                values=_spec_values(values, spec_fields.get(spec_id)) if spec_id is not None else values,
+                data_file_count=t["data_files"],
+                small_file_count=t["small_files"],
+                data_bytes=t["data_bytes"],
+                record_count=t["records"],
+                position_delete_file_count=t["pos_files"],
+                equality_delete_file_count=t["eq_files"],
+                # the partitions table merges specs whose structs are equal: the latest of them
+                last_updated_ms=last_updated.get(values),
+                spec_id=spec_id,
+                current_spec=spec_id == current_spec,
+            )
+            for (spec_id, values), t in sums.items()
+        ),
+        key=lambda p: (not p.current_spec, p.spec_id or 0, str(p.values)),
+    )
     manifests = {int(r["content"]): (int(r["manifests"]), int(r["bytes"])) for r in manifest_rows}
     snapshots = tuple(_snapshot_point(r) for r in sorted(records, key=lambda r: r.committed_at_ms))
     return TableHealth(
         table=table,
         measured_at_ms=int(measured_at.timestamp() * 1000),
-        current_snapshot_id=current_snapshot_id(spark, table) if records else None,
+        current_snapshot_id=metadata.current_snapshot_id if records else None,
         target_file_size_bytes=target,
         small_file_threshold_bytes=small,
         data_file_count=sum(p.data_file_count for p in partitions),
@@ -399,7 +479,9 @@ def measure_health(
         manifest_bytes=sum(b for _, b in manifests.values()),
         snapshot_count=len(snapshots),
         oldest_snapshot_ms=snapshots[0].committed_at_ms if snapshots else None,
-        partition_fields=_partition_fields(spark, table, struct_names) if partitioned else (),
+        partition_fields=spec_fields.get(current_spec, ()) if current_spec is not None else (),
+        partition_spec_id=current_spec,
+        partition_specs=MappingProxyType(spec_fields),
         partitions=tuple(partitions),
         file_size_histogram=tuple((2**b, n) for b, n in sorted(histogram.items())),
         snapshots=snapshots,

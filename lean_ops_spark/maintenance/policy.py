@@ -25,6 +25,7 @@ from lean_ops_spark.maintenance.procedures import (
     RewriteDataFilesCall,
     RewriteManifestsCall,
     RewritePositionDeletesCall,
+    partition_predicate,
     partitions_predicate,
 )
 from lean_ops_spark.maintenance.protection import ExpiryProtection
@@ -126,6 +127,49 @@ def _labels(partitions: Sequence[PartitionHealth], limit: int = 5) -> str:
     return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
 
 
+def _compaction_filter(health: TableHealth, scope: Sequence[PartitionHealth]) -> tuple[str | None, str]:
+    """The compaction's ``where`` (None: whole table) and what the reason should add about it.
+
+    A partition written with an older spec (before the partitioning evolved) is filtered by
+    that spec's own fields, or not at all: a filter on the current spec's fields would miss
+    its files (it reads the fields their spec lacks as null), and the rewrite would succeed
+    having rewritten nothing.
+    """
+    older = [p for p in scope if not p.current_spec]
+    notes = []
+    if older:
+        specs = ", ".join(sorted({str(p.spec_id) for p in older}))
+        notes.append(
+            f"{len(older)} partition(s) hold files written with an older partition spec ({specs}), "
+            f"before the partitioning evolved: {_labels(older)}"
+        )
+    if not health.partitioned:
+        if older:
+            notes.append("whole table (it is unpartitioned now)")
+        return None, "; ".join(notes)
+    where = partitions_predicate(health.partition_fields, scope, specs=health.partition_specs)
+    if where is not None:
+        if older:
+            notes.append("the filter selects those by their own spec's fields")
+        return where, "; ".join(notes)
+    unmatched = [
+        p
+        for p in older
+        if p.spec_id is None or partition_predicate(health.partition_specs.get(p.spec_id, ()), p) is None
+    ]
+    if unmatched:
+        notes.append(
+            f"whole table (no column filter selects {_labels(unmatched)}; one on the current spec's "
+            "fields would miss those files)"
+        )
+    else:
+        notes.append(
+            f"whole table (more than {MAX_WHERE_PARTITIONS} partitions, or a partition transform "
+            "without a column filter)"
+        )
+    return None, "; ".join(notes)
+
+
 def _plan_rewrite_data_files(
     health: TableHealth, policy: MaintenancePolicy, ctx: PlanContext
 ) -> tuple[PlannedOperation, bool]:
@@ -205,12 +249,9 @@ def _plan_rewrite_data_files(
         options["use-starting-sequence-number"] = "false"
         options["remove-dangling-deletes"] = "true"
         scope.extend(p for p in with_deletes if p not in scope)
-    where = partitions_predicate(health.partition_fields, scope) if health.partitioned else None
-    if health.partitioned and where is None:
-        reasons.append(
-            "whole table (more than "
-            f"{MAX_WHERE_PARTITIONS} partitions, or a partition transform without a column filter)"
-        )
+    where, scope_note = _compaction_filter(health, scope)
+    if scope_note:
+        reasons.append(scope_note)
     call = RewriteDataFilesCall(where=where, options=MappingProxyType(options))
     labels = tuple(p.label for p in scope)
     return PlannedOperation(name, True, "; ".join(reasons), call, labels), delete_trigger

@@ -155,17 +155,17 @@ def _field_predicate(spec: PartitionField, value: PartitionValue) -> str | None:
 def partition_predicate(fields: Sequence[PartitionField], partition: PartitionHealth) -> str | None:
     """A filter on source columns that selects exactly ``partition`` (None if inexpressible).
 
-    Time transforms become half-open UTC ranges (``days(ts)`` = 2026-11-01 ->
-    ``ts >= TIMESTAMP '2026-11-01 00:00:00.000Z' AND ts < TIMESTAMP '2026-11-02 ...'``), so
-    Iceberg can project them onto the partition.
+    ``fields`` are those of the spec ``partition`` was written with; a partition that does not
+    name each of them is of another spec (None). Time transforms become half-open UTC ranges
+    (``days(ts)`` = 2026-11-01 -> ``ts >= TIMESTAMP '2026-11-01 00:00:00.000Z' AND ts <
+    TIMESTAMP '2026-11-02 ...'``), so Iceberg can project them onto the partition.
     """
     by_name = {f.name: f for f in fields}
+    if {name for name, _ in partition.values} != set(by_name):
+        return None
     parts = []
     for name, value in partition.values:
-        spec = by_name.get(name)
-        if spec is None:
-            return None
-        predicate = _field_predicate(spec, value)
+        predicate = _field_predicate(by_name[name], value)
         if predicate is None:
             return None
         parts.append(predicate)
@@ -175,14 +175,33 @@ def partition_predicate(fields: Sequence[PartitionField], partition: PartitionHe
 
 
 def partitions_predicate(
-    fields: Sequence[PartitionField], partitions: Sequence[PartitionHealth], limit: int = MAX_WHERE_PARTITIONS
+    fields: Sequence[PartitionField],
+    partitions: Sequence[PartitionHealth],
+    limit: int = MAX_WHERE_PARTITIONS,
+    *,
+    specs: Mapping[int, Sequence[PartitionField]] | None = None,
 ) -> str | None:
-    """An OR of :func:`partition_predicate`; None (= whole table) if any is inexpressible or too many."""
+    """An OR of :func:`partition_predicate`; None (= whole table) if any is inexpressible or too many.
+
+    ``fields`` are the current spec's. A partition of an older spec (``current_spec`` False,
+    written before the partitioning evolved) is matched with that spec's own fields from
+    ``specs`` (every spec's, by id): its rows satisfy that filter, so Iceberg selects its
+    files (and current-spec files that satisfy it too). The current spec's fields would miss
+    them: a field their spec lacks reads null, which their rows' columns are not. Without
+    ``specs``, or for an unpartitioned older spec, the answer is None (whole table).
+    """
     if not fields or not partitions or len(partitions) > limit:
         return None
     predicates = []
     for partition in sorted(partitions, key=lambda p: p.label):
-        predicate = partition_predicate(fields, partition)
+        spec_id = partition.spec_id
+        if partition.current_spec:
+            spec_fields: Sequence[PartitionField] = fields
+        elif specs is None or spec_id is None or spec_id not in specs:
+            return None
+        else:
+            spec_fields = specs[spec_id]
+        predicate = partition_predicate(spec_fields, partition)
         if predicate is None:
             return None
         predicates.append(predicate)

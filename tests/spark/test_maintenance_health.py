@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import datetime, timezone
 
+import pytest
+
+from lean_ops_spark.config import parse_maintenance
 from lean_ops_spark.config.models import HealthThresholds
 from lean_ops_spark.maintenance.health import measure_health
+from lean_ops_spark.maintenance.procedures import RewriteDataFilesCall, RewriteDataFilesResult
+from lean_ops_spark.maintenance.runner import MaintenanceRequest, maintain
 from tests.spark.conftest_maintenance import add_equality_delete, live_files, new_namespace, table
 
 
@@ -90,3 +96,54 @@ def test_partitions_position_and_equality_deletes(spark, tmp_path) -> None:
     assert health.delete_manifest_count == 3 and health.manifest_count == 5 + 3
     # the deletes are real: a read applies all three
     assert sorted(r["id"] for r in spark.table(ref.sql).collect()) == [4, 10, 11, 101, 102, 103, 104]
+
+
+EVOLVED_POLICY = parse_maintenance({"thresholds": {"min_small_files": 2}}, "evolved.yaml")
+
+
+@pytest.mark.parametrize(
+    ("first_spec", "old_label", "where"),
+    [
+        ("", "(unpartitioned, older spec 0)", None),  # nothing selects them but the whole table
+        ("PARTITIONED BY (cat)", "cat=a (older spec 0)", "(cat = 'a')"),  # their own spec's field
+    ],
+)
+def test_files_written_before_partition_evolution_are_compacted(
+    spark, project_config, first_spec: str, old_label: str, where: str | None
+) -> None:
+    ref = table(new_namespace(spark), "evolved", layer="raw")
+    spark.sql(f"CREATE TABLE {ref.sql} (id bigint, ts timestamp, cat string) USING iceberg {first_spec}")
+    for i in range(4):  # four one-row files over two days, written before the evolution
+        spark.sql(f"INSERT INTO {ref.sql} VALUES ({i}, TIMESTAMP '2026-11-0{1 + i % 2} 10:00:00Z', 'a')")
+    spark.sql(f"ALTER TABLE {ref.sql} ADD PARTITION FIELD days(ts)")
+    spark.sql(f"INSERT INTO {ref.sql} VALUES (9, TIMESTAMP '2026-11-03 10:00:00Z', 'b')")  # current spec
+    rows = sorted(tuple(r) for r in spark.table(ref.sql).collect())
+
+    health = measure_health(spark, ref)
+
+    by_label = {p.label: p for p in health.partitions}
+    assert set(by_label) == {old_label, "ts_day=2026-11-03" if not first_spec else "cat=b/ts_day=2026-11-03"}
+    assert by_label[old_label].data_file_count == 4 and not by_label[old_label].current_spec
+    assert health.partition_spec_id == 1 and health.older_spec_data_file_count == 4
+    assert [f.name for f in health.partition_fields] == (["cat", "ts_day"] if first_spec else ["ts_day"])
+
+    config = replace(project_config, maintenance=EVOLVED_POLICY)
+    request = MaintenanceRequest(ops=frozenset({"rewrite_data_files"}))
+    result = maintain(spark, config, request, tables=[ref]).table(ref.sql)
+
+    compaction = result.operation("rewrite_data_files")
+    assert compaction.status == "succeeded"
+    assert compaction.plan.scope == (old_label,)
+    assert isinstance(compaction.plan.call, RewriteDataFilesCall) and compaction.plan.call.where == where
+    assert "written with an older partition spec (0)" in compaction.plan.reason
+    assert compaction.outcome is not None and isinstance(compaction.outcome.result, RewriteDataFilesResult)
+    assert compaction.outcome.result.rewritten_data_files == 4  # every file of the older spec
+    after = measure_health(spark, ref)
+    assert after.older_spec_data_file_count == 0
+    assert all(p.current_spec for p in after.partitions)
+    assert {p.label for p in after.partitions} == (
+        {"ts_day=2026-11-01", "ts_day=2026-11-02", "ts_day=2026-11-03"}
+        if not first_spec
+        else {"cat=a/ts_day=2026-11-01", "cat=a/ts_day=2026-11-02", "cat=b/ts_day=2026-11-03"}
+    )
+    assert sorted(tuple(r) for r in spark.table(ref.sql).collect()) == rows

@@ -10,7 +10,13 @@ import pytest
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config import parse_maintenance
 from lean_ops_spark.config.models import MaintenancePolicy
-from lean_ops_spark.maintenance.health import PartitionField, PartitionHealth, SnapshotPoint, TableHealth
+from lean_ops_spark.maintenance.health import (
+    PartitionField,
+    PartitionHealth,
+    SnapshotPoint,
+    TableHealth,
+    partition_specs_from_metadata,
+)
 from lean_ops_spark.maintenance.policy import OPERATION_ORDER, PlanContext, PlannedOperation, plan_maintenance
 from lean_ops_spark.maintenance.procedures import (
     ExpireSnapshotsCall,
@@ -202,6 +208,74 @@ def test_unexpressible_partitions_compact_the_whole_table() -> None:
     assert isinstance(decision.call, RewriteDataFilesCall)
     assert decision.call.where is None
     assert "whole table" in decision.reason
+
+
+def _evolved_metadata(first_spec_fields: list[dict[str, object]]) -> dict[str, object]:
+    """A ``metadata.json`` of a table first partitioned by ``first_spec_fields``, then also by day."""
+    day = {"name": "ingestion_ts_day", "transform": "day", "source-id": 2, "field-id": 1001}
+    columns = [(1, "id", "long"), (2, "ingestion_ts", "timestamptz"), (3, "cat", "string")]
+    return {
+        "format-version": 2,
+        "default-spec-id": 1,
+        "current-schema-id": 0,
+        "schemas": [
+            {
+                "schema-id": 0,
+                "type": "struct",
+                "fields": [{"id": i, "name": n, "required": False, "type": t} for i, n, t in columns],
+            }
+        ],
+        "partition-specs": [
+            {"spec-id": 0, "fields": first_spec_fields},
+            {"spec-id": 1, "fields": [*first_spec_fields, day]},
+        ],
+    }
+
+
+def _evolved_health(first_spec_fields: list[dict[str, object]], *parts: PartitionHealth) -> TableHealth:
+    struct = [str(f["name"]) for f in first_spec_fields] + ["ingestion_ts_day"]
+    current, specs = partition_specs_from_metadata(
+        _evolved_metadata(first_spec_fields), struct, {"ingestion_ts": "timestamp", "cat": "string"}
+    )
+    assert current == 1
+    return health(*parts, partition_fields=specs[1], partition_spec_id=1, partition_specs=specs)
+
+
+def test_files_of_a_table_that_was_unpartitioned_before_are_compacted_with_the_whole_table() -> None:
+    # Spark's `files` table shows them as ingestion_ts_day=null; `ingestion_ts IS NULL` would
+    # select none of them, and every run would "succeed" having rewritten nothing.
+    old = PartitionHealth((), 10, 10, 10 * MB, 1000, last_updated_ms=NOW_MS, spec_id=0, current_spec=False)
+    new = partition(date(2026, 11, 20), files=6, small=6)
+    h = _evolved_health([], old, new)
+    assert h.partition_fields == (DAY_FIELD,) and h.partition_specs[0] == ()
+    decision = plan(h)["rewrite_data_files"]
+    assert decision.run
+    assert decision.scope == ("(unpartitioned, older spec 0)", "ingestion_ts_day=2026-11-20")
+    assert isinstance(decision.call, RewriteDataFilesCall)
+    assert decision.call.where is None
+    assert (
+        "1 partition(s) hold files written with an older partition spec (0), before the partitioning "
+        "evolved: (unpartitioned, older spec 0); whole table (no column filter selects "
+        "(unpartitioned, older spec 0); one on the current spec's fields would miss those files)"
+    ) in decision.reason
+
+
+def test_files_of_an_older_spec_are_selected_by_that_specs_own_fields() -> None:
+    cat = {"name": "cat", "transform": "identity", "source-id": 3, "field-id": 1000}
+    old = PartitionHealth(
+        (("cat", "a"),), 10, 10, 10 * MB, 1000, last_updated_ms=NOW_MS, spec_id=0, current_spec=False
+    )
+    day = partition(date(2026, 11, 20), files=6, small=6)
+    new = replace(day, values=(("cat", "b"), *day.values))
+    decision = plan(_evolved_health([cat], old, new))["rewrite_data_files"]
+    assert decision.run
+    assert isinstance(decision.call, RewriteDataFilesCall)
+    assert decision.call.where == (
+        "(cat = 'a') OR ((cat = 'b') AND (ingestion_ts >= TIMESTAMP '2026-11-20 00:00:00.000Z' AND "
+        "ingestion_ts < TIMESTAMP '2026-11-21 00:00:00.000Z'))"
+    )
+    assert "written with an older partition spec (0)" in decision.reason
+    assert "the filter selects those by their own spec's fields" in decision.reason
 
 
 def test_no_data_files_no_compaction() -> None:

@@ -281,3 +281,20 @@ def test_an_identity_timestamp_partition_is_matched_by_its_collected_instant(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_partition_of_an_older_spec_is_matched_by_that_specs_fields_or_not_at_all() -> None:
+    # spec 0: identity(s); spec 1 (current): s, days(d). Spec 0's files have no d_day value: the
+    # current fields would ask for `d IS NULL`, which their rows (with a d) do not satisfy.
+    s = PartitionField("s", "identity", "s", "string")
+    d = PartitionField("d_day", "day", "d", "date")
+    current = _part(("s", "b"), ("d_day", date(2026, 11, 2)))
+    older = PartitionHealth((("s", "a"),), 1, 1, 1, 1, spec_id=0, current_spec=False)
+    specs = {0: (s,), 1: (s, d)}
+    assert partitions_predicate([s, d], [current, older], specs=specs) == (
+        "(s = 'a') OR ((s = 'b') AND (d = DATE '2026-11-02'))"
+    )
+    assert partitions_predicate([s, d], [older]) is None  # its spec's fields unknown: whole table
+    assert partition_predicate([s, d], older) is None  # not a partition of these fields
+    unpartitioned = PartitionHealth((), 1, 1, 1, 1, spec_id=0, current_spec=False)
+    assert partitions_predicate([s, d], [current, unpartitioned], specs={0: (), 1: (s, d)}) is None
