@@ -8,13 +8,29 @@ functions Spark calls without parentheses (``current_date``), type names (after 
 typed-literal prefixes (``DATE '...'``), interval units or ``extract``'s unit. The
 semantic job then selects exactly these columns before evaluating the expressions, so a
 column the scan missed fails the run loudly instead of being read unnoticed.
+
+The same tokens tell the loader what a semantic model cannot hold: a run recomputes only
+the rows (or groups) whose curated inputs changed, so an expression must be a function of
+those inputs alone. :func:`window_clauses` finds ``OVER (...)`` (a value over other rows),
+:func:`volatile_functions` the functions whose value depends on when, where or by whom the
+run happens (``current_date``, ``rand()``, ``uuid()``...), and :func:`plain_column` tells
+whether an expression is just a column (what an entity's key must be).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["ExpressionError", "referenced_columns"]
+__all__ = [
+    "TIME_DEPENDENT_FUNCTIONS",
+    "VOLATILE_FUNCTIONS",
+    "ExpressionError",
+    "normalized",
+    "plain_column",
+    "referenced_columns",
+    "volatile_functions",
+    "window_clauses",
+]
 
 _TOKEN = re.compile(
     r"""
@@ -113,6 +129,47 @@ _UNITS = frozenset(
 )
 
 
+#: Functions whose value depends on when the run happens (``unix_timestamp`` only without
+#: arguments).
+TIME_DEPENDENT_FUNCTIONS = frozenset(
+    {
+        "current_date",
+        "current_timestamp",
+        "current_time",
+        "curdate",
+        "now",
+        "localtimestamp",
+        "current_timezone",
+        "unix_timestamp",
+    }
+)
+#: Every function a semantic model refuses: the time-dependent ones, the random or
+#: otherwise non-deterministic ones (Spark's ``Nondeterministic`` expressions), and those
+#: that depend on who or where runs the job.
+VOLATILE_FUNCTIONS = TIME_DEPENDENT_FUNCTIONS | frozenset(
+    {
+        "rand",
+        "random",
+        "randn",
+        "randstr",
+        "uniform",
+        "uuid",
+        "shuffle",
+        "monotonically_increasing_id",
+        "spark_partition_id",
+        "input_file_name",
+        "input_file_block_start",
+        "input_file_block_length",
+        "reflect",
+        "java_method",
+        "try_reflect",
+        "current_user",
+        "user",
+        "session_user",
+    }
+)
+
+
 class ExpressionError(ValueError):
     """An expression the tokenizer cannot read (e.g. an unterminated string)."""
 
@@ -190,3 +247,71 @@ def referenced_columns(expression: str) -> tuple[str, ...]:
                 continue
         found.add(lower)
     return tuple(sorted(found))
+
+
+def window_clauses(expression: str) -> int:
+    """How many ``OVER`` clauses (window functions) ``expression`` has.
+
+    Raises:
+        ExpressionError: the expression cannot be tokenized.
+    """
+    tokens = _tokens(expression)
+    return sum(
+        1
+        for index, (kind, text) in enumerate(tokens)
+        if kind == "ident" and text.lower() == "over" and (index == 0 or tokens[index - 1][1] != ".")
+    )
+
+
+def volatile_functions(expression: str) -> tuple[str, ...]:
+    """The functions of :data:`VOLATILE_FUNCTIONS` that ``expression`` calls (or names bare,
+    for ``current_date``/``current_timestamp``/``current_user``), lower-cased and sorted.
+
+    Raises:
+        ExpressionError: the expression cannot be tokenized.
+    """
+    tokens = _tokens(expression)
+    found: set[str] = set()
+    for index, (kind, text) in enumerate(tokens):
+        lower = text.lower()
+        if kind != "ident" or lower not in VOLATILE_FUNCTIONS:
+            continue
+        if index > 0 and tokens[index - 1][1] == ".":
+            continue  # a struct field
+        following = tokens[index + 1][1] if index + 1 < len(tokens) else ""
+        if following == "(":
+            after = tokens[index + 2][1] if index + 2 < len(tokens) else ""
+            if lower == "unix_timestamp" and after != ")":
+                continue  # unix_timestamp(ts[, fmt]) converts its argument
+            found.add(lower)
+        elif lower in _BARE_FUNCTIONS:
+            found.add(lower)
+    return tuple(sorted(found))
+
+
+def plain_column(expression: str) -> str | None:
+    """The column ``expression`` is, when it is one column and nothing else (lower-cased),
+    else None.
+
+    Raises:
+        ExpressionError: the expression cannot be tokenized.
+    """
+    tokens = _tokens(expression)
+    if len(tokens) != 1 or tokens[0][0] not in ("ident", "quoted"):
+        return None
+    kind, text = tokens[0]
+    name = text[1:-1].replace("``", "`") if kind == "quoted" else text
+    lower = name.lower()
+    if kind == "ident" and (lower in _KEYWORDS or lower in _BARE_FUNCTIONS):
+        return None
+    return lower
+
+
+def normalized(expression: str) -> str:
+    """``expression``'s tokens joined by single spaces: the same expression whatever its
+    layout (a folded YAML string, extra spaces); what a model's fingerprint hashes.
+
+    Raises:
+        ExpressionError: the expression cannot be tokenized.
+    """
+    return " ".join(text for _, text in _tokens(expression))

@@ -18,6 +18,10 @@ writer) stops the run rather than be silently missed. Deletions in curated are o
 scope: curation never deletes, and a deleted key would stay in the semantic table.
 Processing is at-least-once (a run id seen again is processed again); the semantic writes
 are idempotent, so that is safe.
+
+A table computed under another definition of its model (another fingerprint, see
+:meth:`~lean_ops_spark.semantic.models.SemanticModel.fingerprint`) is rebuilt instead
+(:func:`plan_rebuild`): everything as of P, replacing the table's rows.
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ from lean_ops_spark.errors import CheckpointError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["ChangeWindow", "changed_rows", "plan_changes"]
+__all__ = ["ChangeWindow", "changed_rows", "plan_changes", "plan_rebuild"]
 
 FULL = "full"  # no checkpoint: everything as of P
+REBUILD = "rebuild"  # the model changed since C: everything as of P, like FULL
 INCREMENTAL = "incremental"
 UP_TO_DATE = "up_to_date"  # C == P, or C already descends from P
+#: The modes that read everything as of P and replace the table's rows.
+WHOLE = frozenset({FULL, REBUILD})
 
 
 @dataclass(frozen=True)
@@ -73,18 +80,22 @@ def plan_changes(
 
     Raises:
         CheckpointError: ``pinned`` is unknown, is not a descendant of ``checkpoint`` (nor
-            its ancestor), a snapshot between them was expired, or one changed rows without
-            a run id.
+            its ancestor), ``checkpoint`` or a snapshot between them was expired, or one
+            changed rows without a run id.
     """
-    by_id = {r.snapshot_id: r for r in records}
-    if pinned not in by_id:
-        raise CheckpointError(
-            f"{table}: pinned snapshot {pinned} does not exist (expired, or not this table's)"
-        )
+    by_id = _by_id(records, pinned, table)
     if checkpoint is None:
         return ChangeWindow(table, None, pinned, FULL)
     if checkpoint == pinned:
         return ChangeWindow(table, checkpoint, pinned, UP_TO_DATE)
+    if checkpoint not in by_id:
+        # the run needs the versions the semantic table was computed from (an aggregate's
+        # old groups, an entity's old partitions): they are gone with the snapshot
+        raise CheckpointError(
+            f"{table}: the semantic checkpoint {checkpoint} was expired, so the rows the semantic table "
+            "was computed from cannot be read; rebuild it with a full refresh (drop the semantic table "
+            "and run the semantic job again: it reloads everything)"
+        )
     chain: list[SnapshotRecord] = []
     cursor: int | None = pinned
     while cursor is not None and cursor != checkpoint:
@@ -132,11 +143,40 @@ def plan_changes(
     )
 
 
+def _by_id(records: Iterable[SnapshotRecord], pinned: int, table: str) -> dict[int, SnapshotRecord]:
+    by_id = {r.snapshot_id: r for r in records}
+    if pinned not in by_id:
+        raise CheckpointError(
+            f"{table}: pinned snapshot {pinned} does not exist (expired, or not this table's)"
+        )
+    return by_id
+
+
+def plan_rebuild(
+    records: Iterable[SnapshotRecord], checkpoint: int | None, pinned: int, table: str = "curated"
+) -> ChangeWindow:
+    """The window of a run whose table was computed under another model definition: all of
+    curated as of ``pinned`` (mode ``rebuild``), unless ``pinned`` is older than the
+    checkpoint (a stale token, ``up_to_date``: rebuilding from it would move the table back
+    in time; the next current run rebuilds).
+
+    Raises:
+        CheckpointError: ``pinned`` is unknown.
+    """
+    by_id = _by_id(records, pinned, table)
+    back = by_id[checkpoint].parent_id if checkpoint in by_id else None
+    while back is not None and back in by_id:
+        if back == pinned:
+            return ChangeWindow(table, checkpoint, pinned, UP_TO_DATE)
+        back = by_id[back].parent_id
+    return ChangeWindow(table, checkpoint, pinned, REBUILD)
+
+
 def changed_rows(spark: SparkSession, table: TableRef, window: ChangeWindow) -> DataFrame:
     """The curated row versions the window covers, as of the pinned snapshot. Pure (lazy)."""
     from pyspark.sql import functions as F
 
     pinned = read_pinned(spark, table, window.pinned_snapshot_id)
-    if window.mode == FULL:
+    if window.mode in WHOLE:
         return pinned
     return pinned.where(F.col("_run_id").isin(*window.run_ids)) if window.run_ids else pinned.limit(0)

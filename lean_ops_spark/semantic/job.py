@@ -7,7 +7,10 @@ from curated *as of the pinned snapshot* -> MERGE them into the audit branch wit
 checkpoint in the same snapshot -> run the suite on the branch -> fast-forward main.
 Entity rows whose new version fails the model's filters are deleted; groups are
 recomputed whole (from every row of the group, not the changed ones only) and groups left
-empty are deleted.
+empty are deleted. A first run, or a run whose table was computed under another definition
+of the model (its fingerprint, recorded with each checkpoint, differs), computes the whole
+table from curated as of the pinned snapshot and replaces the table's rows on the audit
+branch instead of MERGEing; the fingerprint reaches main with the audited data.
 
 A topic without a semantic model, or whose model needs a curated column that does not
 exist, takes the NotifyMissingSchema path: a ``MissingSemanticSchema`` metric and a
@@ -17,6 +20,7 @@ warning naming what is missing, status ``missing_schema``, nothing written.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import uuid
@@ -53,14 +57,21 @@ from lean_ops_spark.semantic.compiler import (
     null_safe_join,
 )
 from lean_ops_spark.semantic.incremental import (
-    FULL,
     UP_TO_DATE,
+    WHOLE,
     ChangeWindow,
     changed_rows,
     plan_changes,
+    plan_rebuild,
 )
-from lean_ops_spark.semantic.loader import load_semantic_models
-from lean_ops_spark.semantic.models import AUDIT_COLUMNS, ModelKind, SemanticModel, SemanticModels
+from lean_ops_spark.semantic.loader import check_entity_keys, load_semantic_models
+from lean_ops_spark.semantic.models import (
+    AUDIT_COLUMNS,
+    FINGERPRINT_KEY,
+    ModelKind,
+    SemanticModel,
+    SemanticModels,
+)
 from lean_ops_spark.semantic.publish import (
     audit_branch,
     branches,
@@ -69,7 +80,12 @@ from lean_ops_spark.semantic.publish import (
     fast_forward,
     wap_branch,
 )
-from lean_ops_spark.semantic.tables import ensure_semantic_table, semantic_table, semantic_table_definition
+from lean_ops_spark.semantic.tables import (
+    ensure_semantic_table,
+    record_fingerprint,
+    semantic_table,
+    semantic_table_definition,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -179,10 +195,12 @@ class SemanticResult:
 # --------------------------------------------------------------------------- SQL helpers
 
 
-def _literal(value: Any) -> str:
+def _literal(value: Any, column_type: str | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
+        if column_type == "timestamp_ntz":  # collected as the wall-clock time it is, no zone
+            return f"TIMESTAMP_NTZ '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
         return instant_literal(value)  # collected: a naive time in this process's zone
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
@@ -191,16 +209,25 @@ def _literal(value: Any) -> str:
     return sql_string(str(value))
 
 
-def value_predicate(column: str, values: Sequence[Any]) -> str | None:
+def value_predicate(column: str, values: Sequence[Any], column_type: str | None = None) -> str | None:
     """A predicate matching every row whose ``column`` is one of ``values`` (a range when
-    there are many); Iceberg turns it into a partition filter through the table's transform."""
+    there are many); Iceberg turns it into a partition filter through the table's transform.
+
+    ``column_type`` is the column's Spark type (``DataType.simpleString()``): a collected
+    ``timestamp_ntz`` is a wall-clock time and is written as one; other times are written
+    as their instant. None when there is nothing to match, or when a value is a NaN or an
+    infinity (no literal for them prunes reliably: the caller matches without a predicate).
+    """
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        return None
     present = sorted({v for v in values if v is not None})
     parts = []
     if present:
         if len(present) > _MAX_PARTITION_VALUES:
-            parts.append(f"{column} BETWEEN {_literal(present[0])} AND {_literal(present[-1])}")
+            low, high = _literal(present[0], column_type), _literal(present[-1], column_type)
+            parts.append(f"{column} BETWEEN {low} AND {high}")
         else:
-            parts.append(f"{column} IN ({', '.join(_literal(v) for v in present)})")
+            parts.append(f"{column} IN ({', '.join(_literal(v, column_type) for v in present)})")
     if any(v is None for v in values):
         parts.append(f"{column} IS NULL")
     return "(" + " OR ".join(parts) + ")" if parts else None
@@ -256,7 +283,7 @@ def _previous_versions(
     computed from), read pruned to the changed rows' curated partitions."""
     from pyspark.sql import functions as F
 
-    if window.checkpoint_snapshot_id is None or window.mode == FULL:
+    if window.checkpoint_snapshot_id is None or window.mode in WHOLE:
         return None
     contract = run.contract
     days = batch_partition_days(changed, contract)
@@ -291,13 +318,37 @@ class _Staged:
     source: DataFrame  # persisted
     rows: int
     predicate: str | None
+    replace: bool = False  # the rows are the whole table (a first run or a rebuild)
+
+
+def _with_audit_columns(run: _Run, rows: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return rows.withColumns(
+        {"_curated_snapshot_id": F.lit(run.pinned_snapshot_id).cast("bigint"), "_run_id": F.lit(run.run_id)}
+    )
+
+
+def _stage_whole(run: _Run, model: SemanticModel, pinned: DataFrame) -> _Staged:
+    """Every row of the table as of the pinned snapshot (persisted; the caller unpersists)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    rows = (
+        entity_rows(pinned, model).where(F.col(KEEP_COLUMN)).drop(KEEP_COLUMN)
+        if model.kind is ModelKind.ENTITY
+        else aggregate_rows(pinned, model)
+    )
+    source = _with_audit_columns(run, rows).persist(StorageLevel.MEMORY_AND_DISK)
+    return _Staged(source, source.count(), None, replace=True)
 
 
 def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFrame) -> _Staged:
     """The rows to MERGE (persisted; the caller unpersists) and the target partition predicate."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
+    if window.mode in WHOLE:
+        return _stage_whole(run, model, pinned)
     changed = changed_rows(run.spark, run.curated, window).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         previous = _previous_versions(run, window, changed, model)
@@ -307,12 +358,7 @@ def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFr
         else:
             staged = _aggregate_source(pinned, changed, previous, model)
             old = None  # the affected groups already include the old versions' groups
-        source = staged.withColumns(
-            {
-                "_curated_snapshot_id": F.lit(run.pinned_snapshot_id).cast("bigint"),
-                "_run_id": F.lit(run.run_id),
-            }
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        source = _with_audit_columns(run, staged).persist(StorageLevel.MEMORY_AND_DISK)
         predicate = None
         if model.partition is None:
             rows = source.count()
@@ -323,7 +369,8 @@ def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFr
             values = [r[column] for r in counted]
             if old is not None and rows:
                 values += [r[0] for r in old.select(column).distinct().collect()]
-            predicate = value_predicate(f"t.{column}", values) if rows else None
+            column_type = source.schema[column].dataType.simpleString()
+            predicate = value_predicate(f"t.{column}", values, column_type) if rows else None
     finally:
         changed.unpersist()
     return _Staged(source, rows, predicate)
@@ -332,8 +379,9 @@ def _stage(run: _Run, window: ChangeWindow, model: SemanticModel, pinned: DataFr
 def _commit(
     run: _Run, table: TableRef, model: SemanticModel, staged: _Staged, branch: str, *, base: int | None
 ) -> int:
-    """MERGE into the run's audit ``branch`` (an empty append when nothing changed) with the
-    checkpoint in the snapshot summary; returns the branch head.
+    """MERGE into the run's audit ``branch`` (an empty append when nothing changed; an
+    overwrite of every row when the staged rows are the whole table) with the checkpoint and
+    the model's fingerprint in the snapshot summary; returns the branch head.
 
     ``base`` is main's snapshot when the run read its checkpoint: the branch must grow from
     it. (A branch is made from main when first written, so if another run of the table
@@ -344,10 +392,13 @@ def _commit(
         CheckpointError: the branch head lacks the checkpoint (properties were lost), or main
             moved since the run read its checkpoint; nothing was published.
     """
+    from pyspark.sql import functions as F
+
     spark = run.spark
     properties = {
         CURATED_CHECKPOINT_KEY: str(run.pinned_snapshot_id),
         RUN_ID_KEY: run.run_id,
+        FINGERPRINT_KEY: model.fingerprint(),
         "lean-ops.semantic-rows": str(staged.rows),
     }
     view = view_name(f"lean_ops_semantic_{model.name}", run.run_id)
@@ -355,14 +406,18 @@ def _commit(
     sql = merge_sql(table.sql, view, model, staged.predicate)
     try:
         with wap_branch(spark, branch):
-            if staged.rows:
+            if staged.rows and not staged.replace:
                 with_commit_properties(spark, properties, lambda: spark.sql(sql))
             else:
                 columns = [*model.output_columns, *(n for n, _ in AUDIT_COLUMNS)]
-                writer = staged.source.limit(0).select(*columns).writeTo(table.sql)
+                rows = staged.source if staged.replace else staged.source.limit(0)
+                writer = rows.select(*columns).writeTo(table.sql)
                 for key, value in properties.items():
                     writer = writer.option(f"snapshot-property.{key}", value)
-                writer.append()
+                if staged.replace:  # every row of the branch, also those the model no longer produces
+                    writer.overwrite(F.lit(True))
+                else:
+                    writer.append()
     finally:
         spark.catalog.dropTempView(view)
     head = branches(spark, table).get(branch)
@@ -406,7 +461,28 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
         metadata.records, metadata.current_snapshot_id, CURATED_CHECKPOINT_KEY, table.sql
     )
     before = checkpoint.source_snapshot_id if checkpoint else None
-    window = plan_changes(run.records, before, run.pinned_snapshot_id, run.curated.sql)
+    fingerprint = model.fingerprint()
+    recorded = (
+        metadata.by_id()[checkpoint.recorded_in_snapshot_id].summary.get(FINGERPRINT_KEY)
+        if checkpoint
+        else None
+    )
+    if checkpoint is not None and recorded != fingerprint:
+        # the rows were computed by another definition of the model (filters, expressions...)
+        # and the window would only recompute the changed ones: rebuild them all
+        window = plan_rebuild(run.records, before, run.pinned_snapshot_id, run.curated.sql)
+        if window.mode != UP_TO_DATE:
+            log.warning(
+                "%s: computed by another definition of model %s (fingerprint %s, now %s): rebuilding it "
+                "from curated snapshot %s",
+                table.sql,
+                model.name,
+                recorded or "not recorded",
+                fingerprint,
+                run.pinned_snapshot_id,
+            )
+    else:
+        window = plan_changes(run.records, before, run.pinned_snapshot_id, run.curated.sql)
 
     def result(status: str, **extra: Any) -> ModelResult:
         return ModelResult(
@@ -456,6 +532,7 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
     if run.after_step:
         run.after_step(STEP_PUBLISHED)
     drop_branch(spark, table, branch)
+    record_fingerprint(spark, table, fingerprint)
     log.info("%s: published snapshot %s (curated %s)", table.sql, published, run.pinned_snapshot_id)
     return result("published", rows_merged=count, semantic_snapshot_id=published, dq=dq)
 
@@ -529,6 +606,7 @@ def run_semantic(
         )
         _notify_missing(metrics, topic, reason)
         return result("missing_schema", curated_snapshot_id, reason=reason)
+    check_entity_keys(models, contract)
     if suites is None:
         suites = load_suites(source, "semantic", topic)
     check_suite_tables(suites, {m.name for m in models.models}, f"a semantic model of topic {topic!r}")

@@ -18,7 +18,11 @@ Format::
         group_by: [{name: order_date, expr: "to_date(order_ts)"}, currency]
         measures: [{name: revenue, expr: "sum(total_amount)", type: "decimal(22,2)"}]
 
-Every error names the file and key; unknown keys are refused.
+Every error names the file and key; unknown keys are refused. A run recomputes only the
+rows (groups) whose curated inputs changed, so expressions must be functions of those
+inputs: window functions (``OVER``) and time-dependent or non-deterministic functions
+(``current_date``, ``rand()``...) are refused. An entity's key must be the curated key
+(:func:`check_entity_keys`, which needs the topic contract).
 """
 
 from __future__ import annotations
@@ -29,9 +33,17 @@ from pathlib import PurePosixPath
 import yaml
 
 from lean_ops_spark.config._reader import MappingReader, check_identifier
+from lean_ops_spark.config.models import TopicContract
 from lean_ops_spark.config.sources import ConfigSource
 from lean_ops_spark.errors import ConfigError
-from lean_ops_spark.semantic.expressions import ExpressionError, referenced_columns
+from lean_ops_spark.semantic.expressions import (
+    VOLATILE_FUNCTIONS,
+    ExpressionError,
+    plain_column,
+    referenced_columns,
+    volatile_functions,
+    window_clauses,
+)
 from lean_ops_spark.semantic.models import (
     AUDIT_COLUMNS,
     ModelColumn,
@@ -41,7 +53,7 @@ from lean_ops_spark.semantic.models import (
     SemanticModels,
 )
 
-__all__ = ["load_semantic_models", "parse_semantic_models", "semantic_model_path"]
+__all__ = ["check_entity_keys", "load_semantic_models", "parse_semantic_models", "semantic_model_path"]
 
 _TYPE = re.compile(
     r"^(string|int|integer|bigint|long|smallint|tinyint|double|float|boolean|date|timestamp"
@@ -61,8 +73,23 @@ def _expression(value: object, where: str) -> str:
         raise ConfigError(f"{where}: expected a Spark SQL expression, got {value!r}")
     try:
         referenced_columns(value)
+        windows = window_clauses(value)
+        volatile = volatile_functions(value)
     except ExpressionError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if windows:
+        raise ConfigError(
+            f"{where}: window functions (OVER ...) are not supported in semantic models: a run reads "
+            "only the changed curated rows (groups), so a window over them would be wrong for every "
+            "other row; compute it when reading the table (a view) instead"
+        )
+    if volatile:
+        raise ConfigError(
+            f"{where}: {', '.join(volatile)} depends on when, where or by whom the run happens "
+            "(time-dependent or non-deterministic): a run recomputes only the rows whose curated "
+            "inputs changed, so the other rows would keep stale values; compute it when reading the "
+            f"table (a view) instead. Refused functions: {', '.join(sorted(VOLATILE_FUNCTIONS))}"
+        )
     return value.strip()
 
 
@@ -186,6 +213,65 @@ def parse_semantic_models(data: object, where: str, expected_topic: str | None =
     if duplicates:
         raise ConfigError(f"{where}: model(s) {', '.join(duplicates)} declared twice")
     return SemanticModels(topic=topic, models=models, source=where)
+
+
+_INTEGERS = ("tinyint", "smallint", "int", "bigint")
+
+
+def _lossless(source: str, target: str) -> bool:
+    """Is the cast ``source`` -> ``target`` one-to-one and never NULL for a non-NULL value?"""
+    if target in (source, "string"):
+        return True
+    return source in _INTEGERS and target in _INTEGERS and _INTEGERS.index(source) <= _INTEGERS.index(target)
+
+
+def check_entity_keys(models: SemanticModels, contract: TopicContract) -> None:
+    """Every entity model's key is the curated key: one column per curated key column, each a
+    plain reference to it (the name as is or renamed, optionally cast to its own type, a
+    wider integer or a string).
+
+    A run turns each changed curated row into one entity row and MERGEs it on the model's
+    key, so any other key (a non-key column, an expression) gives several curated rows one
+    entity key (duplicates, or one changed row overwriting the others), or a key that
+    changes or is NULL (stale rows, NULL keys inserted again).
+
+    Raises:
+        ConfigError: naming the model file, the model and its key.
+    """
+    types = dict(contract.curated_columns())
+    curated_key = {k.lower(): k for k in contract.key}
+    wanted = ", ".join(contract.key)
+    for model in models.models:
+        if model.kind is not ModelKind.ENTITY:
+            continue
+        columns = {c.name: c for c in model.columns}
+        problems: list[str] = []
+        referenced: list[str] = []
+        for name in model.key:
+            column = columns[name]
+            source = curated_key.get(plain_column(column.expr) or "")
+            if source is None:
+                problems.append(f"{name} is {column.expr!r}, not a plain curated key column")
+                continue
+            referenced.append(source)
+            if column.type is not None and not _lossless(types.get(source, ""), column.type):
+                problems.append(
+                    f"{name} casts {source} ({types.get(source)}) to {column.type}, which can merge or NULL "
+                    "distinct keys"
+                )
+        duplicates = sorted({r for r in referenced if referenced.count(r) > 1})
+        if duplicates:
+            problems.append(f"{', '.join(duplicates)} used twice")
+        absent = [k for k in contract.key if k not in referenced]
+        if absent and not problems:
+            problems.append(f"{', '.join(absent)} missing")
+        if problems:
+            raise ConfigError(
+                f"{model.source}.key: entity model {model.name!r} keys on [{', '.join(model.key)}]; an entity "
+                f"model's key must be the curated key of topic {contract.topic!r}, [{wanted}], each a plain "
+                f"column (renamed, or cast without loss): {'; '.join(problems)}. A run merges one row per "
+                "changed curated row on the key (for one row per another column, use an aggregate model)"
+            )
 
 
 def load_semantic_models(source: ConfigSource, topic: str) -> SemanticModels | None:

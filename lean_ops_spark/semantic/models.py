@@ -8,13 +8,17 @@ an *aggregate* model keeps one row per group (``group_by`` expressions) with ``m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from lean_ops_spark.semantic.expressions import referenced_columns
+from lean_ops_spark.semantic.expressions import normalized, referenced_columns
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "FINGERPRINT_KEY",
     "ModelColumn",
     "ModelKind",
     "ModelPartition",
@@ -24,6 +28,10 @@ __all__ = [
 
 #: Columns every semantic row carries: the curated snapshot it was computed from and the run.
 AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (("_curated_snapshot_id", "bigint"), ("_run_id", "string"))
+#: Where a semantic table records :meth:`SemanticModel.fingerprint` of the model that
+#: computed its rows: in the summary of each snapshot a run commits (next to the checkpoint)
+#: and as a table property.
+FINGERPRINT_KEY = "lean-ops.model-fingerprint"
 
 
 class ModelKind(str, Enum):
@@ -51,6 +59,10 @@ class ModelColumn:
     def sql(self) -> str:
         """:meth:`value_sql` ``AS name``."""
         return f"{self.value_sql()} AS {self.name}"
+
+    def definition(self) -> dict[str, Any]:
+        """What decides the column's values (its description does not)."""
+        return {"name": self.name, "expr": normalized(self.expr), "type": self.type}
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,24 @@ class SemanticModel:
 
     def filter_sql(self) -> str | None:
         return " AND ".join(f"({f})" for f in self.filters) if self.filters else None
+
+    def fingerprint(self) -> str:
+        """A hash of everything that decides the table's rows: kind, key, columns and
+        measures (names, expressions, types), filters and partitioning. Descriptions and
+        whitespace inside expressions do not count. A table computed under another
+        fingerprint is rebuilt (the incremental window never revisits unchanged rows)."""
+        definition = {
+            "kind": self.kind.value,
+            "key": list(self.key),
+            "columns": [c.definition() for c in self.columns],
+            "measures": [m.definition() for m in self.measures],
+            "filters": [normalized(f) for f in self.filters],
+            "partition": None
+            if self.partition is None
+            else {"column": self.partition.column, "transform": self.partition.transform},
+        }
+        text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+        return "v1:" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.catalog.schemas import BASE_PROPERTIES, TableDefinition, sql_string
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.errors import CatalogError, ConfigError
-from lean_ops_spark.semantic.models import AUDIT_COLUMNS, SemanticModel
+from lean_ops_spark.semantic.models import AUDIT_COLUMNS, FINGERPRINT_KEY, SemanticModel
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["ensure_semantic_table", "semantic_table", "semantic_table_definition"]
+__all__ = ["ensure_semantic_table", "record_fingerprint", "semantic_table", "semantic_table_definition"]
 
 #: Properties every semantic table has: WAP on (writes go to the audit branch while
 #: ``spark.wap.branch`` is set; without it Iceberg silently writes to main).
@@ -85,3 +85,14 @@ def ensure_semantic_table(spark: SparkSession, definition: TableDefinition) -> b
     if properties.get("write.wap.enabled") != "true":
         spark.sql(f"ALTER TABLE {table.sql} SET TBLPROPERTIES ({sql_string('write.wap.enabled')}='true')")
     return False
+
+
+def record_fingerprint(spark: SparkSession, table: TableRef, fingerprint: str) -> None:
+    """Set the table property ``lean-ops.model-fingerprint`` after a publish (for people and
+    tools: the runs compare the fingerprint in the checkpoint's snapshot summary, which
+    reaches main atomically with the audited rows)."""
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table.sql}").collect()}
+    if properties.get(FINGERPRINT_KEY) != fingerprint:
+        spark.sql(
+            f"ALTER TABLE {table.sql} SET TBLPROPERTIES ({sql_string(FINGERPRINT_KEY)}={sql_string(fingerprint)})"
+        )

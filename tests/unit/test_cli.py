@@ -72,6 +72,20 @@ def test_validate_checks_that_every_suite_names_a_table_it_can_check(
     assert "orders, orders_daily_revenue" in err and "quality/semantic/orders.yaml" in err
 
 
+def test_validate_refuses_an_entity_model_keyed_by_something_else_than_the_curated_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    models = conf / "semantic" / "orders.yaml"
+    models.write_text(models.read_text().replace("key: [order_id]", "key: [customer_id]", 1))
+    assert main(["validate", "--conf", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert "orders" in err and "customer_id" in err
+
+
 def test_config_error_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--conf", CONF, "--profile", "prod"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

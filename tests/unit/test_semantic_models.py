@@ -13,10 +13,16 @@ from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.errors import CheckpointError, ConfigError, DataQualityError
 from lean_ops_spark.orchestration.schema_check import check_semantic_schema
 from lean_ops_spark.semantic import job
-from lean_ops_spark.semantic.expressions import ExpressionError, referenced_columns
-from lean_ops_spark.semantic.incremental import plan_changes
+from lean_ops_spark.semantic.expressions import (
+    ExpressionError,
+    plain_column,
+    referenced_columns,
+    volatile_functions,
+    window_clauses,
+)
+from lean_ops_spark.semantic.incremental import plan_changes, plan_rebuild
 from lean_ops_spark.semantic.job import merge_sql, value_predicate
-from lean_ops_spark.semantic.loader import load_semantic_models, parse_semantic_models
+from lean_ops_spark.semantic.loader import check_entity_keys, load_semantic_models, parse_semantic_models
 from lean_ops_spark.semantic.models import ModelKind
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -38,6 +44,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
         ("sum(amount) / 1.5e3", ("amount",)),
         ("extract(YEAR FROM order_ts)", ("order_ts",)),
         ("status IS DISTINCT FROM 'cancelled'", ("status",)),
+        # the scanner reads time-dependent functions and windows; the loader refuses them
+        # (test_models_refuse_windows_and_volatile_functions)
         (
             "datediff(current_date, to_date(order_ts)) < 30 AND updated_at < current_timestamp",
             ("order_ts", "updated_at"),
@@ -103,7 +111,181 @@ def test_invalid_models_name_the_file_and_key(change: dict[str, Any], message: s
     assert message in str(info.value) and "semantic/orders.yaml" in str(info.value)
 
 
-def test_aggregate_models_key_on_their_groups_and_partition_by_one() -> None:
+def aggregate_file(**model: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "daily",
+        "kind": "aggregate",
+        "group_by": ["currency"],
+        "measures": [{"name": "n", "expr": "count(*)", "type": "bigint"}],
+    }
+    base.update(model)
+    return {"topic": "orders", "models": [base]}
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "message"),
+    [
+        # a window over the changed rows only: wrong for every other row
+        (
+            model_file(
+                columns=["order_id", {"name": "n", "expr": "count(*) OVER (PARTITION BY customer_id)"}]
+            ),
+            "columns[1][n].expr",
+            "window functions (OVER ...) are not supported",
+        ),
+        (
+            model_file(filters=["row_number() over (partition by customer_id order by order_ts) = 1"]),
+            "filters[0]",
+            "window functions",
+        ),
+        (
+            aggregate_file(measures=[{"name": "share", "expr": "sum(total) / sum(sum(total)) OVER ()"}]),
+            "measures[0][share].expr",
+            "window functions",
+        ),
+        # values that depend on when (or where) the run happens go stale on unchanged rows
+        (
+            model_file(filters=["datediff(current_date, to_date(order_ts)) < 30"]),
+            "filters[0]",
+            "current_date depends on when, where or by whom the run happens",
+        ),
+        (
+            model_file(filters=["order_ts > current_timestamp() - INTERVAL 40 SECONDS"]),
+            "filters[0]",
+            "current_timestamp depends",
+        ),
+        (
+            model_file(columns=["order_id", {"name": "age", "expr": "NOW() - order_ts"}]),
+            "columns[1][age].expr",
+            "now depends",
+        ),
+        (
+            model_file(columns=["order_id", {"name": "r", "expr": "rand() < 0.5 OR uuid() IS NULL"}]),
+            "columns[1][r].expr",
+            "rand, uuid depends",
+        ),
+        (
+            aggregate_file(group_by=[{"name": "stale", "expr": "order_ts < current_timestamp"}]),
+            "group_by[0][stale].expr",
+            "current_timestamp depends",
+        ),
+        (
+            aggregate_file(measures=[{"name": "n", "expr": "count_if(unix_timestamp() - ts < 60)"}]),
+            "measures[0][n].expr",
+            "unix_timestamp depends",
+        ),
+    ],
+)
+def test_models_refuse_windows_and_volatile_functions(data: dict[str, Any], where: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_semantic_models(data, "semantic/orders.yaml")
+    text = str(info.value)
+    assert text.startswith("semantic/orders.yaml: models[0][") and f"].{where}: " in text
+    assert message in text
+
+
+def test_window_and_volatile_scans() -> None:
+    assert window_clauses("sum(x) OVER (PARTITION BY y)") == 1 and window_clauses("a.over + over_x") == 0
+    assert volatile_functions("unix_timestamp(ts) + x.now + `current_date` + random_col + user") == ()
+    assert volatile_functions("CURRENT_DATE + unix_timestamp() + current_user") == (
+        "current_date",
+        "current_user",
+        "unix_timestamp",
+    )
+    assert (plain_column("Order_ID"), plain_column("`weird id`"), plain_column("lower(order_id)")) == (
+        "order_id",
+        "weird id",
+        None,
+    )
+    assert plain_column("null") is None and plain_column("current_date") is None
+    # what still loads: a time given as a literal, a struct field called like a function name
+    parse_semantic_models(
+        model_file(filters=["order_ts > TIMESTAMP '2026-01-01 00:00:00'", "shipping.now IS NULL"]), "f"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "columns", "message"),
+    [
+        (
+            ["customer_id"],
+            ["customer_id", "order_id"],
+            "customer_id is 'customer_id', not a plain curated key",
+        ),
+        (["k"], [{"name": "k", "expr": "lower(order_id)"}], "k is 'lower(order_id)', not a plain"),
+        (["k"], [{"name": "k", "expr": "order_id", "type": "int"}], "casts order_id (string) to int"),
+        (
+            ["order_id", "k"],
+            ["order_id", {"name": "k", "expr": "order_id"}],
+            "order_id used twice",
+        ),
+    ],
+)
+def test_an_entity_must_key_on_the_curated_key(
+    project_config, key: list[str], columns: list[Any], message: str
+):
+    contract = project_config.topic("orders")
+    models = parse_semantic_models(model_file(key=key, columns=columns), "semantic/orders.yaml")
+    with pytest.raises(ConfigError) as info:
+        check_entity_keys(models, contract)
+    text = str(info.value)
+    assert text.startswith("semantic/orders.yaml: models[0][orders].key: entity model 'orders' keys on [")
+    assert "the curated key of topic 'orders', [order_id]" in text and message in text
+    # the semantic job refuses it before touching Spark
+    with pytest.raises(ConfigError, match="must be the curated key"):
+        job.run_semantic(None, project_config, "orders", models=models)  # type: ignore[arg-type]
+
+
+def test_entity_keys_that_are_the_curated_key(project_config) -> None:
+    contract = project_config.topic("orders")
+    for columns in (
+        ["order_id"],
+        [{"name": "id", "expr": "order_id"}],
+        [{"name": "id", "expr": "`ORDER_ID`", "type": "string"}],
+    ):
+        key = [columns[0] if isinstance(columns[0], str) else columns[0]["name"]]
+        check_entity_keys(parse_semantic_models(model_file(key=key, columns=columns), "f"), contract)
+    shipped = load_semantic_models(open_config_source(CONF), "orders")
+    assert shipped is not None
+    check_entity_keys(shipped, contract)  # the aggregate's group_by is not a curated key: fine
+    clickstream = load_semantic_models(open_config_source(CONF), "clickstream")
+    assert clickstream is not None
+    check_entity_keys(clickstream, project_config.topic("clickstream"))
+
+
+def test_the_fingerprint_changes_with_what_decides_the_rows() -> None:
+    def fingerprint(**change: Any) -> str:
+        return parse_semantic_models(model_file(**change), "f").models[0].fingerprint()
+
+    base = fingerprint(
+        filters=["status <> 'cancelled'"], columns=["order_id", {"name": "s", "expr": "status"}]
+    )
+    same = fingerprint(
+        filters=["status   <>\n 'cancelled'"],
+        columns=["order_id", {"name": "s", "expr": " status", "description": "docs do not count"}],
+        description="nor here",
+    )
+    assert same == base and base.startswith("v1:")
+    others = {
+        fingerprint(
+            filters=["status NOT IN ('cancelled', 'refunded')"],
+            columns=["order_id", {"name": "s", "expr": "status"}],
+        ),
+        fingerprint(
+            filters=["status <> 'cancelled'"], columns=["order_id", {"name": "s", "expr": "upper(status)"}]
+        ),
+        fingerprint(
+            filters=["status <> 'cancelled'"],
+            columns=["order_id", {"name": "s", "expr": "status", "type": "string"}],
+        ),
+        fingerprint(
+            filters=["status <> 'cancelled'"],
+            columns=["order_id", {"name": "s", "expr": "status"}],
+            partition={"column": "s"},
+        ),
+    }
+    assert base not in others and len(others) == 4
+
     data = {
         "topic": "orders",
         "models": [
@@ -193,6 +375,19 @@ def test_change_window_refuses_what_it_cannot_know() -> None:
     expired = [s for s in HISTORY if s.snapshot_id != 3]
     with pytest.raises(CheckpointError, match="was expired"):
         plan_changes(expired, 2, 5, "c")
+    # the checkpoint itself expired, its child kept: the old versions cannot be read
+    checkpoint_expired = [s for s in HISTORY if s.snapshot_id != 2]
+    with pytest.raises(CheckpointError, match=r"semantic checkpoint 2 was expired.*full refresh"):
+        plan_changes(checkpoint_expired, 2, 5, "c")
+
+
+def test_a_rebuild_reads_everything_unless_the_token_is_stale() -> None:
+    assert plan_rebuild(HISTORY, 2, 5, "c").mode == "rebuild"
+    assert plan_rebuild(HISTORY, 5, 5, "c").mode == "rebuild"  # same snapshot, another model
+    assert plan_rebuild(HISTORY, 4, 2, "c").mode == "up_to_date"  # never back in time
+    assert plan_rebuild([s for s in HISTORY if s.snapshot_id != 2], 2, 5, "c").mode == "rebuild"
+    with pytest.raises(CheckpointError, match="does not exist"):
+        plan_rebuild(HISTORY, 2, 99, "c")
 
 
 # --------------------------------------------------------------------------- SQL text
@@ -227,6 +422,10 @@ def test_value_predicate() -> None:
     assert value_predicate("t.c", ["it's"]) == "(t.c IN ('it\\'s'))"
     assert value_predicate("t.n", list(range(500))) == "(t.n BETWEEN 0 AND 499)"
     assert value_predicate("t.n", []) is None
+    # no literal for NaN or infinity: the MERGE goes without a partition predicate
+    assert value_predicate("t.x", [1.5, float("nan")], "double") is None
+    assert value_predicate("t.x", [float("-inf")], "double") is None
+    assert value_predicate("t.x", [1.5, None], "double") == "(t.x IN (1.5) OR t.x IS NULL)"
 
 
 def test_the_job_fails_on_a_failed_audit_and_passes_the_token(
@@ -288,6 +487,14 @@ def test_value_predicate_writes_a_collected_timestamp_as_its_instant(monkeypatch
     try:
         assert value_predicate("t.ts", [datetime(2026, 1, 1, 0, 0, 0, 250)]) == (
             "(t.ts IN (TIMESTAMP '2026-01-01 05:00:00.000250Z'))"
+        )
+        assert value_predicate("t.ts", [datetime(2026, 1, 1, 0, 0, 0, 250)], "timestamp") == (
+            "(t.ts IN (TIMESTAMP '2026-01-01 05:00:00.000250Z'))"
+        )
+        # a timestamp_ntz is collected as its wall-clock time and stays one
+        ntz = [datetime(2026, 1, 1, 9, 0, 0, 250), datetime(2026, 1, 2, 9, 0)]
+        assert value_predicate("t.ts", ntz, "timestamp_ntz") == (
+            "(t.ts IN (TIMESTAMP_NTZ '2026-01-01 09:00:00.000250', TIMESTAMP_NTZ '2026-01-02 09:00:00.000000'))"
         )
     finally:
         monkeypatch.undo()
