@@ -22,6 +22,7 @@ path in :data:`JOB_RUNNERS`; one that does not exist yet fails that task with
 from __future__ import annotations
 
 import importlib
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -204,7 +205,9 @@ def run_pipeline(
         snapshots=snapshots,
         topics=tuple(sorted(config.topics)),
     )
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    # execution names become run ids (<name>:r<round>), which ResolveCuratedSnapshot looks for
+    # in curated: two pipelines started in the same second must not share them
+    stamp = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     defaults = {"lean_ops_env": env.name, **(job_defaults or {})}
     runs: list[TopicRun] = []
     for topic in topics:

@@ -255,3 +255,26 @@ def test_cli_pipeline_shows_why_a_topic_failed_after_a_job_succeeded(
     assert "curation: quarantined=0, read=3, upserted=3" in out  # the job that succeeded
     assert "orders FAILED: LeanOps.RunSemanticJobFailed: " in out
     assert "DataQualityError: suite semantic.orders failed: row_count" in out
+
+
+def test_two_pipelines_started_in_the_same_second_use_different_run_ids(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the run id is how ResolveCuratedSnapshot finds a run's commit: a shared one would let
+    # a pipeline take another's commit for its own
+    from datetime import datetime as real_datetime
+
+    from lean_ops_spark.orchestration import pipeline
+
+    class Frozen(real_datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real_datetime(2026, 11, 27, 12, 0, 0, tzinfo=tz)
+
+    monkeypatch.setattr(pipeline, "datetime", Frozen)
+    run_ids = []
+    for _ in range(2):
+        lake.land(1)
+        run = lake.run().topics[0]
+        run_ids.append(run.jobs[0]["arguments"]["run_id"])
+    assert run_ids[0] != run_ids[1]
