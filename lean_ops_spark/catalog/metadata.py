@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SnapshotRecord",
     "TableSnapshots",
+    "current_schema",
     "load_metadata_document",
     "load_table_snapshots",
     "parse_table_metadata",
@@ -65,6 +66,17 @@ class TableSnapshots:
             snapshot_id = record.parent_id
 
 
+def current_schema(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The current schema of a parsed ``metadata.json``: ``schemas`` by ``current-schema-id``
+    (the last one if none matches), or ``schema`` in format v1; empty when there is none."""
+    schemas = document.get("schemas")
+    if schemas:
+        schema_id = document.get("current-schema-id")
+        found: Mapping[str, Any] = next((s for s in schemas if s.get("schema-id") == schema_id), schemas[-1])
+        return found
+    return document.get("schema") or {}
+
+
 def parse_table_metadata(
     identifier: str, document: Mapping[str, Any], location: str | None = None
 ) -> TableSnapshots:
@@ -89,14 +101,7 @@ def parse_table_metadata(
         )
         for s in document.get("snapshots") or ()
     )
-    schema: Mapping[str, Any] | None = None
-    schemas = document.get("schemas")
-    if schemas:
-        schema_id = document.get("current-schema-id")
-        schema = next((s for s in schemas if s.get("schema-id") == schema_id), schemas[-1])
-    else:
-        schema = document.get("schema")
-    columns = tuple(str(f["name"]) for f in (schema or {}).get("fields", ()))
+    columns = tuple(str(f["name"]) for f in current_schema(document).get("fields", ()))
     return TableSnapshots(
         identifier=identifier,
         exists=True,

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.catalog.checkpoints import SnapshotRecord
-from lean_ops_spark.catalog.metadata import load_metadata_document, parse_table_metadata
+from lean_ops_spark.catalog.metadata import current_schema, load_metadata_document, parse_table_metadata
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config.models import HealthThresholds
 
@@ -309,14 +309,7 @@ def partition_specs_from_metadata(
     ]
     default = document.get("default-spec-id")
     current = int(default) if default is not None else max((int(s["spec-id"]) for s in specs), default=None)
-    schemas = document.get("schemas")
-    if schemas:
-        schema = next(
-            (s for s in schemas if s.get("schema-id") == document.get("current-schema-id")), schemas[-1]
-        )
-    else:
-        schema = document.get("schema") or {}
-    columns = {int(f["id"]): str(f["name"]) for f in schema.get("fields", ())}
+    columns = {int(f["id"]): str(f["name"]) for f in current_schema(document).get("fields", ())}
     field_ids = sorted({int(f["field-id"]) for s in specs for f in s.get("fields", ())})
     if len(field_ids) != len(struct_names):
         unknown = tuple(PartitionField(n, "unknown", None, None) for n in struct_names)
