@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 __all__ = [
+    "FLOAT_DIGITS",
     "LOSSY_COLUMN",
     "SAMPLE_CLEAN_RECORDS",
     "BatchCounts",
@@ -89,7 +90,9 @@ _NOT_OBSERVED = (
 )
 _INTEGER = r"^-?[0-9]+$"
 _NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
-_FLOAT_DIGITS = 7  # significant decimal digits a float holds
+#: Significant decimal digits a ``float`` (32-bit) column holds: a value written with more
+#: is partly parsed (rounded), and rescued.
+FLOAT_DIGITS = 7
 _FLOAT_MAX = 3.4028235e38
 
 
@@ -150,7 +153,7 @@ def _fits(text: Expr, ftype: FieldType, *, widest: bool) -> Expr:
             return numeric
         return (
             numeric
-            & (_significant_digits(text) <= _FLOAT_DIGITS)
+            & (_significant_digits(text) <= FLOAT_DIGITS)
             & (S.call("abs", text.cast("double")) <= S.lit(_FLOAT_MAX))
         )
     if kind == "double":
@@ -246,7 +249,7 @@ def _scalar_lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr | None:
     elif ftype.kind == "decimal":
         lost = _frac_digits(raw) > (ftype.scale or 0)
     elif ftype.kind == "float":
-        return _significant_digits(raw) > _FLOAT_DIGITS
+        return _significant_digits(raw) > FLOAT_DIGITS
     elif ftype.kind == "date":
         lost = _time_part(raw)
     else:

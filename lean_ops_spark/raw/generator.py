@@ -23,6 +23,7 @@ from typing import Any
 
 from lean_ops_spark.config.models import DriftMode, FieldSpec, FieldType, TopicContract
 from lean_ops_spark.curation.reasons import Reason
+from lean_ops_spark.drift.observe import FLOAT_DIGITS  # what curation reads a float exactly to
 from lean_ops_spark.raw.faults import DUPLICATE_KINDS, ERROR_KINDS, FaultKind
 
 __all__ = ["GeneratedBatch", "RawRecord", "SeedExpectation", "fault_rates", "generate_events", "new_seed"]
@@ -103,7 +104,6 @@ def fault_rates(
 #: Integers each integer type holds.
 _INTEGER_LIMITS = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _FLOAT_MAX = 3.4028234663852886e38  # the largest 32-bit float
-_FLOAT_DIGITS = 7  # significant decimal digits a 32-bit float holds (curation keeps no more)
 _DOUBLE_DIGITS = 15
 #: Clean values of a numeric field come from at most this wide a part of its range.
 _CLEAN_SPAN = {"int": 100_000, "long": 100_000, "decimal": 10_000, "float": 1e6, "double": 1e6}
@@ -226,7 +226,7 @@ class _Values:
             return self.rng.randint(int_low, int_high) if int_low <= int_high else None
         value = self.rng.uniform(low, high)
         if ftype.kind == "float":
-            return _digits(value, _FLOAT_DIGITS, low, high, _float32)
+            return _digits(value, FLOAT_DIGITS, low, high, _float32)
         if ftype.kind == "double":
             return min(max(round(value, 3), low), high)
         # decimal: at its scale, inside the range (a bound as written: 99.99 itself is in
@@ -272,7 +272,7 @@ def _beyond(bound: float, ftype: FieldType, *, above: bool) -> float | int | Non
         written = Decimal(repr(float(exact)))  # what the JSON says (and curation reads)
         fits = written.quantize(step, context=_WIDE) == written  # no more decimals than the scale
         return float(exact) if fits and abs(written) <= _decimal_limit(ftype) else None
-    digits, cast = (_FLOAT_DIGITS, _float32) if kind == "float" else (_DOUBLE_DIGITS, float)
+    digits, cast = (FLOAT_DIGITS, _float32) if kind == "float" else (_DOUBLE_DIGITS, float)
     context = Context(prec=digits, rounding=ROUND_CEILING if above else ROUND_FLOOR)
     value = context.plus(Decimal(bound))
     for _ in range(4):
