@@ -15,7 +15,7 @@ reads the checkpoints with Spark.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -210,12 +210,12 @@ def expiry_protection(
         own: the newest checkpoint the table carries itself (:func:`read_own_checkpoint`).
     """
     by_id = {s.snapshot_id: s for s in snapshots}
-    children: dict[int, SnapshotRecord] = {}
+    children_of: dict[int, list[SnapshotRecord]] = {}
     for s in snapshots:
         if s.parent_id is not None:
-            current = children.get(s.parent_id)
-            if current is None or s.committed_at_ms < current.committed_at_ms:
-                children[s.parent_id] = s
+            children_of.setdefault(s.parent_id, []).append(s)
+    # the earliest child of each snapshot (what an incremental read from it needs)
+    children = {parent: min(kids, key=lambda k: k.committed_at_ms) for parent, kids in children_of.items()}
     protected: list[ProtectedSnapshot] = []
     notes: list[str] = []
     for cp in checkpoints:
@@ -264,23 +264,19 @@ def expiry_protection(
                 f"keeps snapshot {recorded.snapshot_id}, which carries this table's own {own.key}",
             )
         )
-    floor = min((_earliest_from(p, snapshots) for p in protected), default=None)
+    floor = min((_earliest_from(p, children_of) for p in protected), default=None)
     return ExpiryProtection(floor_ms=floor, protected=tuple(protected), notes=tuple(notes))
 
 
-def _earliest_from(protected: ProtectedSnapshot, snapshots: Sequence[SnapshotRecord]) -> int:
+def _earliest_from(protected: ProtectedSnapshot, children_of: Mapping[int, Sequence[SnapshotRecord]]) -> int:
     """The earliest commit time of ``protected`` and its descendants. A consumer's next read
     walks from the current snapshot back to its checkpoint, so every snapshot on the way must
     stay; Iceberg accepts a child committed up to a minute before its parent (writers' clocks
     differ), and ``older_than`` at the protected snapshot's own time would expire such a child."""
-    children: dict[int, list[SnapshotRecord]] = {}
-    for s in snapshots:
-        if s.parent_id is not None:
-            children.setdefault(s.parent_id, []).append(s)
     earliest = protected.committed_at_ms
     pending = [protected.snapshot_id]
     while pending:
-        for child in children.get(pending.pop(), ()):
+        for child in children_of.get(pending.pop(), ()):
             earliest = min(earliest, child.committed_at_ms)
             pending.append(child.snapshot_id)
     return earliest
