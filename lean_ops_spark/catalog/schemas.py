@@ -102,6 +102,15 @@ def instant_literal(moment: datetime) -> str:
     return f"TIMESTAMP '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}Z'"
 
 
+def collected_timestamp_literal(value: datetime, spark_type: str | None) -> str:
+    """A timestamp value ``collect()`` returned, as a literal of its column's Spark type: a
+    ``timestamp_ntz`` is the wall-clock time it holds (``TIMESTAMP_NTZ '...'``), any other
+    the instant (:func:`instant_literal`)."""
+    if spark_type == "timestamp_ntz":
+        return f"TIMESTAMP_NTZ '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+    return instant_literal(value)
+
+
 def topic_table_definitions(
     tables: TopicTables,
     contract: TopicContract,

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lean_ops_spark.catalog.naming import TableRef
-from lean_ops_spark.catalog.schemas import instant_literal, sql_string
+from lean_ops_spark.catalog.schemas import collected_timestamp_literal, sql_string
 from lean_ops_spark.errors import MaintenanceError
 from lean_ops_spark.maintenance.health import PartitionField, PartitionHealth, PartitionValue
 
@@ -97,10 +97,8 @@ def _value_literal(value: PartitionValue, spark_type: str | None) -> str | None:
         return "true" if value else "false"
     if isinstance(value, (int, float, Decimal)):
         return repr(value) if isinstance(value, float) else str(value)
-    if isinstance(value, datetime):
-        if spark_type == "timestamp_ntz":
-            return f"TIMESTAMP_NTZ '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-        return instant_literal(value)  # collected from the partitions table: naive local time
+    if isinstance(value, datetime):  # collected from the partitions table
+        return collected_timestamp_literal(value, spark_type)
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     return sql_string(str(value))

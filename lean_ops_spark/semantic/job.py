@@ -40,7 +40,7 @@ from lean_ops_spark.catalog.checkpoints import (
 from lean_ops_spark.catalog.commit import with_commit_properties
 from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
-from lean_ops_spark.catalog.schemas import instant_literal, sql_string
+from lean_ops_spark.catalog.schemas import collected_timestamp_literal, sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.curation.merge import batch_partition_days, partition_predicate, view_name
@@ -199,9 +199,7 @@ def _literal(value: Any, column_type: str | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        if column_type == "timestamp_ntz":  # collected as the wall-clock time it is, no zone
-            return f"TIMESTAMP_NTZ '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-        return instant_literal(value)  # collected: a naive time in this process's zone
+        return collected_timestamp_literal(value, column_type)
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, (int, float, Decimal)):
