@@ -46,7 +46,7 @@ from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.curation.merge import batch_partition_days, partition_predicate, view_name
 from lean_ops_spark.errors import CatalogError, CheckpointError, ConfigError, DataQualityError
 from lean_ops_spark.quality.results import DQResult
-from lean_ops_spark.quality.suites import QualitySuite, check_suite_tables, load_suites
+from lean_ops_spark.quality.suites import QualitySuite, load_suites
 from lean_ops_spark.semantic.compiler import (
     EXISTS_COLUMN,
     KEEP_COLUMN,
@@ -64,7 +64,7 @@ from lean_ops_spark.semantic.incremental import (
     plan_changes,
     plan_rebuild,
 )
-from lean_ops_spark.semantic.loader import check_entity_keys, load_semantic_models
+from lean_ops_spark.semantic.loader import check_models_and_suites, load_semantic_models
 from lean_ops_spark.semantic.models import (
     AUDIT_COLUMNS,
     FINGERPRINT_KEY,
@@ -604,10 +604,9 @@ def run_semantic(
         )
         _notify_missing(metrics, topic, reason)
         return result("missing_schema", curated_snapshot_id, reason=reason)
-    check_entity_keys(models, contract)
     if suites is None:
         suites = load_suites(source, "semantic", topic)
-    check_suite_tables(suites, {m.name for m in models.models}, f"a semantic model of topic {topic!r}")
+    check_models_and_suites(models, suites, contract)
     try:
         spark.sql(f"REFRESH TABLE {curated.sql}")
         curated_metadata = load_table_snapshots(spark, curated)

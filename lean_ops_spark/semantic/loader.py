@@ -28,6 +28,7 @@ inputs: window functions (``OVER``) and time-dependent or non-deterministic func
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 import yaml
@@ -36,6 +37,7 @@ from lean_ops_spark.config._reader import MappingReader, check_identifier
 from lean_ops_spark.config.models import TopicContract
 from lean_ops_spark.config.sources import ConfigSource
 from lean_ops_spark.errors import ConfigError
+from lean_ops_spark.quality.suites import QualitySuite, check_suite_tables
 from lean_ops_spark.semantic.expressions import (
     VOLATILE_FUNCTIONS,
     ExpressionError,
@@ -53,7 +55,13 @@ from lean_ops_spark.semantic.models import (
     SemanticModels,
 )
 
-__all__ = ["check_entity_keys", "load_semantic_models", "parse_semantic_models", "semantic_model_path"]
+__all__ = [
+    "check_entity_keys",
+    "check_models_and_suites",
+    "load_semantic_models",
+    "parse_semantic_models",
+    "semantic_model_path",
+]
 
 _TYPE = re.compile(
     r"^(string|int|integer|bigint|long|smallint|tinyint|double|float|boolean|date|timestamp"
@@ -272,6 +280,22 @@ def check_entity_keys(models: SemanticModels, contract: TopicContract) -> None:
                 f"column (renamed, or cast without loss): {'; '.join(problems)}. A run merges one row per "
                 "changed curated row on the key (for one row per another column, use an aggregate model)"
             )
+
+
+def check_models_and_suites(
+    models: SemanticModels | None, suites: Mapping[str, QualitySuite], contract: TopicContract
+) -> None:
+    """What the semantic job and ``lean-ops validate`` check of a topic's models against its
+    contract and its semantic suites: entity keys (:func:`check_entity_keys`), and that each
+    suite names one of the models' tables (a typo would publish that table unchecked).
+
+    Raises:
+        ConfigError: naming the file and what is wrong.
+    """
+    if models is not None:
+        check_entity_keys(models, contract)
+    names = {m.name for m in models.models} if models else set()
+    check_suite_tables(suites, names, f"a semantic model of topic {contract.topic!r}")
 
 
 def load_semantic_models(source: ConfigSource, topic: str) -> SemanticModels | None:

@@ -11,7 +11,7 @@ from lean_ops_spark.cli.output import format_table, print_json
 from lean_ops_spark.config.models import ProjectConfig
 from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.quality.suites import check_suite_tables, load_suites
-from lean_ops_spark.semantic.loader import check_entity_keys, load_semantic_models
+from lean_ops_spark.semantic.loader import check_models_and_suites, load_semantic_models
 
 HELP = (
     "load and validate conf/ (profile, topic contracts, maintenance policy, semantic models, "
@@ -31,16 +31,13 @@ def _models_and_suites(config: ProjectConfig, topic: str) -> tuple[int, int]:
     table checked against what it can name (raises ConfigError)."""
     source = open_config_source(config.root or "conf")
     models = load_semantic_models(source, topic)
-    if models:
-        check_entity_keys(models, config.topic(topic))
-    names = {m.name for m in models.models} if models else set()
     semantic = load_suites(source, "semantic", topic)
-    check_suite_tables(semantic, names, f"a semantic model of topic {topic!r}")
+    check_models_and_suites(models, semantic, config.topic(topic))
     curated = load_suites(source, "curated", topic)
     check_suite_tables(
         curated, {topic_tables(config.profile, topic).curated.name}, f"topic {topic!r}'s curated table"
     )
-    return len(names), len(semantic) + len(curated)
+    return len(models.models) if models else 0, len(semantic) + len(curated)
 
 
 def run(ctx: CliContext) -> int:
