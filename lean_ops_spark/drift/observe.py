@@ -139,6 +139,12 @@ def _time_part(text: Expr) -> Expr:
     return S.call("trim", text).rlike("[T ]")
 
 
+def _sub_micro(text: Expr) -> Expr:
+    """Does a timestamp's text give a digit finer than a microsecond (``...00.1234567Z``)?
+    A timestamp holds microseconds; the cast drops the rest of the fraction."""
+    return text.rlike(r"\.[0-9]{6}[0-9]*[1-9]")
+
+
 def _fits(text: Expr, ftype: FieldType, *, widest: bool) -> Expr:
     """Does a value's JSON text fit ``ftype`` (or, with ``widest``, its widest promotion)?"""
     numeric = text.rlike(_NUMBER)
@@ -170,8 +176,8 @@ def _fits(text: Expr, ftype: FieldType, *, widest: bool) -> Expr:
         return text.isin("true", "false")
     if kind == "date":  # a date with a time part casts, but loses the time
         return S.coalesce(text.cast(kind).isNotNull() & ~_time_part(text), S.lit(False))
-    if kind == "timestamp":
-        return S.coalesce(text.cast(kind).isNotNull(), S.lit(False))
+    if kind == "timestamp":  # nanoseconds cast, but lose their last digits
+        return S.coalesce(text.cast(kind).isNotNull() & ~_sub_micro(text), S.lit(False))
     return S.lit(True)
 
 
@@ -242,8 +248,10 @@ def _lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr:
 
 
 def _scalar_lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr | None:
-    """A number that cast but not exactly (truncated, rounded), or a date that dropped its
-    time part; None: the type cannot lose."""
+    """A number that cast but not exactly (truncated, rounded), a date that dropped its
+    time part, or a timestamp its nanoseconds; None: the type cannot lose."""
+    if ftype.kind == "timestamp":  # no cheap exact test: a timestamp prints unlike its text
+        return _sub_micro(raw)
     if ftype.kind in ("int", "long"):
         lost = ~S.call("trim", raw).rlike(_INTEGER)
     elif ftype.kind == "decimal":
@@ -261,7 +269,7 @@ def _scalar_lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr | None:
 
 
 #: Types whose parse can lose something without failing (see :func:`_lossy`).
-_LOSSY_KINDS = frozenset({"struct", "array", "int", "long", "decimal", "float", "date"})
+_LOSSY_KINDS = frozenset({"struct", "array", "int", "long", "decimal", "float", "date", "timestamp"})
 
 
 def _may_lose(column: ParsedColumn) -> bool:

@@ -739,3 +739,48 @@ def test_a_date_given_a_time_is_partly_parsed(spark) -> None:
         "t-3": ("2026-11-23", {}),
         "t-4": ("2026-11-24", {}),
     }
+
+
+def test_a_timestamp_given_nanoseconds_is_partly_parsed(spark) -> None:
+    """A timestamp holds microseconds: the cast of ``...00.123456789Z`` keeps ``.123456`` and
+    drops the rest, silently until this was checked. Such a value does not fit the type and
+    its text is rescued, at the top level and inside an array's struct elements; zeros past
+    the microsecond lose nothing."""
+    from dataclasses import replace
+
+    from lean_ops_spark.config.models import FieldSpec, FieldType
+    from lean_ops_spark.drift.observe import observe_batch, parse_batch, rescue_partial_values
+    from lean_ops_spark.drift.schema import with_field
+
+    contract = with_field(things("rescue"), ("seen",), FieldType("timestamp"))
+    items = next(f for f in contract.fields if f.name == "items")
+    assert items.type.element is not None
+    element = items.type.element
+    at = FieldSpec("at", FieldType("timestamp"))
+    items = replace(items, type=replace(items.type, element=replace(element, fields=(*element.fields, at))))
+    contract = replace(contract, fields=tuple(items if f.name == "items" else f for f in contract.fields))
+    nanos = "2026-11-21T13:45:00.123456789Z"
+    bodies = [
+        payload(1, seen=nanos),
+        payload(2, seen="2026-11-21 13:45:00.1234560"),
+        payload(3, seen="2026-11-21T13:45:00.123Z"),
+        payload(4, items=[{"sku": "a", "n": 1, "at": nanos}]),
+        payload(5, items=[{"sku": "a", "n": 1, "at": "2026-11-21T13:45:00.000001Z"}]),
+    ]
+    batch = parse_batch(_raw_frame(spark, bodies), contract).cache()
+    try:
+        observed = observe_batch(batch, contract)
+        assert observed.lossy_records == {"seen": 1, "items": 1}
+        assert observed.paths[("seen",)].bad == 1
+        kept = {
+            r["thing_id"]: (r["seen"], json.loads(r["_rescued_data"] or "{}"))
+            for r in rescue_partial_values(batch, contract, ["seen", "items"]).collect()
+        }
+    finally:
+        batch.unpersist()
+    micros = datetime(2026, 11, 21, 13, 45, 0, 123456)  # the session's zone is UTC
+    assert kept["t-1"] == (micros, {"seen": nanos})
+    assert kept["t-2"] == (micros, {})
+    assert kept["t-3"][1] == {}
+    assert kept["t-4"][1] == {"items": json.dumps([{"sku": "a", "n": 1, "at": nanos}]).replace(" ", "")}
+    assert kept["t-5"][1] == {}
