@@ -8,8 +8,11 @@ pipeline calls them directly with a runtime on the local home.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 from lean_ops_spark.config._reader import check_identifier
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.config.sources import ConfigSource, open_config_source, read_named_file
-from lean_ops_spark.errors import CheckpointError, ConfigError
+from lean_ops_spark.errors import CatalogError, CheckpointError, ConfigError
 from lean_ops_spark.orchestration.checkpoints import (
     SemanticTableNaming,
     get_all_checkpoints,
@@ -30,14 +33,61 @@ from lean_ops_spark.orchestration.snapshots import SnapshotSource, open_snapshot
 
 __all__ = [
     "LambdaRuntime",
+    "ThrottledError",
     "configured_topics",
     "curation_result",
     "get_all_checkpoints_event",
     "load_profile",
+    "mint_run_id",
     "open_runtime",
 ]
 
 logger = logging.getLogger("lean_ops_spark.orchestration")
+
+#: AWS error codes of a throttled call (Glue, S3, Step Functions; botocore's own list).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+
+
+class ThrottledError(CatalogError):
+    """A catalog, S3 or Step Functions call the handler made was throttled (after boto3's
+    own retries). A Lambda error reaches Step Functions named after its exception class, so
+    this name is what the state machine's Lambda tasks retry (``THROTTLE_RETRY``); any other
+    error fails the execution at once."""
+
+
+def _aws_error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)  # botocore's ClientError, without importing it
+    error = response.get("Error") if isinstance(response, Mapping) else None
+    code = error.get("Code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, str) else None
+
+
+@contextmanager
+def _throttling_as_retryable() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = _aws_error_code(exc)
+        if code in THROTTLING_CODES:
+            raise ThrottledError(f"throttled ({code}): {exc}") from exc
+        raise
 
 
 def load_profile(source: ConfigSource, name: str) -> Profile:
@@ -126,21 +176,25 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
     carries ``round``, one more than the round of the ``checkpoints`` the state brings back
     from the previous loop (the loop counter), and ``run_id``, ``<execution_name>:r<round>``:
     the id the curation run commits with (``lean-ops.run-id``) and ResolveCuratedSnapshot
-    looks for. In round 1 of an execution on AWS, when an older execution of the state
-    machine is running for the topic (:mod:`~lean_ops_spark.orchestration.overlap`), the
-    topic's ``has_new_raw_data`` is false and ``deferred_to`` names that execution.
+    looks for (:func:`mint_run_id`: characters the jobs refuse are replaced). In round 1 of
+    an execution on AWS, when an older execution of the state machine is running for the
+    topic (:mod:`~lean_ops_spark.orchestration.overlap`), the topic's ``has_new_raw_data`` is
+    false and ``deferred_to`` names that execution.
 
     Raises:
         CheckpointError: a requested topic's checkpoint cannot be read (all of them named),
             unless the event sets ``tolerate_errors``.
+        ThrottledError: a catalog, S3 or Step Functions call was throttled (retried by the
+            state machine).
     """
     topics = _requested_topics(event, runtime)
-    report = get_all_checkpoints(
-        runtime.snapshots,
-        runtime.profile,
-        topics,
-        semantic_tables=runtime.semantic_tables or model_semantic_tables(runtime.config_source),
-    )
+    with _throttling_as_retryable():
+        report = get_all_checkpoints(
+            runtime.snapshots,
+            runtime.profile,
+            topics,
+            semantic_tables=runtime.semantic_tables or model_semantic_tables(runtime.config_source),
+        )
     if report.errors and not event.get("tolerate_errors"):
         raise CheckpointError(
             "; ".join(f"{topic}: {error}" for topic, error in sorted(report.errors.items()))
@@ -150,14 +204,36 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
     previous = state.get("checkpoints")
     round_number = int(previous.get("round", 0) if isinstance(previous, Mapping) else 0) + 1
     execution = event.get("execution_name")
-    run_id = f"{execution}:r{round_number}" if isinstance(execution, str) and execution else None
+    run_id = mint_run_id(execution, round_number) if isinstance(execution, str) and execution else None
     payload = report.as_payload()
-    older = _older_execution(event, runtime, topics) if round_number == 1 else None
+    with _throttling_as_retryable():
+        older = _older_execution(event, runtime, topics) if round_number == 1 else None
     if older is not None:
         logger.info("topic %s: execution %s is still running; this one ends at NoNewData", topics[0], older)
         payload["topics"][0].update(has_new_raw_data=False, semantic_behind=False, deferred_to=older)
         payload.update(has_new_raw_data=False, topics_with_new_raw_data=[])
     return {**payload, "round": round_number, "run_id": run_id}
+
+
+#: What the jobs accept in a run id besides the ``:r<round>`` suffix (``check_run_id``:
+#: ``[A-Za-z0-9_.:-]``, at most 128); ``:`` is left out, Step Functions names never hold it.
+_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def mint_run_id(execution_name: str, round_number: int) -> str:
+    """``<execution name>:r<round>``, the id the curation run commits with.
+
+    Step Functions accepts execution names with characters the jobs refuse in a run id (``+``,
+    ``=``, ``@``, ``!``, parentheses, non-ASCII letters: anything but white space, brackets,
+    wildcards, ``"#%\\^|~`$&,;:/`` and control characters). Such a name is kept readable with
+    every other character replaced by ``_`` and made unique again with a short hash of the
+    name as given (``a+b`` and ``a=b`` must not share run ids).
+    """
+    safe = _RUN_ID_UNSAFE.sub("_", execution_name)
+    if safe != execution_name:
+        digest = hashlib.sha256(execution_name.encode("utf-8")).hexdigest()[:10]
+        safe = f"{safe}-{digest}"
+    return f"{safe}:r{round_number}"
 
 
 def _older_execution(event: Mapping[str, Any], runtime: LambdaRuntime, topics: list[str]) -> str | None:
@@ -184,20 +260,25 @@ def curation_result(event: Mapping[str, Any], runtime: LambdaRuntime) -> dict[st
     """ResolveCuratedSnapshot: ``{"topic": t, "run_id": r}`` → the curated snapshot token.
 
     Logs a warning when the topic has no usable semantic schema (the state machine then
-    emits the MissingSemanticSchema metric and ends with CurationOnlySuccess).
+    emits the MissingSemanticSchema metric and, unless the raw backlog calls for another
+    round, ends with CurationOnlySuccess).
+
+    Raises:
+        ThrottledError: a catalog or S3 call was throttled (retried by the state machine).
     """
     topic = _requested_topics({"topic": event.get("topic")}, runtime)[0]
     run_id = event.get("run_id")
     if not isinstance(run_id, str) or not run_id:
         raise ConfigError("curation result: the event needs a non-empty run_id")
-    result = resolve_curation_run(
-        runtime.snapshots,
-        runtime.profile,
-        topic,
-        run_id,
-        runtime.config_source,
-        schema_check=runtime.schema_check,
-    )
+    with _throttling_as_retryable():
+        result = resolve_curation_run(
+            runtime.snapshots,
+            runtime.profile,
+            topic,
+            run_id,
+            runtime.config_source,
+            schema_check=runtime.schema_check,
+        )
     if not result.schema_exists:
         logger.warning("topic %s: semantic step skipped: %s", topic, result.schema_reason)
     if not result.run_committed:

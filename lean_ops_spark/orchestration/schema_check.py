@@ -6,7 +6,8 @@ step). The answer is "yes" when the topic has a semantic model file
 (columns, measures and filters, found by :mod:`lean_ops_spark.semantic.expressions`) is
 in the curated table. A "no" routes the execution to NotifyMissingSchema (metric + a log
 line carrying :attr:`SchemaCheck.reason`, which names the missing file, the invalid key or
-the missing columns) and CurationOnlySuccess: curation has already succeeded.
+the missing columns), then CurationOnlySuccess once the raw backlog needs no further round:
+curation has already succeeded.
 
 No Spark and no catalog access: the caller passes the curated table's columns (read from
 its metadata file in the Lambda).

@@ -9,19 +9,29 @@ round's run id, so it answers curated's current snapshot) and on to the semantic
     GetAllCheckpoints → CheckForNewRawData ─no─→ NoNewData
                                             ├yes→ RunCurationJob → ResolveCuratedSnapshot → CheckSchemaExists
                                             └semantic behind→ ResolveCuratedSnapshot
-        CheckSchemaExists ─no─→ NotifyMissingSchema → CurationOnlySuccess
+        CheckSchemaExists ─no─→ NotifyMissingSchema → CheckCurationBacklog ─no─→ CurationOnlySuccess
+                          │                                            └yes→ GetAllCheckpoints (next round)
                           └yes→ RunSemanticJob → CheckBacklogThreshold ─no─→ FullPipelineSuccess
                                                                         └yes→ GetAllCheckpoints (next round)
+
+Both backlog checks loop while the raw backlog is above a threshold and fewer than
+``max_rounds`` rounds ran: a topic without a semantic model (yet) drains its backlog too.
 
 Every task catches ``States.ALL`` into ``<Task>Failed`` (a Pass that writes ``$.failure``
 with a cause naming the topic and the state), then RecordFailure (a CloudWatch metric)
 and PipelineFailed (a Fail state whose error and cause come from ``$.failure``).
 
+Retries: the Lambdas on Lambda's transient errors and on ``ThrottledError`` (a throttled
+catalog, S3 or Step Functions call); the Glue jobs on ``Glue.ConcurrentRunsExceededException``
+(``glue.retry``) and on a throttled StartJobRun (``Glue.AWSGlueException``). A failed job run
+is not retried: curation's circuit breaker or a data-quality failure would only repeat.
+
 Token passing: a Glue job cannot return a value, so GetAllCheckpoints mints the run id
-(``<execution name>:r<round>``) that RunCurationJob passes as ``--run_id``; the curation
-commit writes it into its snapshot summary (``lean-ops.run-id``) and ResolveCuratedSnapshot
-re-reads the curated table to find that snapshot. Its id reaches RunSemanticJob as
-``--curated_snapshot_id`` and the semantic job reads curated pinned to it.
+(``<execution name>:r<round>``, characters the jobs refuse replaced) that RunCurationJob
+passes as ``--run_id``; the curation commit writes it into its snapshot summary
+(``lean-ops.run-id``) and ResolveCuratedSnapshot re-reads the curated table to find that
+snapshot. Its id reaches RunSemanticJob as ``--curated_snapshot_id`` and the semantic job
+reads curated pinned to it.
 
 Per topic, not a Map: a failing topic fails only its own execution (with its own history
 and cause), a topic with backlog loops without waiting for the others, and adding a topic
@@ -67,6 +77,7 @@ NOTIFY_MISSING_SCHEMA = "NotifyMissingSchema"
 CURATION_ONLY_SUCCESS = "CurationOnlySuccess"
 RUN_SEMANTIC_JOB = "RunSemanticJob"
 CHECK_BACKLOG_THRESHOLD = "CheckBacklogThreshold"
+CHECK_CURATION_BACKLOG = "CheckCurationBacklog"
 FULL_PIPELINE_SUCCESS = "FullPipelineSuccess"
 RECORD_FAILURE = "RecordFailure"
 PIPELINE_FAILED = "PipelineFailed"
@@ -82,6 +93,7 @@ STATE_NAMES = (
     RESOLVE_CURATED_SNAPSHOT,
     CHECK_SCHEMA_EXISTS,
     NOTIFY_MISSING_SCHEMA,
+    CHECK_CURATION_BACKLOG,
     CURATION_ONLY_SUCCESS,
     RUN_SEMANTIC_JOB,
     CHECK_BACKLOG_THRESHOLD,
@@ -104,6 +116,27 @@ LAMBDA_RETRY = {
 }
 
 
+#: A throttled catalog, S3 or Step Functions call inside a Lambda (the handlers raise
+#: ``ThrottledError``; a Lambda error is named after its exception class).
+THROTTLE_RETRY = {
+    "ErrorEquals": ["ThrottledError"],
+    "IntervalSeconds": 5,
+    "MaxAttempts": 4,
+    "BackoffRate": 2.0,
+}
+
+#: A throttled ``glue:startJobRun``: Step Functions reports it as ``Glue.AWSGlueException``
+#: ("Rate exceeded ... Error Code: ThrottlingException"); a refused start ran nothing.
+#: Independent of ``glue.retry`` (the ConcurrentRunsExceeded budget, 0 locally); a failed
+#: job run (``States.TaskFailed``) is never retried here.
+GLUE_THROTTLE_RETRY = {
+    "ErrorEquals": ["Glue.AWSGlueException", "Glue.ThrottlingException"],
+    "IntervalSeconds": 10,
+    "MaxAttempts": 4,
+    "BackoffRate": 2.0,
+}
+
+
 def task_resource(resource: str, partition: str) -> str:
     """``resource`` (one of the ``*_RESOURCE`` ARNs above) in ``partition``."""
     return resource.replace("arn:aws:", f"arn:{partition}:", 1)
@@ -122,18 +155,20 @@ def _glue_task(
         "Resource": task_resource(GLUE_SYNC_RESOURCE, env.partition),
         "Parameters": {"JobName": job_name, "Arguments": arguments},
         "ResultPath": result,
+        "Retry": [],
         "Catch": _catch(task),
         "Next": next_state,
     }
     if retry.max_attempts > 0:
-        state["Retry"] = [
+        state["Retry"].append(
             {
                 "ErrorEquals": ["Glue.ConcurrentRunsExceededException"],
                 "IntervalSeconds": retry.interval_seconds,
                 "MaxAttempts": retry.max_attempts,
                 "BackoffRate": retry.backoff_rate,
             }
-        ]
+        )
+    state["Retry"].append(dict(GLUE_THROTTLE_RETRY))
     return state
 
 
@@ -153,6 +188,35 @@ def _metric(env: Environment, name: str, extra_dimensions: list[dict[str, str]])
                 ],
             }
         ],
+    }
+
+
+def _backlog_loop(env: Environment, default: str) -> dict[str, Any]:
+    """Back to GetAllCheckpoints while the raw backlog ResolveCuratedSnapshot saw is above a
+    threshold and fewer than ``max_rounds`` rounds ran; else ``default``."""
+    return {
+        "Type": "Choice",
+        "Choices": [
+            {
+                "And": [
+                    {"Variable": "$.checkpoints.round", "NumericLessThan": env.max_rounds},
+                    {
+                        "Or": [
+                            {
+                                "Variable": "$.curation.pending_raw_records",
+                                "NumericGreaterThan": env.backlog_threshold_records,
+                            },
+                            {
+                                "Variable": "$.curation.pending_raw_snapshots",
+                                "NumericGreaterThan": env.backlog_threshold_snapshots,
+                            },
+                        ]
+                    },
+                ],
+                "Next": GET_ALL_CHECKPOINTS,
+            }
+        ],
+        "Default": default,
     }
 
 
@@ -182,7 +246,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
                 "topic.$": "$.Payload.topics[0]",
             },
             "ResultPath": "$.checkpoints",
-            "Retry": [LAMBDA_RETRY],
+            "Retry": [LAMBDA_RETRY, THROTTLE_RETRY],
             "Catch": _catch(GET_ALL_CHECKPOINTS),
             "Next": CHECK_FOR_NEW_RAW_DATA,
         },
@@ -232,7 +296,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
                 "pending_raw_records.$": "$.Payload.pending_raw_records",
             },
             "ResultPath": "$.curation",
-            "Retry": [LAMBDA_RETRY],
+            "Retry": [LAMBDA_RETRY, THROTTLE_RETRY],
             "Catch": _catch(RESOLVE_CURATED_SNAPSHOT),
             "Next": CHECK_SCHEMA_EXISTS,
         },
@@ -251,10 +315,16 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
             "ResultPath": None,
             # a metric that cannot be sent must not turn a good curation run into a failure
             "Catch": [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.metric_error", "Next": CURATION_ONLY_SUCCESS}
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "ResultPath": "$.metric_error",
+                    "Next": CHECK_CURATION_BACKLOG,
+                }
             ],
-            "Next": CURATION_ONLY_SUCCESS,
+            "Next": CHECK_CURATION_BACKLOG,
         },
+        # a topic without a semantic model (yet) drains its raw backlog like any other
+        CHECK_CURATION_BACKLOG: _backlog_loop(env, CURATION_ONLY_SUCCESS),
         CURATION_ONLY_SUCCESS: {
             "Type": "Succeed",
             "Comment": "curated; no semantic model for this topic yet",
@@ -271,30 +341,7 @@ def render_state_machine(env: Environment) -> dict[str, Any]:
             next_state=CHECK_BACKLOG_THRESHOLD,
             result="$.semantic_job",
         ),
-        CHECK_BACKLOG_THRESHOLD: {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": "$.checkpoints.round", "NumericLessThan": env.max_rounds},
-                        {
-                            "Or": [
-                                {
-                                    "Variable": "$.curation.pending_raw_records",
-                                    "NumericGreaterThan": env.backlog_threshold_records,
-                                },
-                                {
-                                    "Variable": "$.curation.pending_raw_snapshots",
-                                    "NumericGreaterThan": env.backlog_threshold_snapshots,
-                                },
-                            ]
-                        },
-                    ],
-                    "Next": GET_ALL_CHECKPOINTS,
-                }
-            ],
-            "Default": FULL_PIPELINE_SUCCESS,
-        },
+        CHECK_BACKLOG_THRESHOLD: _backlog_loop(env, FULL_PIPELINE_SUCCESS),
         FULL_PIPELINE_SUCCESS: {"Type": "Succeed"},
     }
     for task in FAILING_TASKS:

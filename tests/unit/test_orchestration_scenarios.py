@@ -105,13 +105,14 @@ class Scenario:
 HEAD = [sm.GET_ALL_CHECKPOINTS, sm.CHECK_FOR_NEW_RAW_DATA]
 CURATE = [sm.RUN_CURATION_JOB, sm.RESOLVE_CURATED_SNAPSHOT, sm.CHECK_SCHEMA_EXISTS]
 SEMANTIC = [sm.RUN_SEMANTIC_JOB, sm.CHECK_BACKLOG_THRESHOLD]
+MISSING_SCHEMA_ROUND = [*HEAD, *CURATE, sm.NOTIFY_MISSING_SCHEMA, sm.CHECK_CURATION_BACKLOG]
 
 SCENARIOS = [
     Scenario("no_new_data", [checkpoints(1, False)], [*HEAD, sm.NO_NEW_DATA]),
     Scenario(
         "missing_schema",
         [checkpoints(1, True, 10, 1), curation(False)],
-        [*HEAD, *CURATE, sm.NOTIFY_MISSING_SCHEMA, sm.CURATION_ONLY_SUCCESS],
+        [*HEAD, *CURATE, sm.NOTIFY_MISSING_SCHEMA, sm.CHECK_CURATION_BACKLOG, sm.CURATION_ONLY_SUCCESS],
         metrics=["MissingSemanticSchema"],
     ),
     Scenario(
@@ -128,6 +129,17 @@ SCENARIOS = [
             curation(True, 0, 0),
         ],
         [*HEAD, *CURATE, *SEMANTIC, *HEAD, *CURATE, *SEMANTIC, sm.FULL_PIPELINE_SUCCESS],
+    ),
+    Scenario(
+        "missing_schema_backlog_loop",  # no semantic model: the raw backlog still loops
+        [
+            checkpoints(1, True, 900, 9),
+            curation(False, 500, 6),
+            checkpoints(2, True, 500, 6),
+            curation(False, 0, 0),
+        ],
+        [*MISSING_SCHEMA_ROUND, *MISSING_SCHEMA_ROUND, sm.CURATION_ONLY_SUCCESS],
+        metrics=["MissingSemanticSchema", "MissingSemanticSchema"],
     ),
     Scenario(
         "semantic_catch_up",  # no raw, but semantic behind curated (e.g. after a failed audit)

@@ -45,7 +45,11 @@ def test_documented_transitions(definition: dict) -> None:
     assert goes(sm.RESOLVE_CURATED_SNAPSHOT) == {sm.CHECK_SCHEMA_EXISTS}
     assert goes(sm.CHECK_SCHEMA_EXISTS) == {sm.RUN_SEMANTIC_JOB, sm.NOTIFY_MISSING_SCHEMA}
     assert states[sm.CHECK_SCHEMA_EXISTS]["Default"] == sm.NOTIFY_MISSING_SCHEMA
-    assert goes(sm.NOTIFY_MISSING_SCHEMA) == {sm.CURATION_ONLY_SUCCESS}
+    assert goes(sm.NOTIFY_MISSING_SCHEMA) == {sm.CHECK_CURATION_BACKLOG}
+    # a topic without a semantic model loops on its raw backlog too
+    assert goes(sm.CHECK_CURATION_BACKLOG) == {sm.CURATION_ONLY_SUCCESS, sm.GET_ALL_CHECKPOINTS}
+    assert states[sm.CHECK_CURATION_BACKLOG]["Default"] == sm.CURATION_ONLY_SUCCESS
+    assert states[sm.CHECK_CURATION_BACKLOG]["Choices"] == states[sm.CHECK_BACKLOG_THRESHOLD]["Choices"]
     assert goes(sm.RUN_SEMANTIC_JOB) == {sm.CHECK_BACKLOG_THRESHOLD}
     assert goes(sm.CHECK_BACKLOG_THRESHOLD) == {sm.FULL_PIPELINE_SUCCESS, sm.GET_ALL_CHECKPOINTS}
     assert states[sm.CHECK_BACKLOG_THRESHOLD]["Default"] == sm.FULL_PIPELINE_SUCCESS
@@ -88,7 +92,8 @@ def test_glue_tasks_run_sync_with_retry_on_concurrency_and_pass_the_token(defini
                 "IntervalSeconds": 1,
                 "MaxAttempts": 1,
                 "BackoffRate": 1.0,
-            }
+            },
+            sm.GLUE_THROTTLE_RETRY,  # a throttled StartJobRun: Glue.AWSGlueException
         ]
         assert state["Parameters"]["Arguments"]["--run_id.$"] == "$.checkpoints.run_id"
     semantic_args = states[sm.RUN_SEMANTIC_JOB]["Parameters"]["Arguments"]
