@@ -54,7 +54,8 @@ def with_commit_properties(
     gateway: Any = sc._gateway
     if type(gateway).__name__ != "ClientServer":
         raise CheckpointError(
-            "snapshot properties need PySpark's pinned-thread mode (PYSPARK_PIN_THREAD=true, the default)"
+            f"cannot commit {', '.join(properties)} in the snapshot summary: snapshot properties "
+            "need PySpark's pinned-thread mode (PYSPARK_PIN_THREAD=true, the default); nothing was written"
         )
     ensure_callback_server_started(gateway)  # type: ignore[no-untyped-call]
     jvm: Any = sc._jvm

@@ -3,10 +3,10 @@ batch's rows fall into (:func:`batch_partition_days`, the one Spark action here)
 
 The curated MERGE carries the batch's partition predicate in its ``ON`` clause so Iceberg
 prunes the target scan to the partitions the batch touches: cost follows the batch, not
-the table. This relies on the contract's partition column being immutable for a key
-(e.g. an order's creation time), which is what event-time partitioning means. The quarantine
-MERGE does the same with the ingestion days of its rows (a raw record read again keeps its
-ingestion time).
+the table. This relies on a key's partition (its day, or month or year for those
+transforms) being immutable (e.g. an order's creation time), which is what event-time
+partitioning means. The quarantine MERGE does the same with the ingestion days of its rows
+(a raw record read again keeps its ingestion time).
 """
 
 from __future__ import annotations
@@ -47,18 +47,36 @@ def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
     return ranges
 
 
+def _period(day: date, transform: str) -> tuple[date, date]:
+    """The first and last day of the partition ``day`` falls into under ``transform``: the day
+    itself for ``day`` and ``hour`` (whole days cover their hours), else its month or year."""
+    if transform == "month":
+        first = day.replace(day=1)
+        following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+        return first, following - timedelta(days=1)
+    if transform == "year":
+        return date(day.year, 1, 1), date(day.year, 12, 31)
+    return day, day
+
+
 def partition_predicate(contract: TopicContract, days: Sequence[date], alias: str = "t") -> str | None:
-    """A predicate on the target's partition column covering ``days`` (None: nothing to prune by).
+    """A predicate on the target's partition column covering the partitions of ``days``
+    (None: nothing to prune by).
 
     Day ranges are written as plain comparisons on the source column, which Iceberg turns
-    into partition filters through the ``days``/``months``/``hours`` transform.
+    into partition filters through the ``days``/``months``/``hours`` transform. A ``month`` or
+    ``year`` transform covers each day's whole month or year: the partition the MERGE reads
+    anyway, so a version whose column moved within its partition still finds the key's row.
     """
     if not days or not contract.partition.temporal:
         return None
     kind = next(
         spec.type.kind for name, _, spec in contract.flattened_fields() if name == contract.partition.column
     )
-    return days_predicate(f"{alias}.{contract.partition.column}", kind, days)
+    covered: set[date] = set()
+    for first, last in {_period(day, contract.partition.transform) for day in days}:
+        covered.update(first + timedelta(days=n) for n in range((last - first).days + 1))
+    return days_predicate(f"{alias}.{contract.partition.column}", kind, sorted(covered))
 
 
 def batch_partition_days(rows: DataFrame, contract: TopicContract) -> list[date]:

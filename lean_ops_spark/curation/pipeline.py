@@ -294,6 +294,8 @@ def merge_into_curated(
     sql = curated_merge_sql(curated.sql, view, contract, partition_predicate(contract, partition_days))
     try:
         with_commit_properties(spark, properties, lambda: spark.sql(sql))
+    except CheckpointError as exc:  # nothing committed: say which table (and topic) it was for
+        raise CheckpointError(f"{curated.sql} ({contract.topic}): {exc}") from exc
     finally:
         spark.catalog.dropTempView(view)
     after = load_table_snapshots(spark, curated)
@@ -345,19 +347,36 @@ def _upserted(
     committed: CommittedSnapshot,
     run_id: str,
     *,
+    raw_snapshot_id: int | None,
     contract: TopicContract,
     partition_days: list[date],
 ) -> tuple[int, int | None, int | None]:
     """Rows inserted or updated by the run: from the snapshot summary on merge-on-read
     tables (new data files hold exactly those rows), else (copy-on-write, whose new files
-    also hold the rewritten rows) by counting the run's rows in the partitions it wrote."""
+    also hold the rewritten rows) by counting the run's rows in the partitions it wrote, as
+    of its snapshot.
+
+    Updated rows are the positions the commit deleted: ``added-position-deletes`` less
+    ``removed-position-deletes``, since a delete file (or deletion vector) that replaces an
+    older one of the same data file carries that one's positions again. The run's rows are
+    those with its run id *and* its raw snapshot: a retry of a job under the same run id
+    (Step Functions passes the same ``--run_id`` to each attempt) after an attempt that
+    committed an earlier range must not count that attempt's rows too."""
     if committed.table_properties.get("write.merge.mode") == "merge-on-read":
-        added = int(committed.summary.get("added-records", "0"))
-        updated = int(committed.summary.get("added-position-deletes", "0"))
+        summary = committed.summary
+        added = int(summary.get("added-records", "0"))
+        updated = int(summary.get("added-position-deletes", "0")) - int(
+            summary.get("removed-position-deletes", "0")
+        )
         return added, added - updated, updated
     predicate = partition_predicate(contract, partition_days)  # None: identity or nothing valid
-    where = f"t._run_id = '{run_id}'" + (f" AND {predicate}" if predicate else "")
-    count = spark.sql(f"SELECT count(*) AS n FROM {curated.sql} t WHERE {where}").first()
+    raw = "NULL" if raw_snapshot_id is None else str(int(raw_snapshot_id))
+    where = f"t._run_id = '{run_id}' AND t._raw_snapshot_id <=> {raw}" + (
+        f" AND {predicate}" if predicate else ""
+    )
+    count = spark.sql(
+        f"SELECT count(*) AS n FROM {curated.sql} VERSION AS OF {committed.snapshot_id} t WHERE {where}"
+    ).first()
     return (int(count["n"]) if count else 0), None, None
 
 
@@ -533,6 +552,7 @@ def run_curation(
             tables.curated,
             committed,
             run_id,
+            raw_snapshot_id=plan.end_snapshot_id,
             contract=contract,
             partition_days=list(stats.partition_days),
         )

@@ -152,6 +152,33 @@ def test_merge_prunes_by_the_batch_partitions_and_never_overwrites_newer() -> No
     assert partition_predicate(contract, []) is None
 
 
+@pytest.mark.parametrize(
+    ("transform", "expected"),
+    [
+        ("month", [("2024-02-01", "2024-03-01"), ("2026-12-01", "2027-01-01")]),
+        ("year", [("2024-01-01", "2025-01-01"), ("2026-01-01", "2027-01-01")]),
+        ("hour", [("2024-02-09", "2024-02-10"), ("2026-12-05", "2026-12-06")]),
+    ],
+)
+def test_the_merge_covers_the_whole_partition_of_each_batch_day(
+    transform: str, expected: list[tuple[str, str]]
+) -> None:
+    # a month-partitioned key whose date moved within its month is in the same partition: the
+    # MERGE must find its row there, not only on the day of the new version
+    contract = load_project(CONF).topic("orders")
+    contract = replace(contract, partition=replace(contract.partition, transform=transform))
+    predicate = partition_predicate(contract, [date(2026, 12, 5), date(2024, 2, 9)])
+    assert (
+        predicate
+        == "("
+        + " OR ".join(
+            f"(t.order_ts >= TIMESTAMP '{a} 00:00:00' AND t.order_ts < TIMESTAMP '{b} 00:00:00')"
+            for a, b in expected
+        )
+        + ")"
+    )
+
+
 def test_many_scattered_days_collapse_into_one_bounded_range() -> None:
     contract = load_project(CONF).topic("orders")
     days = [date(2026, 1, 1).fromordinal(date(2026, 1, 1).toordinal() + 2 * i) for i in range(100)]
