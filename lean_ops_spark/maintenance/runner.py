@@ -18,6 +18,7 @@ from lean_ops_spark.catalog.bootstrap import planned_definitions
 from lean_ops_spark.catalog.checkpoints import snapshot_records
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config.models import Profile, ProjectConfig
+from lean_ops_spark.drift.audit import audit_table
 from lean_ops_spark.errors import ConfigError
 from lean_ops_spark.maintenance.health import TableHealth, measure_health
 from lean_ops_spark.maintenance.policy import (
@@ -54,6 +55,7 @@ __all__ = [
     "maintain",
     "maintain_table",
     "resolve_tables",
+    "semantic_tables",
     "survey_health",
 ]
 
@@ -208,8 +210,31 @@ class HealthSurvey:
         return {"tables": [h.as_dict() for h in self.tables], "missing": list(self.missing)}
 
 
+def semantic_tables(config: ProjectConfig) -> tuple[TableRef, ...]:
+    """The semantic tables of the configured topics' models (``conf/semantic/<topic>.yaml``),
+    the tables the semantic job writes. A topic whose model file cannot be read is skipped
+    with a warning (the semantic job refuses it loudly); its tables are not maintained."""
+    from lean_ops_spark.config.sources import open_config_source
+    from lean_ops_spark.semantic.loader import load_semantic_models
+
+    profile = config.profile
+    source = open_config_source(config.root or "conf")
+    out: dict[str, TableRef] = {}
+    for topic in sorted(config.topics):
+        try:
+            models = load_semantic_models(source, topic)
+        except ConfigError as exc:
+            _log.warning("semantic tables of topic %s are not maintained: %s", topic, exc)
+            continue
+        for model in models.models if models is not None else ():
+            table = TableRef(profile.catalog, profile.databases.semantic, model.name, "semantic", topic)
+            out.setdefault(table.sql, table)
+    return tuple(out.values())
+
+
 def resolve_tables(config: ProjectConfig, names: Sequence[str] = ()) -> tuple[TableRef, ...]:
-    """The configured tables (every topic's raw, curated, quarantine), or those named.
+    """The configured tables (every topic's raw, curated, quarantine, and the semantic tables
+    of its models; the drift audit table), or those named.
 
     A name is ``database.table`` or ``catalog.database.table``; besides the configured
     tables, any table of the semantic database may be named.
@@ -217,9 +242,14 @@ def resolve_tables(config: ProjectConfig, names: Sequence[str] = ()) -> tuple[Ta
     Raises:
         ConfigError: a name that is neither configured nor in the semantic database.
     """
+    # The drift audit table, and the semantic tables too: each drifted curation run appends
+    # to the one, each semantic run commits to the others (and leaves the snapshots of the
+    # audit branches it drops); only maintenance expires and compacts them.
     configured = [d.table for d in planned_definitions(config)]
+    if config.topics:
+        configured.append(audit_table(config.profile))
     if not names:
-        return tuple(configured)
+        return (*configured, *semantic_tables(config))
     by_name = {t.identifier: t for t in configured}
     profile = config.profile
     out = []

@@ -73,11 +73,13 @@ from lean_ops_spark.semantic.models import (
     SemanticModels,
 )
 from lean_ops_spark.semantic.publish import (
+    MainMovedError,
     audit_branch,
     branches,
     drop_audit_branches,
     drop_branch,
     fast_forward,
+    moved_by_maintenance,
     wap_branch,
 )
 from lean_ops_spark.semantic.tables import (
@@ -108,6 +110,9 @@ STEP_AUDITED = "audited"  # the suite passed, main not yet moved
 STEP_PUBLISHED = "published"  # main fast-forwarded, branch not yet dropped
 MISSING_SCHEMA_METRIC = "MissingSemanticSchema"
 _MAX_PARTITION_VALUES = 200
+#: How often one model's write-audit-publish starts again from a main that maintenance moved
+#: (a compaction or manifest rewrite committed while the run wrote or audited its branch).
+MAX_MAINTENANCE_REBASES = 3
 
 
 @dataclass(frozen=True)
@@ -387,8 +392,9 @@ def _commit(
     MERGEd on top of the newer data and published over it.)
 
     Raises:
-        CheckpointError: the branch head lacks the checkpoint (properties were lost), or main
-            moved since the run read its checkpoint; nothing was published.
+        CheckpointError: the branch head lacks the checkpoint (properties were lost); nothing
+            was published.
+        MainMovedError: main moved since the run read its checkpoint; nothing was published.
     """
     from pyspark.sql import functions as F
 
@@ -424,7 +430,8 @@ def _commit(
             f"{table.sql}: the write did not create branch {branch} (is write.wap.enabled off, or did "
             "another run of this table drop it?)"
         )
-    written = load_table_snapshots(spark, table).by_id()[head]
+    snapshots = load_table_snapshots(spark, table)
+    written = snapshots.by_id()[head]
     missing = [k for k, v in properties.items() if written.summary.get(k) != v]
     if missing:
         raise CheckpointError(
@@ -433,10 +440,11 @@ def _commit(
         )
     parent = written.parent_id
     if parent != base:
-        raise CheckpointError(
+        raise MainMovedError(
             f"{table.sql}: main moved from snapshot {base} to {parent} after this run read its checkpoint "
             "(another run of this table published, or a maintenance commit); nothing was published, "
-            "re-run to build the window from the new main"
+            "re-run to build the window from the new main",
+            by_maintenance=moved_by_maintenance(snapshots.records, base, snapshots.current_snapshot_id),
         )
     return head
 
@@ -526,13 +534,57 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
             return result("audit_failed", rows_merged=count, branch=branch, dq=dq)
     if run.after_step:
         run.after_step(STEP_AUDITED)
-    published = fast_forward(spark, table, branch, audited=head)
+    published = _publish(spark, table, branch, head, base=metadata.current_snapshot_id)
     if run.after_step:
         run.after_step(STEP_PUBLISHED)
     drop_branch(spark, table, branch)
     record_fingerprint(spark, table, fingerprint)
     log.info("%s: published snapshot %s (curated %s)", table.sql, published, run.pinned_snapshot_id)
     return result("published", rows_merged=count, semantic_snapshot_id=published, dq=dq)
+
+
+def _publish(spark: SparkSession, table: TableRef, branch: str, head: int, *, base: int | None) -> int:
+    """:func:`fast_forward` main to the audited ``head`` of ``branch``, grown from main's ``base``.
+
+    Raises:
+        MainMovedError: main moved since ``base``; ``by_maintenance`` says whether through
+            maintenance commits only.
+    """
+    try:
+        return fast_forward(spark, table, branch, audited=head)
+    except MainMovedError as exc:
+        now = load_table_snapshots(spark, table)
+        raise MainMovedError(
+            str(exc), by_maintenance=moved_by_maintenance(now.records, base, now.current_snapshot_id)
+        ) from exc
+
+
+def _run_model_rebasing(
+    run: _Run, model: SemanticModel, pinned: DataFrame, suite: QualitySuite | None
+) -> ModelResult:
+    """:func:`_run_model`, started again (a branch of its own from the new main) when main
+    moved through maintenance commits only while the run wrote or audited its branch.
+
+    Maintenance runs on its own schedule, concurrently with the semantic job: a compaction or
+    manifest rewrite of the semantic table commits a ``replace`` snapshot to main, and the
+    branch made from the old main can no longer be fast-forwarded. Such a commit changes no
+    row and carries no checkpoint, so the window planned from main's checkpoint is still
+    right; a move by anything else (another run of the table published) still fails the run.
+    """
+    for attempt in range(MAX_MAINTENANCE_REBASES + 1):
+        try:
+            return _run_model(run, model, pinned, suite)
+        except MainMovedError as exc:
+            if not exc.by_maintenance or attempt == MAX_MAINTENANCE_REBASES:
+                raise
+            log.warning(
+                "%s: main moved through maintenance commits while the run wrote or audited its branch; "
+                "writing it again from the new main (%d of %d)",
+                model.name,
+                attempt + 1,
+                MAX_MAINTENANCE_REBASES,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- the topic
@@ -632,7 +684,7 @@ def run_semantic(
     run = _Run(spark, config, contract, curated, pinned_id, records, run_id, metrics, after_step)
     outcomes = []
     for model in models.models:
-        outcome = _run_model(run, model, pinned, suites.get(model.name))
+        outcome = _run_model_rebasing(run, model, pinned, suites.get(model.name))
         _emit(metrics, topic, outcome)
         outcomes.append(outcome)
     statuses = {o.status for o in outcomes}

@@ -14,18 +14,22 @@ elsewhere, so it can fail a run (main moved, or its branch was dropped) but neve
 unaudited snapshot published. A failed audit leaves main untouched and the branch in place
 for inspection (``lean-ops dq --table semantic.<t> --branch <b>``, the run's result names
 it); the next run of the table drops every audit branch and builds its own from main, so a
-re-run after a crash anywhere in write-audit-publish is deterministic.
+re-run after a crash anywhere in write-audit-publish is deterministic. Maintenance of the
+table (its own schedule, concurrent with the runs) only moves main through ``replace``
+snapshots without a checkpoint (:func:`moved_by_maintenance`): a run whose main moved that
+way writes its branch again from the new main rather than fail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from lean_ops_spark.catalog.metadata import load_metadata_document
+from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, RUN_ID_KEY
+from lean_ops_spark.catalog.metadata import SnapshotRecord, load_metadata_document
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.errors import CheckpointError
 from lean_ops_spark.session import session_conf
@@ -36,11 +40,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AUDIT_BRANCH_PREFIX",
     "WAP_BRANCH_CONF",
+    "MainMovedError",
     "audit_branch",
     "branches",
     "drop_audit_branches",
     "drop_branch",
     "fast_forward",
+    "moved_by_maintenance",
     "read_branch",
     "wap_branch",
 ]
@@ -50,6 +56,40 @@ __all__ = [
 #: schedule) cannot publish each other's unaudited snapshots.
 AUDIT_BRANCH_PREFIX = "lean_ops_audit_"
 WAP_BRANCH_CONF = "spark.wap.branch"
+
+
+class MainMovedError(CheckpointError):
+    """main is no longer the snapshot the run's audit branch grew from, so the branch cannot
+    be published; nothing was. ``by_maintenance``: main moved through maintenance commits
+    only (:func:`moved_by_maintenance`), so the same run can build its branch again from the
+    new main and publish the same rows."""
+
+    def __init__(self, message: str, *, by_maintenance: bool = False) -> None:
+        super().__init__(message)
+        self.by_maintenance = by_maintenance
+
+
+def moved_by_maintenance(records: Iterable[SnapshotRecord], base: int | None, head: int | None) -> bool:
+    """Whether main went from ``base`` to ``head`` through maintenance commits only (pure).
+
+    Every snapshot after ``base`` up to ``head`` must be a ``replace`` (compaction, manifest
+    and position-delete rewrites: the same rows in other files) carrying neither a checkpoint
+    nor a run id; then the checkpoint a run read at ``base`` is still main's, and so is the
+    window it planned from it. Anything else (another run's publish, a snapshot that was
+    expired, ``base`` not an ancestor of ``head``, no ``base``) is False.
+    """
+    if base is None or head is None or head == base:
+        return False
+    by_id = {r.snapshot_id: r for r in records}
+    cursor: int | None = head
+    while cursor is not None and cursor != base:
+        record = by_id.get(cursor)
+        if record is None or record.operation != "replace":
+            return False
+        if CURATED_CHECKPOINT_KEY in record.summary or RUN_ID_KEY in record.summary:
+            return False
+        cursor = record.parent_id
+    return cursor == base
 
 
 def audit_branch(run_id: str) -> str:
@@ -111,9 +151,10 @@ def fast_forward(spark: SparkSession, table: TableRef, branch: str, audited: int
     given. Returns the new main snapshot id.
 
     Raises:
-        CheckpointError: main moved since the branch was made, or the branch is gone or holds
-            another snapshot (another run of the table); nothing was published and a re-run
-            builds its branch from the new main.
+        MainMovedError: main moved since the branch was made (another run of the table
+            published, or a maintenance commit); nothing was published.
+        CheckpointError: the branch is gone or holds another snapshot (another run of the
+            table); nothing was published and a re-run builds its branch from the new main.
     """
     nothing = "nothing was published, re-run to build the branch from main again"
     if audited is not None and branches(spark, table).get(branch) != audited:
@@ -127,8 +168,9 @@ def fast_forward(spark: SparkSession, table: TableRef, branch: str, audited: int
         ).first()
     except Exception as exc:
         if "not an ancestor" in str(exc):
-            raise CheckpointError(
-                f"{table.sql}: main moved while branch {branch} was audited (another run of this table?); {nothing}"
+            raise MainMovedError(
+                f"{table.sql}: main moved while branch {branch} was audited (another run of this table "
+                f"published, or a maintenance commit); {nothing}"
             ) from exc
         if branch not in branches(spark, table):
             raise CheckpointError(

@@ -336,10 +336,22 @@ def test_resolve_tables_accepts_configured_and_semantic_names_only() -> None:
         "lake.curated.orders",
         "lake.curated.orders_quarantine",
     }
-    assert len(every) == 3 * len(config.topics)
+    topic_tables = [t for t in every if t.layer not in ("semantic", "audit")]
+    assert len(topic_tables) == 3 * len(config.topics)
+    # the drift audit table every drifted curation run appends to
+    assert [t.sql for t in every if t.layer == "audit"] == ["lake.curated.lean_ops_drift_audit"]
+    # the semantic tables of the topics' models are maintained too (on the default schedule
+    # nothing else would ever expire the snapshots every semantic run commits)
+    assert {(t.sql, t.topic) for t in every if t.layer == "semantic"} == {
+        ("lake.semantic.orders", "orders"),
+        ("lake.semantic.orders_daily_revenue", "orders"),
+        ("lake.semantic.clickstream", "clickstream"),
+    }
     [raw, curated] = resolve_tables(config, ["raw.orders_staging", "lake.curated.orders"])
     assert (raw.layer, raw.topic, curated.layer) == ("raw", "orders", "curated")
     [model] = resolve_tables(config, ["semantic.daily_revenue"])
     assert (model.layer, model.sql) == ("semantic", "lake.semantic.daily_revenue")
+    [audit] = resolve_tables(config, ["curated.lean_ops_drift_audit"])
+    assert audit.layer == "audit"
     with pytest.raises(ConfigError, match=r"unknown table 'raw\.payments_staging'"):
         resolve_tables(config, ["raw.payments_staging"])
