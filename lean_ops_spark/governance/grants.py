@@ -15,12 +15,13 @@ or shape resources. In particular a ``SELECT`` on ``TableWithColumns`` with a
 Missing grants are applied before extras are revoked, so a principal moving from ``ALL``
 to ``SELECT`` never loses access in between.
 
-One grant follows from the code rather than the file: when the file grants the curation
-job anything, it also holds ``ALL`` on the drift audit table
+Grants follow from the code rather than the file on one table: when the file grants the
+curation job anything, it also holds ``ALL`` on the drift audit table
 (``<curated_db>.lean_ops_drift_audit``, :func:`~lean_ops_spark.drift.audit.audit_table`),
-which it creates on its first drift and appends to on every one. Lake Formation records
-that ``ALL`` for it as the table's creator, so it is never an extra; it is granted only
-once the table exists (Lake Formation lists a permission on it), because a grant on a
+which it creates on its first drift and appends to on every one (Lake Formation records
+that ``ALL`` for it as the table's creator, so it is never an extra); so does the
+maintenance job, which expires and compacts the table like every other. Each is granted
+only once the table exists (Lake Formation lists a permission on it), because a grant on a
 table that does not exist fails, and until then the plan lists it as ``deferred``.
 """
 
@@ -236,12 +237,15 @@ def desired_grants(
 def _pipeline_grants(
     config: GovernanceConfig, principals: Mapping[str, str], scope: GovernedScope
 ) -> Iterable[LfGrant]:
-    """``ALL`` on the drift audit table for the curation job, when the file grants it anything
-    (a principal the file does not name is not managed here)."""
-    if not any(g.principal == "curation_job" for g in config.lake_formation.grants):
-        return
-    for table in scope.tables("audit"):
-        yield LfGrant(principals["curation_job"], LfResource("table", table.database, table.name), "ALL")
+    """``ALL`` on the drift audit table for the curation job (which creates and appends to it)
+    and the maintenance job (which expires and compacts it), each when the file grants it
+    anything (a principal the file does not name is not managed here)."""
+    named = {g.principal for g in config.lake_formation.grants}
+    for principal in ("curation_job", "maintenance_job"):
+        if principal not in named:
+            continue
+        for table in scope.tables("audit"):
+            yield LfGrant(principals[principal], LfResource("table", table.database, table.name), "ALL")
 
 
 def _not_created_yet(scope: GovernedScope, listed: Iterable[LfGrant]) -> set[tuple[str, str]]:

@@ -6,7 +6,7 @@ What each role may touch follows from what the code does, not from a template:
 |---|---|---|
 | curation job | raw tables | curated + quarantine tables, the drift audit table (created on the first drift) |
 | semantic job | curated tables (not quarantine) | semantic tables |
-| maintenance job | every topic and semantic table | the same (rewrites, expiry, orphan removal) |
+| maintenance job | every topic, semantic and drift audit table | the same (rewrites, expiry, orphan removal) |
 | Lambda (both functions) | *metadata* (``metadata/`` only) of raw, curated and semantic tables | nothing |
 | state machine | — | invokes the two Lambdas, runs the curation/semantic jobs, puts metrics |
 | scheduler | — | starts the state machine and the maintenance job |
@@ -602,8 +602,8 @@ def role_policies(
     raw, curated, quarantine, semantic, audit = (
         scope.tables(layer) for layer in ("raw", "curated", "quarantine", "semantic", "audit")
     )
-    # maintenance resolves topic and semantic tables only (maintenance.runner.resolve_tables)
-    every = [*raw, *curated, *quarantine, *semantic]
+    # what maintenance resolves by default (maintenance.runner.resolve_tables)
+    every = [*raw, *curated, *quarantine, *semantic, *audit]
     logical: list[tuple[str, str, list[PolicyStatement]]] = [
         (
             "curation_job",

@@ -295,6 +295,30 @@ def test_a_curation_job_the_file_does_not_name_gets_nothing_on_the_drift_audit_t
     assert _on_audit(plan.missing + plan.extra + plan.deferred) == []
 
 
+def test_a_maintenance_job_the_file_names_gets_all_on_the_drift_audit_table_once_it_exists(
+    tmp_path: Path, lf: Any
+) -> None:
+    """Maintenance expires and compacts the drift audit table like every other; granted only
+    per table in the file, it had no permission on it (the table is no topic's)."""
+    maintenance = role("maintenance-job")
+    doc = governance_doc()
+    doc["lake_formation"]["grants"]["maintenance_job"] = {"curated": ["ALL"]}
+    context = load_governance_context(write_project(tmp_path, gov_doc=doc), "test")
+    first = _plan(context, lf)
+    assert sorted(_on_audit(first.deferred)) == sorted([(CURATION, ("ALL",)), (maintenance, ("ALL",))])
+    apply_grant_plan(first, lf)
+    lf.grant_permissions(  # the first drift: curation creates the table
+        CatalogId=ACCOUNT,
+        Principal={"DataLakePrincipalIdentifier": CURATION},
+        Resource=AUDIT,
+        Permissions=["ALL"],
+    )
+    plan = _plan(context, lf)
+    assert _on_audit(plan.missing) == [(maintenance, ("ALL",))] and plan.deferred == ()
+    apply_grant_plan(plan, lf)
+    assert (maintenance, "table lakehouse_curated.lean_ops_drift_audit", "ALL") in _listed(lf)
+
+
 def test_the_shipped_grants_let_the_lambda_describe_every_table_get_all_checkpoints_reads() -> None:
     """conf/governance/dev.yaml: the checkpoints Lambda lists raw, curated and semantic
     (``<semantic_db>.<topic>`` carries the curated checkpoint); Lake Formation hides a table the

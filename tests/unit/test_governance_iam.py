@@ -254,6 +254,21 @@ def test_curation_may_create_and_append_to_the_drift_audit_table(context: Govern
         assert not _allows(policies[name], "s3:PutObject", f"{files}/metadata/00001-b.metadata.json"), name
 
 
+def test_maintenance_may_rewrite_the_drift_audit_table(context: GovernanceContext) -> None:
+    """The default maintenance run expires and compacts the drift audit table too
+    (maintenance.runner.resolve_tables); with table-scoped ARNs it was left out and AWS
+    refused every operation on it."""
+    maintenance = _policies(context)["maintenance_job"]
+    glue_table = f"arn:aws:glue:{REGION_ACCOUNT}:table/lakehouse_curated/lean_ops_drift_audit"
+    for action in ("glue:GetTable", "glue:UpdateTable"):
+        assert _allows(maintenance, action, glue_table), action
+    files = f"{WAREHOUSE}/lakehouse_curated.db/lean_ops_drift_audit"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert _allows(maintenance, action, f"{files}/data/detected_at_day=2024-05-01/00000-0-a.parquet"), (
+            action
+        )
+
+
 def test_semantic_never_touches_raw_or_quarantine_and_can_refresh_snowflake(
     context: GovernanceContext,
 ) -> None:
