@@ -19,7 +19,7 @@ from lean_ops_spark.catalog.checkpoints import snapshot_records
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config.models import Profile, ProjectConfig
 from lean_ops_spark.drift.audit import audit_table
-from lean_ops_spark.errors import ConfigError
+from lean_ops_spark.errors import CatalogError, ConfigError
 from lean_ops_spark.maintenance.health import TableHealth, measure_health
 from lean_ops_spark.maintenance.policy import (
     FREQUENCIES,
@@ -129,7 +129,7 @@ class TableReport:
 
     @property
     def status(self) -> str:
-        if not self.exists:
+        if not self.exists and self.error is None:
             return "missing"
         if self.error is not None or any(o.status == "failed" for o in self.operations):
             return "failed"
@@ -271,10 +271,15 @@ def resolve_tables(config: ProjectConfig, names: Sequence[str] = ()) -> tuple[Ta
 
 
 def _exists(spark: SparkSession, table: TableRef) -> bool:
+    """Whether ``table`` exists; a catalog that cannot answer (access denied, an outage) raises
+    a CatalogError naming the table: such a table is not "not created yet"."""
     try:
         return bool(spark.catalog.tableExists(table.sql))
-    except Exception:
-        return False
+    except Exception as exc:
+        raise CatalogError(
+            f"{table.sql}: the catalog cannot tell whether the table exists: "
+            f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        ) from exc
 
 
 def survey_health(
@@ -285,7 +290,11 @@ def survey_health(
     sink: MetricSink | None = None,
     now: datetime | None = None,
 ) -> HealthSurvey:
-    """Measure each existing table (with its own policy's thresholds) and emit health metrics."""
+    """Measure each existing table (with its own policy's thresholds) and emit health metrics.
+
+    Raises:
+        CatalogError: the catalog cannot tell whether a table exists (access denied, an outage).
+    """
     sink = sink or NullSink()
     healths, missing = [], []
     for table in tables:
@@ -420,7 +429,13 @@ def maintain(
     version = iceberg_runtime_version(spark)
     reports = []
     for table in targets:
-        if not _exists(spark, table):
+        try:
+            exists = _exists(spark, table)
+        except CatalogError as exc:  # reported as a failure of this table, not as missing
+            _log.error("%s", exc)
+            reports.append(TableReport(table, exists=False, error=str(exc)))
+            continue
+        if not exists:
             reports.append(TableReport(table, exists=False))
             continue
         try:

@@ -355,3 +355,31 @@ def test_resolve_tables_accepts_configured_and_semantic_names_only() -> None:
     assert audit.layer == "audit"
     with pytest.raises(ConfigError, match=r"unknown table 'raw\.payments_staging'"):
         resolve_tables(config, ["raw.payments_staging"])
+
+
+class _DeniedCatalog:
+    """A session whose catalog cannot answer (AccessDenied, an outage), without a JVM."""
+
+    class sparkContext:
+        _jvm = None
+
+    class catalog:
+        @staticmethod
+        def tableExists(name: str) -> bool:
+            raise RuntimeError(f"AccessDeniedException: no permission on {name}")
+
+
+def test_a_table_the_catalog_cannot_answer_for_fails_the_run_instead_of_counting_as_missing() -> None:
+    """Any ``tableExists`` error read as "not created yet": the run reported every table
+    ``missing`` and ``ok``, and a role without access went unnoticed for good."""
+    from lean_ops_spark.errors import CatalogError
+    from lean_ops_spark.maintenance.runner import maintain, survey_health
+
+    config = load_project(CONF, "local")
+    table = resolve_tables(config, ["raw.orders_staging"])[0]
+    report = maintain(_DeniedCatalog(), config, MaintenanceRequest(), tables=[table])  # type: ignore[arg-type]
+    [only] = report.tables
+    assert only.status == "failed" and not report.ok
+    assert only.error is not None and "lake.raw.orders_staging" in only.error and "AccessDenied" in only.error
+    with pytest.raises(CatalogError, match=r"lake\.raw\.orders_staging: the catalog cannot tell"):
+        survey_health(_DeniedCatalog(), config, [table])  # type: ignore[arg-type]
