@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.config import ProjectConfig, load_project
 from lean_ops_spark.curation.job import positive_int as parse_positive_int
-from lean_ops_spark.errors import RuntimeSetupError
-from lean_ops_spark.runtime.jars import default_jars_dir
+from lean_ops_spark.errors import CatalogError, RuntimeSetupError
+from lean_ops_spark.runtime.jars import default_jars_dir, local_jar_paths
 from lean_ops_spark.session import LocalHome, build_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from lean_ops_spark.catalog.naming import TableRef
 
 __all__ = ["CliContext", "add_common_options", "positive_int"]
 
@@ -117,6 +122,49 @@ class CliContext:
         home = self.home
         if self.config.profile.kind == "local" and not home.catalog_db.is_file():
             raise RuntimeSetupError(f"no catalog at {home.catalog_db}: run `lean-ops init` first")
+
+    def init_command(self, topic: str | None = None) -> str:
+        """The ``lean-ops init`` command line that creates what this invocation lacks: with
+        ``--home`` when the home is not the default one (a plain ``init`` would create ./.lean-ops)."""
+        words = ["lean-ops", "init"]
+        if Path(self.args.home) != Path(".lean-ops"):
+            words += ["--home", self.args.home]
+        if topic is not None:
+            words += ["--topics", topic]
+        return shlex.join(words)
+
+    def require_local_runtime(self) -> None:
+        """A local run's home and jars, checked before any work (``pipeline`` starts Spark only
+        when a topic has something to run, possibly after other topics finished).
+
+        Raises:
+            RuntimeSetupError: no ``catalog.db`` in the home, or a jar was never fetched.
+        """
+        self.require_catalog()
+        if self.config.profile.kind == "local":
+            local_jar_paths(self.jars_dir, self.config.profile.iceberg_version)
+
+    @contextmanager
+    def tables_required(self, topic: str, *tables: TableRef) -> Iterator[None]:
+        """Turn Spark's error for a table that was never created (an unexpected
+        ``AnalysisException``, exit 4) into one naming the missing tables and the ``init`` to run.
+
+        Raises:
+            CatalogError: the block failed on a missing table and one of ``tables`` does not exist.
+        """
+        try:
+            yield
+        except Exception as exc:
+            text = str(exc)
+            if "TABLE_OR_VIEW_NOT_FOUND" not in text and "NoSuchTable" not in text:
+                raise
+            spark = self.spark()
+            missing = [t.sql for t in tables if not spark.catalog.tableExists(t.sql)]
+            if not missing:
+                raise
+            raise CatalogError(
+                f"table(s) missing: {', '.join(missing)}: run `{self.init_command(topic)}` first"
+            ) from exc
 
     def spark(self) -> SparkSession:
         if self._spark is None:

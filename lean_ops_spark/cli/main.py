@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -62,6 +63,31 @@ COMMANDS = (
 )
 
 
+#: One example per command, shown at the end of its ``--help``.
+EXAMPLES = {
+    "setup-jars": "lean-ops setup-jars --iceberg-version 1.7.1 --with-aws",
+    "demo": "lean-ops demo --home /tmp/lake --events 500",
+    "validate": "lean-ops validate --conf s3://my-bucket/conf --json",
+    "init": "lean-ops init --topics orders",
+    "tables": "lean-ops tables --topics orders --json",
+    "seed": "lean-ops seed --topic orders --events 5000 --error-rate 0.05 --duplicates 0.05 --late 0.02",
+    "curate": "lean-ops curate --topic orders --all-batches --json",
+    "replay": "lean-ops replay --topic orders --max-attempts 3",
+    "drift": "lean-ops drift --topic orders --json",
+    "semantic": "lean-ops semantic --topic orders",
+    "dq": "lean-ops dq --table curated.orders --json",
+    "pipeline": "lean-ops pipeline --topics orders --env dev",
+    "deploy": "lean-ops deploy --env dev --dry-run",
+    "health": "lean-ops health --table curated.orders --html health.html",
+    "maintain": "lean-ops maintain --table curated.orders --dry-run --ops rewrite_data_files expire_snapshots",
+    "grants": "lean-ops grants --env dev --dry-run",
+    "iam": "lean-ops iam --env dev --out policies/",
+    "snowflake": "lean-ops snowflake ddl --env dev --out snowflake.sql",
+    "snowflake ddl": "lean-ops snowflake ddl --env dev --out snowflake.sql",
+    "snowflake refresh": "lean-ops snowflake refresh --env dev --dry-run",
+}
+
+
 class UsageError(SystemExit):
     """The command line does not parse (argparse's error, raised instead of printed). A
     ``SystemExit`` with code 2, as argparse's own, for callers of ``build_parser()``."""
@@ -95,7 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for command in COMMANDS:
         command.register(subparsers, common)
+    _add_examples(subparsers, "")
     return parser
+
+
+class _ExampleFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that the ``example:`` epilog stays one line to copy."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example: "):
+            return indent + text
+        return super()._fill_text(text, width, indent)
+
+
+def _add_examples(subparsers: argparse._SubParsersAction[Any], prefix: str) -> None:
+    """``example: ...`` at the end of each (sub)command's help, nested ones (``snowflake ddl``) too."""
+    for name, sub in subparsers.choices.items():
+        sub.epilog = f"example: {EXAMPLES[prefix + name]}"
+        sub.formatter_class = _ExampleFormatter
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_examples(action, f"{prefix}{name} ")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,8 +181,29 @@ def _report(ctx: CliContext, kind: str, message: str, code: int) -> int:
     return code
 
 
+#: A position line of a YAML parser's error (``  in "<unicode string>", line 46, column 6:``).
+_YAML_MARK = re.compile(r'^\s+in "[^"]*", (line \d+, column \d+):?$')
+
+
+def _one_line(message: str) -> str:
+    """The stderr line of an error: its first line; for a YAML parser's error (a config file
+    that does not parse), with the positions and the problem its later lines give, without
+    the quoted excerpts (the whole text stays in the ``--json`` document)."""
+    lines = message.strip().splitlines()
+    if not any(_YAML_MARK.match(line) for line in lines[1:]):
+        return lines[0]
+    parts = [lines[0]]
+    for line in lines[1:]:
+        mark = _YAML_MARK.match(line)
+        if mark:
+            parts[-1] += f" (at {mark.group(1)})"
+        elif line and not line[0].isspace():
+            parts.append(line.strip())
+    return ": ".join(parts)
+
+
 def _print_error(prog: str, kind: str, message: str, as_json: bool, partial: dict[str, Any]) -> None:
-    first_line = message.strip().splitlines()[0] if message.strip() else kind
+    first_line = _one_line(message) if message.strip() else kind
     print(f"{prog}: error: {first_line}", file=sys.stderr)
     if as_json:
         # What the command finished before it failed (e.g. the batches a backlog drain committed).

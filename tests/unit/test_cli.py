@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 
@@ -17,6 +20,41 @@ def test_every_command_has_the_common_options() -> None:
     for command in ("setup-jars", "validate", "init", "tables"):
         args = parser.parse_args([command, "--profile", "glue", "--conf", "c", "--home", "h", "--json"])
         assert (args.profile, args.conf, args.home, args.json) == ("glue", "c", "h", True)
+
+
+def test_snowflake_takes_the_common_options_before_its_subcommand_too() -> None:
+    """`lean-ops snowflake --json ddl ...` used to be refused (`unrecognized arguments: --json`)
+    though every command takes them before or after its name."""
+    parser = build_parser()
+    for argv in (
+        ["snowflake", "--json", "--conf", "c", "ddl", "--env", "dev"],
+        ["snowflake", "ddl", "--env", "dev", "--json", "--conf", "c"],
+        ["--json", "--conf", "c", "snowflake", "refresh", "--env", "dev"],
+    ):
+        args = parser.parse_args(argv)
+        assert (args.json, args.conf, args.env) == (True, "c", "dev"), argv
+
+
+def _command_parsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[prefix + name] = sub
+                found.update(_command_parsers(sub, f"{prefix}{name} "))
+    return found
+
+
+def test_every_command_help_ends_with_an_example_that_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = _command_parsers(build_parser())
+    assert {"curate", "seed", "maintain", "snowflake ddl", "snowflake refresh"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit):
+            main([*name.split(), "--help"])
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert last.startswith(f"example: lean-ops {name.split()[0]} "), (name, last)
+        example = shlex.split(last.removeprefix("example: lean-ops "))
+        assert build_parser().parse_args(example).command == name.split()[0], name
 
 
 def test_common_options_may_come_before_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,6 +148,21 @@ def test_tables_before_init_says_to_run_init(tmp_path: Path, capsys: pytest.Capt
     assert "run `lean-ops init` first" in capsys.readouterr().err
 
 
+def test_tables_names_the_init_of_the_home_it_was_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain `lean-ops init` would create ./.lean-ops, not the tables of `--home`."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    home = tmp_path / "home"
+    home.mkdir()
+    SqlCatalog("lake", uri=f"sqlite:///{home}/catalog.db", warehouse=f"file://{home}/warehouse")
+    assert main(["tables", "--conf", CONF, "--home", str(home)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"6 table(s) missing: run `lean-ops init --home {home}`"
+    )
+
+
 def test_seed_without_a_seed_sends_new_keys_and_message_ids(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,7 +178,7 @@ def test_seed_without_a_seed_sends_new_keys_and_message_ids(
         return list(range(appends))
 
     monkeypatch.setattr(seed_command, "append_raw", append)
-    monkeypatch.setattr(CliContext, "spark", lambda self: None)
+    monkeypatch.setattr(CliContext, "spark", lambda self: MagicMock())  # every table exists
     args = [
         "seed",
         "--topic",

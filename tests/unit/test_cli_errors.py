@@ -142,6 +142,78 @@ def test_a_spark_command_refuses_a_home_that_was_never_initialised(
     assert started == [] and not home.exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        (["seed", "--topic", "orders", "--events", "10"], "lake.raw.orders_staging"),
+        (["replay", "--topic", "orders"], "lake.curated.orders, lake.curated.orders_quarantine"),
+    ],
+    ids=lambda c: c[0] if isinstance(c, list) else "",
+)
+def test_a_topic_whose_tables_were_never_created_is_named_with_the_init_command(
+    command: list[str],
+    missing: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`init --topics clickstream`, then `seed`/`replay` of orders: was exit 4, `unexpected
+    AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] ...`, after the work had started."""
+    from pyspark.errors import AnalysisException
+
+    from lean_ops_spark.cli.commands import replay as replay_command
+    from lean_ops_spark.cli.commands import seed as seed_command
+
+    def spark_fails(*_args: Any, **_kwargs: Any) -> Any:  # what Spark raises, without a JVM
+        raise AnalysisException(message="[TABLE_OR_VIEW_NOT_FOUND] The table or view ... cannot be found.")
+
+    spark = MagicMock()
+    spark.catalog.tableExists.return_value = False
+    monkeypatch.setattr(CliContext, "spark", lambda _self: spark)
+    monkeypatch.setattr(seed_command, "append_raw", spark_fails)
+    monkeypatch.setattr(replay_command, "run_replay", spark_fails)
+    home = tmp_path / "home"
+    assert main([*command, "--conf", CONF, "--home", str(home), "--json"]) == 1
+    captured = capsys.readouterr()
+    message = f"table(s) missing: {missing}: run `lean-ops init --home {home} --topics orders` first"
+    assert captured.err.strip().splitlines() == [f"lean-ops {command[0]}: error: {message}"]
+    assert _json_error(captured.out)["error"] == {"type": "CatalogError", "message": message}
+
+
+def test_a_missing_table_error_is_left_alone_when_the_topic_tables_exist(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another table missing (the check found the topic's tables): Spark's error as it was."""
+    from lean_ops_spark.cli.commands import seed as seed_command
+
+    def spark_fails(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] The table or view `other` cannot be found.")
+
+    monkeypatch.setattr(CliContext, "spark", lambda _self: MagicMock())  # tableExists: truthy
+    monkeypatch.setattr(seed_command, "append_raw", spark_fails)
+    assert main(["seed", "--topic", "orders", "--conf", CONF]) == 4
+    assert "unexpected RuntimeError: [TABLE_OR_VIEW_NOT_FOUND]" in capsys.readouterr().err
+
+
+def test_pipeline_stops_at_once_when_the_jars_were_never_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_spark: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the README says (exit 3 at once): it used to walk every topic's GetAllCheckpoints and
+    fail only when a topic first needed Spark (or fail each topic on something else)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "catalog.db").write_bytes(b"")
+    jars = tmp_path / "no-jars"
+    jars.mkdir()
+    monkeypatch.setenv("LEAN_OPS_JARS_DIR", str(jars))
+    monkeypatch.delenv("LEAN_OPS_ICEBERG_VERSION", raising=False)
+    assert main(["pipeline", "--conf", CONF, "--home", str(home)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # no per-topic progress before the error
+    assert err[0].startswith(f"lean-ops pipeline: error: missing JVM dependencies in {jars}: ")
+    assert "lean-ops setup-jars" in err[0]
+
+
 def test_init_may_start_spark_on_a_new_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def build_session(*_args: Any, **_kwargs: Any) -> Any:
         raise LedgerError("session requested")  # stands for Spark creating the home
@@ -187,6 +259,27 @@ def test_a_config_file_that_is_not_utf8_is_named(tmp_path: Path, capsys: pytest.
     assert main(["validate", "--conf", str(conf)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{profile} is not UTF-8 text" in err[0]
+
+
+def test_a_config_file_that_is_not_yaml_gets_its_position_on_the_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one stderr line used to be the parser's first line only, `... not valid YAML: while
+    parsing a flow sequence`, without the line and column, which came on the lines after it."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    topic = conf / "topics" / "orders.yaml"
+    lines = topic.read_text().splitlines()
+    topic.write_text("\n".join([*lines, "key: [unclosed", ""]))
+    assert main(["validate", "--conf", str(conf), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"lean-ops validate: error: {topic}: not valid YAML: while parsing a flow sequence "
+        f"(at line {len(lines) + 1}, column 6): expected ',' or ']', but got '<stream end>' "
+        f"(at line {len(lines) + 2}, column 1)"
+    ]
+    message = _json_error(captured.out)["error"]["message"]
+    assert "key: [unclosed" in message  # the whole parser text stays in the JSON document
 
 
 @pytest.mark.parametrize(

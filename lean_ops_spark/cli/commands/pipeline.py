@@ -51,7 +51,9 @@ def run(ctx: CliContext) -> int:
     for topic in topics:
         config.topic(topic)
     environment = load_environment(ctx.args.conf, ctx.args.env) if ctx.args.env else None
-    ctx.require_catalog()  # once, not a failed GetAllCheckpoints per topic
+    # Once, before any topic runs: not a failed GetAllCheckpoints per topic, nor missing jars
+    # found only when a topic first needs Spark (after others finished without it).
+    ctx.require_local_runtime()
 
     def progress(topic: str, event: ExecutionEvent) -> None:
         line = _describe(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lean_ops_spark.catalog.naming import topic_tables
 from lean_ops_spark.cli.context import CliContext, positive_int
 from lean_ops_spark.cli.output import format_table, print_json
 from lean_ops_spark.curation.replay import run_replay
@@ -33,7 +34,9 @@ def register(
 
 def run(ctx: CliContext) -> int:
     ctx.config.topic(ctx.args.topic)
-    result = run_replay(ctx.spark(), ctx.config, ctx.args.topic, max_attempts=ctx.args.max_attempts)
+    tables = topic_tables(ctx.config.profile, ctx.args.topic)
+    with ctx.tables_required(ctx.args.topic, tables.curated, tables.quarantine):
+        result = run_replay(ctx.spark(), ctx.config, ctx.args.topic, max_attempts=ctx.args.max_attempts)
     if ctx.json:
         print_json({"ok": True, **result.as_dict()})
         return 0

@@ -74,15 +74,17 @@ def register(
         "--error-rate",
         type=_rate,
         default=0.0,
-        help="share of events (0 to 1) with an error fault, split evenly over the error kinds",
+        help="share of events (0 to 1) with an error fault, split evenly over the error kinds (default 0)",
     )
     parser.add_argument(
         "--duplicates",
         type=_rate,
         default=0.0,
-        help="share of events (0 to 1) re-delivered or re-sent with a newer version",
+        help="share of events (0 to 1) re-delivered or re-sent with a newer version (default 0)",
     )
-    parser.add_argument("--late", type=_rate, default=0.0, help="share of events (0 to 1) months late")
+    parser.add_argument(
+        "--late", type=_rate, default=0.0, help="share of events (0 to 1) months late (default 0)"
+    )
     parser.add_argument(
         "--fault",
         type=_fault,
@@ -122,7 +124,8 @@ def run(ctx: CliContext) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     table = topic_tables(ctx.config.profile, args.topic).raw
-    snapshots = append_raw(ctx.spark(), table, batch.records, args.appends)
+    with ctx.tables_required(args.topic, table):
+        snapshots = append_raw(ctx.spark(), table, batch.records, args.appends)
     report = {**batch.as_dict(), "seed": seed, "table": table.sql, "snapshot_ids": snapshots}
     if ctx.json:
         print_json({"ok": True, **report})

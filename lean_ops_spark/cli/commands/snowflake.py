@@ -31,6 +31,7 @@ def register(
 ) -> None:
     parser = subparsers.add_parser(
         "snowflake",
+        parents=[common],  # `lean-ops snowflake --json ddl ...` as well as `... ddl --json`
         help=HELP,
         description=HELP + ". Snowflake reads the semantic Iceberg tables through the Glue Data "
         "Catalog: CREATE CATALOG INTEGRATION (GLUE or the Glue Iceberg REST endpoint) and CREATE "
@@ -38,8 +39,17 @@ def register(
         "... CATALOG_SYNC, which Snowflake does not have).",
     )
     commands = parser.add_subparsers(dest="snowflake_command", metavar="<ddl|refresh>", required=True)
-    ddl = commands.add_parser("ddl", parents=[common], help="print the DDL")
-    ddl.add_argument("--env", required=True, metavar="NAME")
+    ddl = commands.add_parser(
+        "ddl",
+        parents=[common],
+        help="print the DDL",
+        description="Print the Snowflake DDL of an environment: the catalog integration on the Glue "
+        "Data Catalog and one CREATE ICEBERG TABLE per semantic table (conf/semantic/), from "
+        "governance/<env>.yaml's snowflake: section. Reads config only: no AWS or Snowflake call.",
+    )
+    ddl.add_argument(
+        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
+    )
     ddl.add_argument("--out", metavar="FILE", help="also write the script to FILE")
     ddl.set_defaults(handler=run_ddl)
     refresh = commands.add_parser(
@@ -50,7 +60,9 @@ def register(
         "file and refresh exactly the changed ones: through the connector when snowflake.connection is "
         "configured, else into a SQL file (reported). --tables refreshes the named tables regardless.",
     )
-    refresh.add_argument("--env", required=True, metavar="NAME")
+    refresh.add_argument(
+        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
+    )
     refresh.add_argument(
         "--tables", nargs="+", metavar="TABLE", help="refresh these tables regardless of state"
     )

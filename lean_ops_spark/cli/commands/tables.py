@@ -9,7 +9,9 @@ from lean_ops_spark.catalog.pyiceberg_catalog import open_pyiceberg_catalog
 from lean_ops_spark.cli.context import CliContext
 from lean_ops_spark.cli.output import format_table, print_json
 
-HELP = "list the configured tables: current snapshot id, rows, data/delete files, size"
+HELP = (
+    "list each topic's raw, curated and quarantine table: current snapshot id, rows, data/delete files, size"
+)
 
 
 def register(
@@ -53,5 +55,5 @@ def run(ctx: CliContext) -> int:
     )
     missing = [i.table for i in infos if not i.exists]
     if missing:
-        print(f"{len(missing)} table(s) missing: run `lean-ops init`")
+        print(f"{len(missing)} table(s) missing: run `{ctx.init_command()}`")
     return 0
