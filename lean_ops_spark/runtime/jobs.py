@@ -11,6 +11,7 @@ so optional arguments are asked for only when present in ``argv``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lean_ops_spark.errors import LeanOpsError
+from lean_ops_spark.errors import ConfigError, LeanOpsError
 
 __all__ = ["ArgumentCheck", "GlueResolver", "JobRunner", "resolve_job_args", "run_job"]
 
@@ -45,6 +46,10 @@ def resolve_job_args(
         required: names the job needs (``lean_ops_conf``/``lean_ops_profile`` are added).
         optional: names read only when present.
         glue_resolver: ``awsglue.utils.getResolvedOptions`` on Glue, else None.
+
+    Raises:
+        ConfigError: off Glue, an argument the job does not take (a misspelt option would
+            otherwise be dropped silently), with the closest one it does take.
     """
     names = [*COMMON, *[n for n in required if n not in COMMON]]
     if glue_resolver is not None:
@@ -60,7 +65,19 @@ def resolve_job_args(
     for name in optional:
         parser.add_argument(f"--{name}")
     parser.add_argument("--home", default=".lean-ops", help="local profile home (not used on Glue)")
-    namespace, _unknown = parser.parse_known_args(list(argv[1:]))
+    namespace, unknown = parser.parse_known_args(list(argv[1:]))
+    if unknown:  # a misspelt option (``--max-snapshots``) must not be dropped silently
+        known = [f"--{name}" for name in (*names, *optional, "home")]
+        hints = [
+            f"{word} (did you mean {close[0]}?)"
+            if (close := difflib.get_close_matches(word, known, n=1))
+            else word
+            for word in unknown
+            if word.startswith("-")
+        ]
+        raise ConfigError(
+            f"unknown argument(s): {', '.join(hints or unknown)}; this job takes {', '.join(known)}"
+        )
     return {k: str(v) for k, v in vars(namespace).items() if v is not None}
 
 
@@ -89,9 +106,11 @@ def run_job(
     from lean_ops_spark.session import LocalHome, build_session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    arguments = resolve_job_args(argv, required, optional, glue_resolver, description=f"lean-ops {job} job")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
+        arguments = resolve_job_args(
+            argv, required, optional, glue_resolver, description=f"lean-ops {job} job"
+        )
         config = load_project(
             arguments["lean_ops_conf"],
             arguments["lean_ops_profile"],

@@ -38,6 +38,12 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         ),
         ("maintenance_job.py", ["--lean_ops_ops", "vacuum"], "unknown maintenance operation(s) vacuum"),
         ("maintenance_job.py", ["--lean_ops_frequency", "hourly!"], "frequency 'hourly!' is not one of"),
+        # a misspelt option was dropped silently, and the run went on without it
+        (
+            "curation_job.py",
+            ["--topic", "orders", "--max-snapshots", "5"],
+            "unknown argument(s): --max-snapshots (did you mean --max_snapshots?)",
+        ),
     ],
 )
 def test_a_job_refuses_bad_arguments_before_spark_with_exit_code_2(
