@@ -12,7 +12,7 @@ unchanged, its audit branch kept) or the run failed.
 import sys
 
 from lean_ops_spark.runtime.jobs import run_job
-from lean_ops_spark.semantic.job import run_semantic_job
+from lean_ops_spark.semantic.job import check_semantic_arguments, run_semantic_job
 
 REQUIRED_ARGUMENTS = ("topic", "run_id", "curated_snapshot_id")
 OPTIONAL_ARGUMENTS = ("lean_ops_env",)  # deploy sets it: Snowflake refresh after the commits
@@ -31,5 +31,6 @@ if __name__ == "__main__":
             required=REQUIRED_ARGUMENTS,
             optional=OPTIONAL_ARGUMENTS,
             glue_resolver=glue_resolver,
+            check=check_semantic_arguments,
         )
     )

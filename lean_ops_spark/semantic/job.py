@@ -98,6 +98,7 @@ __all__ = [
     "STEP_WRITTEN",
     "ModelResult",
     "SemanticResult",
+    "check_semantic_arguments",
     "run_semantic",
     "run_semantic_job",
 ]
@@ -705,6 +706,19 @@ def _snapshot_argument(value: str | None) -> int | None:
         return int(value)
     except ValueError:
         raise ConfigError(f"--curated_snapshot_id must be a snapshot id, got {value!r}") from None
+
+
+def check_semantic_arguments(config: ProjectConfig, arguments: Mapping[str, str]) -> None:
+    """An unknown topic, a curated snapshot id that is not one, or a run id the commit would
+    refuse fails before a session starts (``ConfigError``), as the curation job's do."""
+    from lean_ops_spark.curation.pipeline import check_run_id
+
+    if "topic" not in arguments:
+        raise ConfigError("the semantic job needs --topic")
+    config.topic(arguments["topic"])
+    _snapshot_argument(arguments.get("curated_snapshot_id"))
+    if arguments.get("run_id"):
+        check_run_id(arguments["run_id"])
 
 
 SNOWFLAKE_REFRESH_FAILED_METRIC = "SnowflakeRefreshFailed"

@@ -38,6 +38,17 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         ),
         ("maintenance_job.py", ["--lean_ops_ops", "vacuum"], "unknown maintenance operation(s) vacuum"),
         ("maintenance_job.py", ["--lean_ops_frequency", "hourly!"], "frequency 'hourly!' is not one of"),
+        # the semantic job started its session before it refused these
+        (
+            "semantic_job.py",
+            ["--topic", "payments", "--run_id", "r:1", "--curated_snapshot_id", "1"],
+            "unknown topic 'payments'",
+        ),
+        (
+            "semantic_job.py",
+            ["--topic", "orders", "--run_id", "r:1", "--curated_snapshot_id", "latest"],
+            "--curated_snapshot_id must be a snapshot id, got 'latest'",
+        ),
         # a misspelt option was dropped silently, and the run went on without it
         (
             "curation_job.py",
