@@ -22,7 +22,8 @@ which it creates on its first drift and appends to on every one (Lake Formation 
 that ``ALL`` for it as the table's creator, so it is never an extra); so does the
 maintenance job, which expires and compacts the table like every other. Each is granted
 only once the table exists (Lake Formation lists a permission on it), because a grant on a
-table that does not exist fails, and until then the plan lists it as ``deferred``.
+table that does not exist fails, and until then the plan lists it as ``deferred``. So are the
+grants on a semantic table until its model's first semantic run creates it.
 """
 
 from __future__ import annotations
@@ -250,8 +251,9 @@ def _pipeline_grants(
 
 def _not_created_yet(scope: GovernedScope, listed: Iterable[LfGrant]) -> set[tuple[str, str]]:
     """``(database, table)`` of the tables the pipeline creates when first needed (the drift
-    audit table) that do not exist yet: Lake Formation lists no permission on them."""
-    on_demand = {(t.database, t.name) for t in scope.tables("audit")}
+    audit table on the first drift, a semantic table on its model's first run) that do not
+    exist yet: Lake Formation lists no permission on them (a table's creator always has one)."""
+    on_demand = {(t.database, t.name) for layer in ("audit", "semantic") for t in scope.tables(layer)}
     return on_demand - {(g.resource.database, g.resource.table) for g in listed if g.resource.table}
 
 

@@ -45,7 +45,25 @@ def context(tmp_path: Path) -> GovernanceContext:
     return load_governance_context(write_project(tmp_path), "test")
 
 
-def _plan(context: GovernanceContext, lf: Any, **kwargs: Any) -> GrantPlan:
+ADMIN = role("lake-admin")  # a principal the file does not manage
+
+
+def _create_semantic_tables(context: GovernanceContext, lf: Any) -> None:
+    """What a semantic job's first run leaves in Lake Formation: a permission on each table it
+    creates (here an unmanaged admin's, so no managed grant changes)."""
+    for table in context.scope().tables("semantic"):
+        lf.grant_permissions(
+            CatalogId=ACCOUNT,
+            Principal={"DataLakePrincipalIdentifier": ADMIN},
+            Resource={"Table": {"DatabaseName": table.database, "Name": table.name}},
+            Permissions=["DESCRIBE"],
+        )
+
+
+def _plan(context: GovernanceContext, lf: Any, *, semantic_created: bool = True, **kwargs: Any) -> GrantPlan:
+    """The plan, by default once the semantic tables exist (the semantic job created them)."""
+    if semantic_created and not any(who == ADMIN for who, _what, _p in _listed(lf)):
+        _create_semantic_tables(context, lf)
     return plan_grants(context.governance, context.environment, context.scope(), lf, **kwargs)
 
 
@@ -67,7 +85,7 @@ def test_first_run_grants_the_config_and_the_second_changes_nothing(
     first = _plan(context, lf)
     assert first.unchanged == 0 and first.extra == () and first.warnings == ()
     apply_grant_plan(first, lf)
-    listed = _listed(lf)
+    listed = {entry for entry in _listed(lf) if entry[0] != ADMIN}  # not the semantic tables' creator
     # curation: SELECT/DESCRIBE on raw, ALL on curated and quarantine, CREATE_TABLE on the curated db
     assert (CURATION, "table lakehouse_raw.orders_staging", "SELECT") in listed
     assert (CURATION, "table lakehouse_raw.orders_staging", "ALL") not in listed
@@ -96,7 +114,7 @@ def test_first_run_grants_the_config_and_the_second_changes_nothing(
     assert second.missing == () and second.extra == ()
     assert second.unchanged == len(listed)
     apply_grant_plan(second, lf)
-    assert _listed(lf) == listed
+    assert {entry for entry in _listed(lf) if entry[0] != ADMIN} == listed
 
 
 def test_the_column_exclusion_is_granted_as_table_with_columns(context: GovernanceContext, lf: Any) -> None:
@@ -317,6 +335,25 @@ def test_a_maintenance_job_the_file_names_gets_all_on_the_drift_audit_table_once
     assert _on_audit(plan.missing) == [(maintenance, ("ALL",))] and plan.deferred == ()
     apply_grant_plan(plan, lf)
     assert (maintenance, "table lakehouse_curated.lean_ops_drift_audit", "ALL") in _listed(lf)
+
+
+def test_grants_on_semantic_tables_wait_for_the_semantic_jobs_first_run(
+    context: GovernanceContext, lf: Any
+) -> None:
+    """A semantic table is created by its model's first run; a grant on it before that fails in
+    Lake Formation (EntityNotFoundException) and with it the whole apply of a new environment.
+    Such grants are deferred until the table exists, then granted."""
+    semantic = {t.name for t in context.scope().tables("semantic")}
+    first = _plan(context, lf, semantic_created=False)
+    assert semantic and {c.resource.table for c in first.deferred} >= semantic
+    assert not any(c.resource.table in semantic for c in first.missing)
+    apply_grant_plan(first, lf)
+    _create_semantic_tables(context, lf)
+    second = _plan(context, lf)
+    assert {c.resource.table for c in second.missing} >= semantic
+    assert not any(c.resource.table in semantic for c in second.deferred)
+    apply_grant_plan(second, lf)
+    assert (SNOWFLAKE, "table lakehouse_semantic.customer_orders", "DESCRIBE") in _listed(lf)
 
 
 def test_the_shipped_grants_let_the_lambda_describe_every_table_get_all_checkpoints_reads() -> None:
