@@ -57,6 +57,7 @@ _COUNTS = (
     "data_bytes",
     "records",
     "pos_files",
+    "dv_files",
     "eq_files",
     "pos_records",
     "eq_records",
@@ -81,6 +82,11 @@ class PartitionHealth:
     ``values`` hold the fields of the spec the files were written with. ``current_spec`` is
     False for files written before the table's partitioning evolved: a filter built from the
     current spec's fields does not select them.
+
+    ``last_updated_ms`` is when the newest live file of the partition was committed; None
+    when the snapshots that wrote its files have been expired. Those snapshots are older
+    than every live ancestor of the current snapshot, so ``updated_before_ms`` then holds the
+    commit time of the oldest live ancestor: the partition was last written before it.
     """
 
     values: tuple[tuple[str, PartitionValue], ...]
@@ -93,6 +99,9 @@ class PartitionHealth:
     last_updated_ms: int | None = None
     spec_id: int | None = None
     current_spec: bool = True
+    #: Of ``position_delete_file_count``: v3 deletion vectors (blobs in Puffin files).
+    deletion_vector_count: int = 0
+    updated_before_ms: int | None = None
 
     @property
     def label(self) -> str:
@@ -144,6 +153,10 @@ class TableHealth:
     record_count: int = 0
     position_delete_file_count: int = 0
     equality_delete_file_count: int = 0
+    #: Of ``position_delete_file_count``: v3 deletion vectors (one per data file they delete
+    #: from; several share a Puffin file). Merged by compaction, never by
+    #: ``rewrite_position_delete_files``.
+    deletion_vector_count: int = 0
     position_delete_record_count: int = 0
     equality_delete_record_count: int = 0
     delete_bytes: int = 0
@@ -231,6 +244,7 @@ class TableHealth:
             "record_count": self.record_count,
             "position_delete_file_count": self.position_delete_file_count,
             "equality_delete_file_count": self.equality_delete_file_count,
+            "deletion_vector_count": self.deletion_vector_count,
             "delete_file_count": self.delete_file_count,
             "delete_file_ratio": round(self.delete_file_ratio, 4),
             "position_delete_record_count": self.position_delete_record_count,
@@ -394,6 +408,13 @@ def measure_health(
     bucket = (
         "CASE WHEN content = 0 THEN CAST(floor(log2(greatest(file_size_in_bytes, 1))) AS INT) ELSE -1 END"
     )
+    # A v3 deletion vector is a blob in a Puffin file that holds the vectors of other data files
+    # too; every vector's row repeats the file's size, so its own bytes are the blob's.
+    delete_size = (
+        "CASE WHEN file_format = 'PUFFIN' THEN content_size_in_bytes ELSE file_size_in_bytes END"
+        if "content_size_in_bytes" in files.columns
+        else "file_size_in_bytes"
+    )
     cell_rows = spark.sql(
         f"SELECT {group}{bucket} AS bucket, "
         "count_if(content = 0) AS data_files, "
@@ -401,9 +422,10 @@ def measure_health(
         "coalesce(sum(CASE WHEN content = 0 THEN file_size_in_bytes END), 0) AS data_bytes, "
         "coalesce(sum(CASE WHEN content = 0 THEN record_count END), 0) AS records, "
         "count_if(content = 1) AS pos_files, count_if(content = 2) AS eq_files, "
+        "count_if(content = 1 AND file_format = 'PUFFIN') AS dv_files, "
         "coalesce(sum(CASE WHEN content = 1 THEN record_count END), 0) AS pos_records, "
         "coalesce(sum(CASE WHEN content = 2 THEN record_count END), 0) AS eq_records, "
-        "coalesce(sum(CASE WHEN content > 0 THEN file_size_in_bytes END), 0) AS delete_bytes "
+        f"coalesce(sum(CASE WHEN content > 0 THEN {delete_size} END), 0) AS delete_bytes "
         f"FROM {table.metadata_table('files')} GROUP BY {group}{bucket}"
     ).collect()
     updated_rows = spark.sql(
@@ -418,6 +440,10 @@ def measure_health(
         f"FROM {table.metadata_table('manifests')} GROUP BY content"
     ).collect()
     records = metadata.records
+    # Files whose writing snapshots were expired have no last update: they were written before
+    # the oldest live ancestor of the current snapshot (expiry removes the oldest ancestors).
+    ancestors = list(metadata.ancestors())
+    oldest_ancestor_ms = ancestors[-1].committed_at_ms if ancestors else None
 
     # Keyed by spec id too: after partition evolution an older spec's files show nulls for
     # the fields it lacks, which must not merge them with (or read as) real null partitions.
@@ -445,6 +471,8 @@ def measure_health(
                 last_updated_ms=last_updated.get(values),
                 spec_id=spec_id,
                 current_spec=spec_id == current_spec,
+                deletion_vector_count=t["dv_files"],
+                updated_before_ms=oldest_ancestor_ms if last_updated.get(values) is None else None,
             )
             for (spec_id, values), t in sums.items()
         ),
@@ -464,6 +492,7 @@ def measure_health(
         record_count=sum(p.record_count for p in partitions),
         position_delete_file_count=sum(p.position_delete_file_count for p in partitions),
         equality_delete_file_count=sum(p.equality_delete_file_count for p in partitions),
+        deletion_vector_count=sum(p.deletion_vector_count for p in partitions),
         position_delete_record_count=sum(t["pos_records"] for t in sums.values()),
         equality_delete_record_count=sum(t["eq_records"] for t in sums.values()),
         delete_bytes=sum(t["delete_bytes"] for t in sums.values()),

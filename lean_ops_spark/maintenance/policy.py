@@ -121,10 +121,33 @@ def operation_gate(name: str, policy: MaintenancePolicy, ctx: PlanContext) -> st
     return None
 
 
+def _explicit_gate(name: str, policy: MaintenancePolicy, ctx: PlanContext) -> str | None:
+    """:func:`operation_gate` without the schedule: for work that completes another operation."""
+    if ctx.only is not None and name not in ctx.only:
+        return "not requested (--ops)"
+    if not policy.operation(name).enabled:
+        return f"disabled by policy ({policy.source or 'maintenance config'})"
+    return None
+
+
 def _labels(partitions: Sequence[PartitionHealth], limit: int = 5) -> str:
     labels = [p.label for p in partitions[:limit]]
     more = len(partitions) - len(labels)
     return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
+
+
+def _is_hot(p: PartitionHealth, hot_days: int, cutoff_ms: int) -> bool:
+    """Whether ``p`` was written after ``cutoff_ms`` (every partition is, with ``hot_days`` 0).
+
+    A partition whose writing snapshots were expired has no last update, only a bound (it was
+    written before ``updated_before_ms``): cold when that bound is not after the cut-off,
+    else it may be hot and is taken as hot.
+    """
+    if hot_days == 0:
+        return True
+    if p.last_updated_ms is not None:
+        return p.last_updated_ms >= cutoff_ms
+    return p.updated_before_ms is None or p.updated_before_ms > cutoff_ms
 
 
 def _compaction_filter(health: TableHealth, scope: Sequence[PartitionHealth]) -> tuple[str | None, str]:
@@ -188,8 +211,7 @@ def _plan_rewrite_data_files(
     hot = [
         p
         for p in health.partitions
-        if p.small_file_count >= th.min_small_files
-        and (hot_days == 0 or p.last_updated_ms is None or p.last_updated_ms >= cutoff)
+        if p.small_file_count >= th.min_small_files and _is_hot(p, hot_days, cutoff)
     ]
     hot.sort(key=lambda p: (-p.small_file_count, p.label))
     ratio_text = (
@@ -227,6 +249,10 @@ def _plan_rewrite_data_files(
         "max-concurrent-file-group-rewrites": str(op.int_option("max_concurrent_file_group_rewrites", 2)),
         "min-input-files": str(th.min_small_files),
         "target-file-size-bytes": str(health.target_file_size_bytes),
+        # What binpack merges is what health counted as small (Iceberg's own default is 75% of
+        # the target): with another small_file_fraction the call would rewrite other files, or
+        # none of those that made it run. Iceberg requires it below the target.
+        "min-file-size-bytes": str(min(health.small_file_threshold_bytes, health.target_file_size_bytes - 1)),
     }
     if ctx.iceberg_version is not None and ctx.iceberg_version >= (1, 10):
         # A group whose commit loses to a concurrent writer fails the call, so the conflict is
@@ -258,28 +284,76 @@ def _plan_rewrite_data_files(
 
 
 def _plan_rewrite_position_deletes(
-    health: TableHealth, policy: MaintenancePolicy, ctx: PlanContext, compaction_applies_deletes: bool
+    health: TableHealth, policy: MaintenancePolicy, ctx: PlanContext, compaction: PlannedOperation | None
 ) -> PlannedOperation:
+    """``compaction``: the compaction planned to apply deletes (None: none is).
+
+    Deletion vectors (v3) are left out: ``rewrite_position_delete_files`` never rewrites them
+    (a compaction applying deletes drops those of the files it rewrites).
+    """
     name = "rewrite_position_delete_files"
+    th = policy.thresholds
+    vectors = health.deletion_vector_count
+    count = health.position_delete_file_count - vectors
+    dv_note = f" (besides {vectors} deletion vectors, which only compaction merges)" if vectors else ""
+    if compaction is not None:
+        # The compaction rewrites the data files with deletes, but Iceberg drops only the deletes
+        # older than every data file of their partition: the position deletes of the rewritten
+        # files stay live (and keep the delete ratio up) while the partition holds other files.
+        # Rewriting every position delete file of its scope drops those that match no live file.
+        gate = _explicit_gate(name, policy, ctx)
+        if gate:
+            return PlannedOperation(name, False, gate)
+        if not count:
+            return PlannedOperation(
+                name,
+                False,
+                f"no position delete files{dv_note}: the compaction planned above applies the deletes",
+            )
+        call = compaction.call
+        where = call.where if isinstance(call, RewriteDataFilesCall) else None
+        return PlannedOperation(
+            name,
+            True,
+            f"{count} position delete files{dv_note}: after the compaction planned above rewrites the data "
+            "files they delete from, they no longer apply but stay live unless rewritten (Iceberg only "
+            "drops deletes older than every data file of their partition); rewriting all of them in its "
+            "scope drops those",
+            RewritePositionDeletesCall(
+                where=where,
+                options=MappingProxyType({"partial-progress.enabled": "true", "rewrite-all": "true"}),
+            ),
+            compaction.scope,
+        )
     gate = operation_gate(name, policy, ctx)
     if gate:
         return PlannedOperation(name, False, gate)
-    th = policy.thresholds
-    count = health.position_delete_file_count
-    if compaction_applies_deletes:
-        return PlannedOperation(
-            name, False, f"{count} position delete files: the compaction planned above applies them"
-        )
     if count < th.min_position_delete_files:
         return PlannedOperation(
-            name, False, f"{count} position delete files, fewer than {th.min_position_delete_files}"
+            name, False, f"{count} position delete files{dv_note}, fewer than {th.min_position_delete_files}"
+        )
+    # Delete files are merged within their partition only, so only partitions holding several
+    # count (with min-input-files 2; Iceberg's default 5 would leave partitions of 2-4 alone).
+    mergeable = [p for p in health.partitions if p.position_delete_file_count - p.deletion_vector_count >= 2]
+    merge_count = sum(p.position_delete_file_count - p.deletion_vector_count for p in mergeable)
+    if merge_count < th.min_position_delete_files:
+        return PlannedOperation(
+            name,
+            False,
+            f"{count} position delete files{dv_note}, but only {merge_count} in partitions holding more than "
+            f"one (delete files are merged within their partition): fewer than {th.min_position_delete_files}",
         )
     return PlannedOperation(
         name,
         True,
-        f"{count} position delete files >= {th.min_position_delete_files} (delete-file ratio "
-        f"{health.delete_file_ratio:.2f} within {th.delete_file_ratio:.2f}): merge them and drop dangling ones",
-        RewritePositionDeletesCall(options=MappingProxyType({"partial-progress.enabled": "true"})),
+        f"{count} position delete files{dv_note}, {merge_count} of them in {len(mergeable)} partition(s) "
+        f"holding more than one, >= {th.min_position_delete_files} (delete-file ratio "
+        f"{health.delete_file_ratio:.2f} within {th.delete_file_ratio:.2f}): merge them per partition and "
+        "drop dangling ones",
+        RewritePositionDeletesCall(
+            options=MappingProxyType({"partial-progress.enabled": "true", "min-input-files": "2"})
+        ),
+        tuple(p.label for p in mergeable),
     )
 
 
@@ -381,7 +455,7 @@ def plan_maintenance(
     planned = {
         "rewrite_data_files": compaction,
         "rewrite_position_delete_files": _plan_rewrite_position_deletes(
-            health, policy, context, applies_deletes and compaction.run
+            health, policy, context, compaction if applies_deletes and compaction.run else None
         ),
         "rewrite_manifests": _plan_rewrite_manifests(health, policy, context),
         "expire_snapshots": _plan_expire_snapshots(health, policy, context),

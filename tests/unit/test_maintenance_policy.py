@@ -165,10 +165,10 @@ def test_cold_partitions_are_left_alone_unless_hot_days_is_zero() -> None:
     assert "1 partition(s) hold >= 5 small files" in decision.reason
 
 
-def test_delete_files_above_ratio_make_compaction_apply_deletes_and_skip_delete_rewrite() -> None:
+def test_delete_files_above_ratio_make_compaction_apply_deletes_then_drop_the_deletes_it_leaves() -> None:
     with_deletes = partition(date(2026, 11, 20), files=10, small=0, deletes=4)
     clean = partition(date(2026, 11, 19), files=10, small=0)
-    decisions = plan(health(with_deletes, clean))
+    decisions = plan(health(with_deletes, clean))  # a run of any schedule: the rewrite completes it
     compaction = decisions["rewrite_data_files"]
     assert compaction.run
     assert "4 delete files for 20 data files (ratio 0.20 > 0.10)" in compaction.reason
@@ -177,9 +177,85 @@ def test_delete_files_above_ratio_make_compaction_apply_deletes_and_skip_delete_
     assert compaction.call.options["remove-dangling-deletes"] == "true"
     assert compaction.call.options["use-starting-sequence-number"] == "false"
     assert compaction.scope == ("ingestion_ts_day=2026-11-20",)
+    # Iceberg keeps the position deletes of the rewritten files while their partition holds other
+    # (older) data files: only rewriting the delete files drops them.
     delete_rewrite = decisions["rewrite_position_delete_files"]
-    assert not delete_rewrite.run
-    assert "the compaction planned above applies them" in delete_rewrite.reason
+    assert delete_rewrite.run
+    assert (
+        "after the compaction planned above rewrites the data files they delete from" in delete_rewrite.reason
+    )
+    assert isinstance(delete_rewrite.call, RewritePositionDeletesCall)
+    assert delete_rewrite.call.where == compaction.call.where
+    assert delete_rewrite.call.options["rewrite-all"] == "true"
+    assert delete_rewrite.scope == compaction.scope
+
+
+def test_the_delete_rewrite_after_compaction_respects_ops_and_disabling_and_skips_vectors() -> None:
+    with_deletes = partition(date(2026, 11, 20), files=10, small=0, deletes=4)
+    only = plan(health(with_deletes), only=frozenset({"rewrite_data_files"}))
+    assert only["rewrite_data_files"].run
+    assert only["rewrite_position_delete_files"].reason == "not requested (--ops)"
+    disabled = parse_maintenance(
+        {"operations": {"rewrite_position_delete_files": {"enabled": False}}}, "m.yaml"
+    )
+    assert not plan(health(with_deletes), disabled)["rewrite_position_delete_files"].run
+    # v3: deletion vectors only; compaction drops those of the files it rewrites
+    vectors = replace(with_deletes, deletion_vector_count=4)
+    decision = plan(health(vectors, deletion_vector_count=4))["rewrite_position_delete_files"]
+    assert not decision.run
+    assert decision.reason == (
+        "no position delete files (besides 4 deletion vectors, which only compaction merges): "
+        "the compaction planned above applies the deletes"
+    )
+
+
+def test_deletion_vectors_do_not_make_a_position_delete_rewrite_run() -> None:
+    # rewrite_position_delete_files never rewrites v3 deletion vectors: it would run every time
+    # and change nothing
+    vectors = partition(date(2026, 11, 20), files=200, small=0, deletes=12)
+    decision = plan(health(vectors, deletion_vector_count=12), frequency="weekly")[
+        "rewrite_position_delete_files"
+    ]
+    assert not decision.run
+    assert decision.reason == (
+        "0 position delete files (besides 12 deletion vectors, which only compaction merges), fewer than 10"
+    )
+    mixed = plan(health(vectors, deletion_vector_count=2), frequency="weekly")[
+        "rewrite_position_delete_files"
+    ]
+    assert mixed.run and mixed.reason.startswith("10 position delete files (besides 2 deletion vectors")
+
+
+def test_partitions_written_by_expired_snapshots_are_cold_when_written_before_the_window() -> None:
+    # The partitions table has no last update for files whose writing snapshots were expired;
+    # they were written before the oldest live ancestor (updated_before_ms).
+    expired_long_ago = replace(
+        partition(date(2026, 9, 1), files=10, small=10),
+        last_updated_ms=None,
+        updated_before_ms=NOW_MS - 30 * DAY,
+    )
+    decision = plan(health(expired_long_ago))["rewrite_data_files"]
+    assert not decision.run
+    assert "no partition written in the last 7 days holds >= 5 small files" in decision.reason
+    # written before a snapshot of two days ago: it may have been written within the window
+    maybe_hot = replace(expired_long_ago, updated_before_ms=NOW_MS - 2 * DAY)
+    assert plan(health(maybe_hot))["rewrite_data_files"].run
+    unknown = replace(expired_long_ago, updated_before_ms=None)
+    assert plan(health(unknown))["rewrite_data_files"].run
+
+
+@pytest.mark.parametrize(("fraction", "small_bytes"), [(0.9, int(0.9 * 256 * MB)), (1.0, 256 * MB - 1)])
+def test_compaction_merges_what_health_counted_as_small(fraction: float, small_bytes: int) -> None:
+    # binpack's "too small" defaults to 75% of the target: with another small_file_fraction the
+    # files that made compaction run (80% of the target, say) would not be rewritten
+    policy = parse_maintenance({"thresholds": {"small_file_fraction": fraction}}, "m.yaml")
+    h = health(
+        partition(date(2026, 11, 20), files=12, small=12),
+        small_file_threshold_bytes=int(256 * MB * fraction),
+    )
+    call = plan(h, policy)["rewrite_data_files"].call
+    assert isinstance(call, RewriteDataFilesCall)
+    assert call.options["min-file-size-bytes"] == str(small_bytes)
 
 
 def test_many_position_deletes_below_the_ratio_get_a_delete_rewrite() -> None:
@@ -188,8 +264,27 @@ def test_many_position_deletes_below_the_ratio_get_a_delete_rewrite() -> None:
     assert not decisions["rewrite_data_files"].run  # ratio 0.06 <= 0.10
     rewrite = decisions["rewrite_position_delete_files"]
     assert rewrite.run
-    assert "12 position delete files >= 10" in rewrite.reason
+    assert (
+        "12 position delete files, 12 of them in 1 partition(s) holding more than one, >= 10"
+        in rewrite.reason
+    )
     assert isinstance(rewrite.call, RewritePositionDeletesCall)
+    assert rewrite.call.options["min-input-files"] == "2"
+
+
+def test_position_deletes_spread_one_per_partition_are_not_rewritten() -> None:
+    # binpack merges delete files within a partition: 12 partitions of one delete file each
+    # would make a rewrite that changes nothing, every run
+    parts = [
+        partition(date(2026, 11, 20) - timedelta(days=i), files=20, small=0, deletes=1 if i else 2)
+        for i in range(11)
+    ]
+    decision = plan(health(*parts), frequency="weekly")["rewrite_position_delete_files"]
+    assert not decision.run
+    assert decision.reason == (
+        "12 position delete files, but only 2 in partitions holding more than one (delete files are "
+        "merged within their partition): fewer than 10"
+    )
 
 
 def test_few_position_deletes_are_left_alone() -> None:
