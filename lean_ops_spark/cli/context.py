@@ -121,7 +121,7 @@ class CliContext:
         """
         home = self.home
         if self.config.profile.kind == "local" and not home.catalog_db.is_file():
-            raise RuntimeSetupError(f"no catalog at {home.catalog_db}: run `lean-ops init` first")
+            raise RuntimeSetupError(f"no catalog at {home.catalog_db}: run `{self.init_command()}` first")
 
     def init_command(self, topic: str | None = None) -> str:
         """The ``lean-ops init`` command line that creates what this invocation lacks: with

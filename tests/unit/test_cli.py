@@ -145,7 +145,8 @@ def test_json_error_document(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_tables_before_init_says_to_run_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tables", "--conf", CONF, "--home", str(tmp_path)]) == 3
-    assert "run `lean-ops init` first" in capsys.readouterr().err
+    # the init of the home it was given: a plain `lean-ops init` would create ./.lean-ops
+    assert f"run `lean-ops init --home {tmp_path}` first" in capsys.readouterr().err
 
 
 def test_tables_names_the_init_of_the_home_it_was_given(

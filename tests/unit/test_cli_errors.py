@@ -137,7 +137,7 @@ def test_a_spark_command_refuses_a_home_that_was_never_initialised(
     assert main([*command, "--conf", CONF, "--home", str(home)]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"lean-ops {command[0]}: error: no catalog at {home}/catalog.db: run `lean-ops init` first"
+        f"lean-ops {command[0]}: error: no catalog at {home}/catalog.db: run `lean-ops init --home {home}` first"
     ]
     assert started == [] and not home.exists()
 

@@ -228,7 +228,7 @@ def test_cli_pipeline_refuses_a_home_that_was_never_initialised(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["error"] == {
         "type": "RuntimeSetupError",
-        "message": f"no catalog at {home}/catalog.db: run `lean-ops init` first",
+        "message": f"no catalog at {home}/catalog.db: run `lean-ops init --home {home}` first",
     }
     assert "[orders]" not in captured.err and not home.exists()
 

@@ -31,6 +31,7 @@ def run(ctx: CliContext) -> int:
     config = ctx.config
     for topic in ctx.args.topics or []:
         config.topic(topic)
+    ctx.require_catalog()  # names the init of this home (``--home``), not of the default one
     catalog = open_pyiceberg_catalog(config.profile, ctx.home)
     infos = describe_tables(catalog, config, ctx.args.topics)
     if ctx.json:
