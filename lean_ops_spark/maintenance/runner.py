@@ -215,19 +215,17 @@ def semantic_tables(config: ProjectConfig) -> tuple[TableRef, ...]:
     the tables the semantic job writes. A topic whose model file cannot be read is skipped
     with a warning (the semantic job refuses it loudly); its tables are not maintained."""
     from lean_ops_spark.config.sources import open_config_source
-    from lean_ops_spark.semantic.loader import load_semantic_models
+    from lean_ops_spark.semantic.tables import model_tables
 
-    profile = config.profile
     source = open_config_source(config.root or "conf")
     out: dict[str, TableRef] = {}
     for topic in sorted(config.topics):
         try:
-            models = load_semantic_models(source, topic)
+            tables = model_tables(source, config.profile, topic)
         except ConfigError as exc:
             _log.warning("semantic tables of topic %s are not maintained: %s", topic, exc)
             continue
-        for model in models.models if models is not None else ():
-            table = TableRef(profile.catalog, profile.databases.semantic, model.name, "semantic", topic)
+        for table in tables:
             out.setdefault(table.sql, table)
     return tuple(out.values())
 

@@ -71,17 +71,13 @@ def model_semantic_tables(source: ConfigSource) -> SemanticTableNaming:
     """The tables of a topic's semantic models (``semantic/<topic>.yaml`` under ``source``),
     ``<semantic_db>.<model>`` each, as the semantic job names them; none for a topic without
     a model file, or whose file does not load (CheckSchemaExists reports that)."""
-    from lean_ops_spark.semantic.loader import load_semantic_models
+    from lean_ops_spark.semantic.tables import model_tables
 
     def tables(profile: Profile, topic: str) -> tuple[TableRef, ...]:
         try:
-            models = load_semantic_models(source, topic)
+            return model_tables(source, profile, topic)
         except ConfigError:
             return ()
-        names = [m.name for m in models.models] if models else []
-        return tuple(
-            TableRef(profile.catalog, profile.databases.semantic, n, "semantic", topic) for n in names
-        )
 
     return tables
 

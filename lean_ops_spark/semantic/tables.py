@@ -8,13 +8,20 @@ from typing import TYPE_CHECKING, Any
 from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.catalog.schemas import BASE_PROPERTIES, TableDefinition, sql_string
 from lean_ops_spark.config.models import Profile
+from lean_ops_spark.config.sources import ConfigSource
 from lean_ops_spark.errors import CatalogError, ConfigError
 from lean_ops_spark.semantic.models import AUDIT_COLUMNS, FINGERPRINT_KEY, SemanticModel
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["ensure_semantic_table", "record_fingerprint", "semantic_table", "semantic_table_definition"]
+__all__ = [
+    "ensure_semantic_table",
+    "model_tables",
+    "record_fingerprint",
+    "semantic_table",
+    "semantic_table_definition",
+]
 
 #: Properties every semantic table has: WAP on (writes go to the audit branch while
 #: ``spark.wap.branch`` is set; without it Iceberg silently writes to main).
@@ -24,6 +31,19 @@ SEMANTIC_PROPERTIES = MappingProxyType({"write.wap.enabled": "true", "lean-ops.l
 def semantic_table(profile: Profile, model: SemanticModel) -> TableRef:
     """``<semantic_db>.<model name>``."""
     return TableRef(profile.catalog, profile.databases.semantic, model.name, "semantic", model.topic)
+
+
+def model_tables(source: ConfigSource, profile: Profile, topic: str) -> tuple[TableRef, ...]:
+    """The tables of ``topic``'s semantic models (``semantic/<topic>.yaml`` under ``source``),
+    each named as the semantic job names it (:func:`semantic_table`); none without a model file.
+
+    Raises:
+        ConfigError: the model file does not load.
+    """
+    from lean_ops_spark.semantic.loader import load_semantic_models
+
+    models = load_semantic_models(source, topic)
+    return tuple(semantic_table(profile, model) for model in models.models) if models is not None else ()
 
 
 def semantic_table_definition(table: TableRef, model: SemanticModel, schema: Any) -> TableDefinition:
