@@ -109,24 +109,22 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def operation_gate(name: str, policy: MaintenancePolicy, ctx: PlanContext) -> str | None:
-    """Why ``name`` cannot run regardless of health (None: it may)."""
+def operation_gate(
+    name: str, policy: MaintenancePolicy, ctx: PlanContext, *, on_schedule: bool = True
+) -> str | None:
+    """Why ``name`` cannot run regardless of health (None: it may). ``on_schedule`` False: work
+    that completes another operation, not held to ``name``'s own frequency."""
     if ctx.only is not None and name not in ctx.only:
         return "not requested (--ops)"
     op = policy.operation(name)
     if not op.enabled:
         return f"disabled by policy ({policy.source or 'maintenance config'})"
-    if ctx.frequency is not None and FREQUENCIES.index(op.frequency) > FREQUENCIES.index(ctx.frequency):
+    if (
+        on_schedule
+        and ctx.frequency is not None
+        and FREQUENCIES.index(op.frequency) > FREQUENCIES.index(ctx.frequency)
+    ):
         return f"runs {op.frequency}; this is a {ctx.frequency} run"
-    return None
-
-
-def _explicit_gate(name: str, policy: MaintenancePolicy, ctx: PlanContext) -> str | None:
-    """:func:`operation_gate` without the schedule: for work that completes another operation."""
-    if ctx.only is not None and name not in ctx.only:
-        return "not requested (--ops)"
-    if not policy.operation(name).enabled:
-        return f"disabled by policy ({policy.source or 'maintenance config'})"
     return None
 
 
@@ -301,7 +299,7 @@ def _plan_rewrite_position_deletes(
         # older than every data file of their partition: the position deletes of the rewritten
         # files stay live (and keep the delete ratio up) while the partition holds other files.
         # Rewriting every position delete file of its scope drops those that match no live file.
-        gate = _explicit_gate(name, policy, ctx)
+        gate = operation_gate(name, policy, ctx, on_schedule=False)
         if gate:
             return PlannedOperation(name, False, gate)
         if not count:
