@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from lean_ops_spark.config._reader import check_identifier
 from lean_ops_spark.config.models import Profile
 
-__all__ = ["TableRef", "TopicTables", "topic_tables"]
+__all__ = ["TableRef", "TopicTables", "safe_name", "topic_tables"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,13 @@ def topic_tables(profile: Profile, topic: str) -> TopicTables:
         curated=TableRef(profile.catalog, db.curated, topic, "curated", topic),
         quarantine=TableRef(profile.catalog, db.curated, f"{topic}_quarantine", "quarantine", topic),
     )
+
+
+def safe_name(text: str, unsafe: str, *, separator: str, digits: int) -> str:
+    """``text`` with each character matching the regular expression ``unsafe`` replaced by
+    ``_``; when any was, ``separator`` and the first ``digits`` hex digits of the SHA-256 of
+    ``text`` as given follow, so two texts never share a name (``a+b`` and ``a=b``)."""
+    safe = re.sub(unsafe, "_", text)
+    if safe == text:
+        return text
+    return safe + separator + hashlib.sha256(text.encode("utf-8")).hexdigest()[:digits]

@@ -8,15 +8,14 @@ pipeline calls them directly with a runtime on the local home.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lean_ops_spark.catalog.naming import safe_name
 from lean_ops_spark.config._reader import check_identifier
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.config.sources import ConfigSource, open_config_source, read_named_file
@@ -215,9 +214,9 @@ def get_all_checkpoints_event(event: Mapping[str, Any], runtime: LambdaRuntime) 
     return {**payload, "round": round_number, "run_id": run_id}
 
 
-#: What the jobs accept in a run id besides the ``:r<round>`` suffix (``check_run_id``:
-#: ``[A-Za-z0-9_.:-]``, at most 128); ``:`` is left out, Step Functions names never hold it.
-_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: What the jobs refuse in a run id besides the ``:r<round>`` suffix (``check_run_id``:
+#: ``[A-Za-z0-9_.:-]``, at most 128); ``:`` is refused too, Step Functions names never hold it.
+_RUN_ID_UNSAFE = r"[^A-Za-z0-9_.-]"
 
 
 def mint_run_id(execution_name: str, round_number: int) -> str:
@@ -229,11 +228,7 @@ def mint_run_id(execution_name: str, round_number: int) -> str:
     every other character replaced by ``_`` and made unique again with a short hash of the
     name as given (``a+b`` and ``a=b`` must not share run ids).
     """
-    safe = _RUN_ID_UNSAFE.sub("_", execution_name)
-    if safe != execution_name:
-        digest = hashlib.sha256(execution_name.encode("utf-8")).hexdigest()[:10]
-        safe = f"{safe}-{digest}"
-    return f"{safe}:r{round_number}"
+    return f"{safe_name(execution_name, _RUN_ID_UNSAFE, separator='-', digits=10)}:r{round_number}"
 
 
 def _older_execution(event: Mapping[str, Any], runtime: LambdaRuntime, topics: list[str]) -> str | None:

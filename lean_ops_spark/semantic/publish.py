@@ -22,15 +22,13 @@ way writes its branch again from the new main rather than fail.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from lean_ops_spark.catalog.checkpoints import CURATED_CHECKPOINT_KEY, RUN_ID_KEY
 from lean_ops_spark.catalog.metadata import SnapshotRecord, load_metadata_document
-from lean_ops_spark.catalog.naming import TableRef
+from lean_ops_spark.catalog.naming import TableRef, safe_name
 from lean_ops_spark.errors import CheckpointError
 from lean_ops_spark.session import session_conf
 
@@ -95,10 +93,7 @@ def moved_by_maintenance(records: Iterable[SnapshotRecord], base: int | None, he
 def audit_branch(run_id: str) -> str:
     """The audit branch of run ``run_id`` (an identifier: other characters become ``_``,
     with a short hash of the run id then, so two run ids never share a branch)."""
-    safe = re.sub(r"[^A-Za-z0-9_]", "_", run_id)
-    if safe != run_id:
-        safe += "_" + hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    return AUDIT_BRANCH_PREFIX + safe
+    return AUDIT_BRANCH_PREFIX + safe_name(run_id, r"[^A-Za-z0-9_]", separator="_", digits=8)
 
 
 def drop_audit_branches(spark: SparkSession, table: TableRef) -> list[str]:
