@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from lean_ops_spark.catalog.naming import TableRef
 
-__all__ = ["CliContext", "add_common_options", "positive_int"]
+__all__ = ["CliContext", "add_common_options", "add_env_option", "positive_int"]
 
 #: The commands that may start Spark on a local home that has no catalog yet (they create it).
 CREATES_HOME = frozenset({"init", "demo"})
@@ -39,6 +39,13 @@ def positive_int(text: str) -> int:
         return parse_positive_int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_env_option(parser: argparse.ArgumentParser) -> None:
+    """``--env NAME`` (required): the AWS environment a governance command works on."""
+    parser.add_argument(
+        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
+    )
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lean_ops_spark.cli.context import CliContext
+from lean_ops_spark.cli.context import CliContext, add_env_option
 from lean_ops_spark.cli.output import format_table, print_json
 from lean_ops_spark.governance.context import load_governance_context
 from lean_ops_spark.governance.grants import GrantChange, apply_grant_plan, plan_grants
@@ -24,9 +24,7 @@ def register(
         "Extras (what the configured principals hold beyond the file, in this environment's databases "
         "and warehouse) are reported, and revoked with --revoke-extra. A second run changes nothing.",
     )
-    parser.add_argument(
-        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
-    )
+    add_env_option(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
     extra = parser.add_mutually_exclusive_group()
     extra.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lean_ops_spark.cli.context import CliContext
+from lean_ops_spark.cli.context import CliContext, add_env_option
 from lean_ops_spark.cli.output import check_output_dir, print_json
 from lean_ops_spark.governance.context import load_governance_context
 from lean_ops_spark.governance.iam import INLINE_POLICY_LIMIT, role_policies
@@ -25,9 +25,7 @@ def register(
         "Roles shared by several jobs get the union. `lean-ops deploy` attaches them inline when "
         "iam.attach_policies is true in the environment file.",
     )
-    parser.add_argument(
-        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
-    )
+    add_env_option(parser)
     parser.add_argument("--out", metavar="DIR", help="also write <role name>.json per role into DIR")
     parser.set_defaults(handler=run)
 

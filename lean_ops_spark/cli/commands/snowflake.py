@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from lean_ops_spark.cli.context import CliContext
+from lean_ops_spark.cli.context import CliContext, add_env_option
 from lean_ops_spark.cli.output import check_output_file, print_json
 from lean_ops_spark.governance.context import load_governance_context
 from lean_ops_spark.governance.errors import SnowflakeError
@@ -47,9 +47,7 @@ def register(
         "Data Catalog and one CREATE ICEBERG TABLE per semantic table (conf/semantic/), from "
         "governance/<env>.yaml's snowflake: section. Reads config only: no AWS or Snowflake call.",
     )
-    ddl.add_argument(
-        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
-    )
+    add_env_option(ddl)
     ddl.add_argument("--out", metavar="FILE", help="also write the script to FILE")
     ddl.set_defaults(handler=run_ddl)
     refresh = commands.add_parser(
@@ -60,9 +58,7 @@ def register(
         "file and refresh exactly the changed ones: through the connector when snowflake.connection is "
         "configured, else into a SQL file (reported). --tables refreshes the named tables regardless.",
     )
-    refresh.add_argument(
-        "--env", required=True, metavar="NAME", help="environment (conf/environments/<NAME>.yaml)"
-    )
+    add_env_option(refresh)
     refresh.add_argument(
         "--tables", nargs="+", metavar="TABLE", help="refresh these tables regardless of state"
     )
