@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from lean_ops_spark.config.models import Profile
@@ -192,7 +193,31 @@ def build_session(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    _quiet_local_loggers(spark)
     return spark
+
+
+#: Loggers whose warnings a local run does not need, with the level they get instead. Iceberg's
+#: ``Tasks`` logs every retried commit with its whole stack trace (two concurrent commits to one
+#: table in one process, e.g. a compaction's partial-progress commits beside another commit:
+#: retried and committed); a retry that gives up still fails its call with the exception.
+#: Spark's ``SparkStringUtils`` says once that a wide plan's text was truncated.
+QUIET_LOCAL_LOGGERS = MappingProxyType(
+    {
+        "org.apache.iceberg.util.Tasks": "ERROR",
+        "org.apache.spark.sql.catalyst.util.SparkStringUtils": "ERROR",
+    }
+)
+
+
+def _quiet_local_loggers(spark: SparkSession) -> None:
+    """Set :data:`QUIET_LOCAL_LOGGERS` in the local JVM's log4j (Glue keeps its own logging)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    for logger, level in QUIET_LOCAL_LOGGERS.items():
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            logger, jvm.org.apache.logging.log4j.Level.toLevel(level)
+        )
 
 
 #: Blocks of :func:`session_conf` open per (session, key), in the order they opened (each with

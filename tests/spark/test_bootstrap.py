@@ -141,6 +141,18 @@ def test_session_runs_the_iceberg_version_the_profile_asks_for(spark, project_co
     assert running == project_config.profile.iceberg_version
 
 
+def test_local_session_quiets_retried_commit_warnings_but_keeps_errors(spark) -> None:
+    """The demo printed a Java stack trace for every commit Iceberg retried and then made."""
+    from lean_ops_spark.session import QUIET_LOCAL_LOGGERS
+
+    log_manager = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager
+    for name in QUIET_LOCAL_LOGGERS:
+        logger = log_manager.getLogger(name)
+        assert not logger.isWarnEnabled(), name
+        assert logger.isErrorEnabled(), name
+    assert log_manager.getLogger("org.apache.iceberg.BaseMetastoreTableOperations").isWarnEnabled()
+
+
 def test_curating_before_init_names_the_missing_table(spark, fresh_config) -> None:
     from lean_ops_spark.curation.pipeline import run_curation
     from lean_ops_spark.errors import CatalogError
