@@ -72,7 +72,10 @@ class GlueJobSettings:
     worker_type: str = "G.1X"
     number_of_workers: int = 2
     timeout_minutes: int = 60
-    max_concurrent_runs: int = 1
+    #: Glue's MaxConcurrentRuns; None (not in the file) = deploy's default: one run per deployed
+    #: topic for the curation and semantic jobs (every topic's execution runs them), 1 for the
+    #: maintenance job (see ``deploy.plan.job_max_concurrent_runs``).
+    max_concurrent_runs: int | None = None
     arguments: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: This job's own IAM role; None = the shared ``glue.role_arn``. One role per job is what
     #: makes the generated IAM policies and Lake Formation grants least-privilege.
@@ -227,7 +230,7 @@ def _parse_job(reader: MappingReader, key: str) -> GlueJobSettings:
         worker_type=job.choice("worker_type", WORKER_TYPES, "G.1X"),
         number_of_workers=_positive(job, "number_of_workers", 2),
         timeout_minutes=_positive(job, "timeout_minutes", 60),
-        max_concurrent_runs=_positive(job, "max_concurrent_runs", 1),
+        max_concurrent_runs=job.integer("max_concurrent_runs", minimum=1),
         arguments=MappingProxyType(job.string_map("arguments")),
         role_arn=_match(job, "role_arn", ARN, "IAM role ARN") if job.raw("role_arn") is not None else None,
     )

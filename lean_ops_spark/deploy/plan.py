@@ -4,11 +4,13 @@ Each resource is compared on the fields we own and gets one action: ``create``,
 ``update`` (naming the fields that differ), ``unchanged``, ``delete`` (what this
 environment deployed before and no longer wants: a schedule of a removed topic or of a
 renamed state machine, the renamed state machine itself, a ``conf/`` file deleted from the
-checkout, a previous wheel) or ``stale`` (reported, left alone: a renamed state machine
-with running executions). :func:`apply_plan` runs the ``create``/``update``/``delete``
-actions in dependency order (S3 uploads, the Glue security configuration and VPC
-connection, Glue jobs, Lambdas, the state machine, schedules, old state machines, IAM
-inline policies, S3 deletions), so a second deploy of the same config changes nothing.
+checkout, a wheel older than the previous one) or ``stale`` (reported, left alone: a renamed
+state machine with running executions). The previous wheel stays, planned ``unchanged`` with
+the reason: a job run that started before the jobs moved to the new wheel still installs it.
+:func:`apply_plan` runs the ``create``/``update``/``delete`` actions in dependency order (S3
+uploads, the Glue security configuration and VPC connection, Glue jobs, Lambdas, the state
+machine, schedules, old state machines, IAM inline policies, S3 deletions), so a second
+deploy of the same config changes nothing.
 
 What belongs to an environment: the state machine carries the tag
 ``lean-ops:environment`` and every schedule the description ``lean-ops-spark environment
@@ -19,6 +21,11 @@ Governance settings of the environment file are applied here too: ``encryption``
 jobs' S3FileIO writes SSE-KMS, a Glue security configuration encrypts logs and bookmarks),
 ``network`` (a Glue NETWORK connection on every job), per-job ``role_arn``, and with
 ``iam.attach_policies`` the generated least-privilege policy inline on each role.
+
+The plan also carries ``warnings``, which change nothing: a curation or semantic job whose
+``max_concurrent_runs`` is below the number of deployed topics (every topic's execution runs
+both jobs, so the topics beyond it fail on ``Glue.ConcurrentRunsExceededException`` once
+``glue.retry`` runs out). Without the setting the job gets one run per deployed topic.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lean_ops_spark.config.environment import Environment, GlueJobSettings
+from lean_ops_spark.config.environment import Environment, GlueJobSettings, RetryPolicy
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.deploy.artifacts import (
     JOB_SCRIPTS,
@@ -51,8 +58,10 @@ __all__ = [
     "DeploymentInputs",
     "PlannedChange",
     "apply_plan",
+    "concurrency_warnings",
     "glue_default_arguments",
     "glue_security_configuration",
+    "job_max_concurrent_runs",
     "plan_deployment",
     "s3fileio_encryption_conf",
 ]
@@ -84,6 +93,10 @@ ENVIRONMENT_TAG = "lean-ops:environment"
 #: What this deployment owns under the environment's prefix: a key there that is not in the
 #: deployment is deleted (``jobs/`` holds fixed names, so it cannot go stale).
 OWNED_PREFIXES = ("conf", "wheels")
+#: The jobs every topic's execution runs (RunCurationJob, RunSemanticJob). A topic runs one
+#: execution at a time (GetAllCheckpoints defers an overlapping one), so the deployed topics
+#: are as many runs as these jobs can be asked for at once.
+PER_TOPIC_JOBS = ("curation", "semantic")
 
 
 class DeployError(LeanOpsError):
@@ -149,6 +162,9 @@ class PlannedChange:
 class DeployPlan:
     environment: str
     changes: tuple[PlannedChange, ...]
+    #: What the deployment will run into although nothing is wrong with the resources
+    #: (:func:`concurrency_warnings`); applying the plan does not depend on them.
+    warnings: tuple[str, ...] = ()
 
     @property
     def pending(self) -> tuple[PlannedChange, ...]:
@@ -212,29 +228,75 @@ def _plan_object(clients: AwsClients, env: Environment, artifact: Artifact) -> P
     )
 
 
+def _wheels_installed_by_jobs(clients: AwsClients, env: Environment) -> dict[str, list[str]]:
+    """The keys of our wheels that the deployed Glue jobs install now → those jobs' names."""
+    prefix = env.s3_uri("wheels") + "/"
+    installed: dict[str, list[str]] = {}
+    for job in (env.curation_job, env.semantic_job, env.maintenance_job):
+        try:
+            arguments = clients.glue.get_job(JobName=job.name)["Job"].get("DefaultArguments") or {}
+        except clients.glue.exceptions.EntityNotFoundException:
+            continue
+        for entry in arguments.get("--additional-python-modules", "").split(","):
+            if entry.strip().startswith(prefix):
+                key = entry.strip().removeprefix(f"s3://{env.bucket}/")
+                installed.setdefault(key, []).append(job.name)
+    return installed
+
+
+def _kept_wheels(
+    clients: AwsClients, env: Environment, previous: Mapping[str, Any]
+) -> dict[str, tuple[str, ...]]:
+    """Which of the earlier deployments' wheels stay, and why (key → reasons).
+
+    ``previous`` maps the other keys under ``wheels/`` to their LastModified. A Glue job run
+    that started just before the deploy updated the job installs the wheel of the definition
+    it started with, by its S3 path, while it starts up: that wheel has to outlive the deploy.
+    It is the newest of the others, or the one the deployed jobs install now, which differs
+    after a deploy that uploaded its wheel and failed before it updated the jobs, or after a
+    rollback to a wheel that was already there; both are kept. A later deploy of another
+    wheel deletes them.
+    """
+    if not previous:
+        return {}
+    # ListObjectsV2 gives LastModified to the second: the key breaks a tie
+    newest = max(previous, key=lambda key: (previous[key], key))
+    reasons: dict[str, list[str]] = {newest: ["the newest previous wheel"]}
+    for key, jobs in _wheels_installed_by_jobs(clients, env).items():
+        if key in previous:
+            reasons.setdefault(key, []).append(f"installed by {' and '.join(jobs)} now")
+    kept = "kept: job runs started before this deploy may still install it"
+    return {key: (kept, *why) for key, why in reasons.items()}
+
+
 def _plan_stale_objects(clients: AwsClients, env: Environment, desired_keys: set[str]) -> list[PlannedChange]:
-    """A delete for every key under ``conf/`` and ``wheels/`` that this deployment does not ship.
+    """A delete for every key under ``conf/`` and ``wheels/`` that this deployment does not ship,
+    except the previous wheel (:func:`_kept_wheels`), planned ``unchanged`` with the reason.
 
     A ``conf/`` file deleted from the checkout would otherwise stay live for the Lambdas and
-    jobs (they read the deployed ``conf/``); a previous wheel is no job's any more once the
+    jobs (they read the deployed ``conf/``); an older wheel is no job's any more once the
     jobs are updated, which is why these run last.
     """
     changes = []
     for folder in OWNED_PREFIXES:
         prefix = env.s3_key(folder) + "/"
         pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=prefix)
-        listed = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-        for key in (k for k in listed if k not in desired_keys):
-            reason = "not in the config folder" if folder == "conf" else "not this deployment's wheel"
+        listed = {o["Key"]: o["LastModified"] for page in pages for o in page.get("Contents", [])}
+        stale = {key: modified for key, modified in listed.items() if key not in desired_keys}
+        kept = _kept_wheels(clients, env, stale) if folder == "wheels" else {}
+        reason = "not in the config folder" if folder == "conf" else "older than the previous wheel"
+        for key in sorted(stale):
+            name = f"s3://{env.bucket}/{key}"
+            if key in kept:
+                changes.append(PlannedChange("s3_object", name, "unchanged", kept[key]))
+                continue
 
             def delete(key: str = key) -> None:
                 _guard(
                     f"s3://{env.bucket}/{key}", lambda: clients.s3.delete_object(Bucket=env.bucket, Key=key)
                 )()
 
-            changes.append(
-                PlannedChange("s3_object", f"s3://{env.bucket}/{key}", "delete", (reason,), delete)
-            )
+            changes.append(PlannedChange("s3_object", name, "delete", (reason,), delete))
     return changes
 
 
@@ -352,8 +414,57 @@ def _python_modules(wheel_uri: str, ours: Sequence[str], user: str) -> str:
     return ",".join([wheel_uri, *kept, *entries])
 
 
+def job_max_concurrent_runs(role: str, job: GlueJobSettings, topic_count: int) -> int:
+    """A job's Glue MaxConcurrentRuns: its ``max_concurrent_runs``, else one run per deployed
+    topic for the jobs every topic's execution runs (:data:`PER_TOPIC_JOBS`; at least 1), else 1.
+    """
+    if job.max_concurrent_runs is not None:
+        return job.max_concurrent_runs
+    return max(1, topic_count) if role in PER_TOPIC_JOBS else 1
+
+
+def _retry_wait(retry: RetryPolicy) -> str:
+    """How long Step Functions retries a ConcurrentRunsExceeded start, as ``about N minutes``."""
+    seconds = sum(
+        retry.interval_seconds * retry.backoff_rate**attempt for attempt in range(retry.max_attempts)
+    )
+    if seconds < 90:
+        return f"about {round(seconds)} second{'s' * (round(seconds) != 1)}"
+    return f"about {round(seconds / 60)} minutes"
+
+
+def concurrency_warnings(env: Environment, topics: Sequence[str]) -> tuple[str, ...]:
+    """One warning per curation or semantic job whose ``max_concurrent_runs`` is below the topic count.
+
+    Every deployed topic has its own execution (one at a time per topic) and each runs both
+    jobs, so with more topics than runs the ones beyond get Glue.ConcurrentRunsExceededException
+    at StartJobRun; the state machine retries that per ``glue.retry`` and then fails the execution.
+    """
+    warnings = []
+    for role, job in (("curation", env.curation_job), ("semantic", env.semantic_job)):
+        runs = job_max_concurrent_runs(role, job, len(topics))
+        if runs >= len(topics):
+            continue
+        if env.glue_retry.max_attempts > 0:
+            outcome = (
+                f"wait through Glue.ConcurrentRunsExceededException retries for {_retry_wait(env.glue_retry)} "
+                "(glue.retry) and then fail their execution, unless a run of the job ended meanwhile"
+            )
+        else:
+            outcome = (
+                "fail their execution on Glue.ConcurrentRunsExceededException (glue.retry.max_attempts is 0)"
+            )
+        warnings.append(
+            f"{env.source}: glue job {job.name} has max_concurrent_runs {runs} but {len(topics)} topics are "
+            f"deployed, each with its own execution running it: when more than {runs} need it at once, "
+            f"the topics beyond {runs} {outcome}. Raise glue.jobs.{role}.max_concurrent_runs to at least "
+            f"{len(topics)} (or remove it: the default is one run per deployed topic)."
+        )
+    return tuple(warnings)
+
+
 def _glue_job_spec(
-    env: Environment, profile: Profile, role: str, job: GlueJobSettings, wheel_uri: str
+    env: Environment, profile: Profile, role: str, job: GlueJobSettings, wheel_uri: str, *, topic_count: int
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "Role": env.job_role_arn(job),
@@ -367,7 +478,7 @@ def _glue_job_spec(
         "WorkerType": job.worker_type,
         "NumberOfWorkers": job.number_of_workers,
         "Timeout": job.timeout_minutes,
-        "ExecutionProperty": {"MaxConcurrentRuns": job.max_concurrent_runs},
+        "ExecutionProperty": {"MaxConcurrentRuns": job_max_concurrent_runs(role, job, topic_count)},
         "MaxRetries": 0,
     }
     # Only when configured (see OPTIONAL_JOB_FIELDS for how their removal is noticed).
@@ -833,9 +944,8 @@ def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan
             ("semantic", env.semantic_job),
             ("maintenance", env.maintenance_job),
         ):
-            changes.append(
-                _plan_glue_job(clients, job.name, _glue_job_spec(env, inputs.profile, role, job, wheel_uri))
-            )
+            spec = _glue_job_spec(env, inputs.profile, role, job, wheel_uri, topic_count=len(inputs.topics))
+            changes.append(_plan_glue_job(clients, job.name, spec))
         for fn_role, fn_name in (
             ("checkpoints", env.checkpoints_function),
             ("curation_result", env.curation_result_function),
@@ -853,7 +963,7 @@ def plan_deployment(inputs: DeploymentInputs, clients: AwsClients) -> DeployPlan
         raise DeployError(
             f"reading the current state of {env.name} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    return DeployPlan(env.name, tuple(changes))
+    return DeployPlan(env.name, tuple(changes), concurrency_warnings(env, inputs.topics))
 
 
 def apply_plan(plan: DeployPlan, on_change: Callable[[PlannedChange], None] = lambda _c: None) -> DeployPlan:

@@ -9,6 +9,8 @@ import importlib.metadata
 import json
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,7 @@ JOBS = ("lean-ops-test-curation", "lean-ops-test-semantic", "lean-ops-test-maint
 OLD_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lean-ops-test-pipeline"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+def deploy_project(tmp_path: Path) -> Path:
     """A private copy of the checkout's deployable parts (others edit the real one concurrently)."""
     root = tmp_path / "project"
     shutil.copytree(
@@ -60,19 +61,31 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return deploy_project(tmp_path)
+
+
 def _env_doc(**state_machine: Any) -> dict[str, Any]:
     doc = copy.deepcopy(ENV_DOC)
     doc["state_machine"].update(state_machine)
     return doc
 
 
-@pytest.fixture
-def aws(fake_aws_env: str) -> Iterator[AwsClients]:
+@contextmanager
+def moto_clients() -> Iterator[AwsClients]:
+    """Clients of a moto account holding the artifact bucket and the Lambda role."""
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=ENV_DOC["artifacts"]["bucket"])
         iam = boto3.client("iam")
         iam.create_role(RoleName="lambda", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"}))
         yield AwsClients.for_region(REGION)
+
+
+@pytest.fixture
+def aws(fake_aws_env: str) -> Iterator[AwsClients]:
+    with moto_clients() as clients:
+        yield clients
 
 
 def _inputs(root: Path, doc: dict[str, Any] | None = None) -> DeploymentInputs:
@@ -140,6 +153,9 @@ def test_a_changed_config_updates_only_what_changed(project: Path, aws: AwsClien
     doc = _env_doc(backlog_threshold_records=5000)
     doc["lambda"]["memory_mb"] = 2048
     doc["topics"] = ["orders"]  # clickstream leaves this environment
+    # as deployed: left out, it follows the topic count (an UpdateJob, which moto 5.2.5 does not
+    # have; see test_deploy_capacity)
+    doc["glue"]["jobs"]["semantic"]["max_concurrent_runs"] = 2
     (project / "conf" / "topics" / "orders.yaml").write_text(
         (project / "conf" / "topics" / "orders.yaml").read_text() + "\n# a comment\n"
     )
@@ -408,17 +424,101 @@ def test_deleted_conf_files_are_deleted_from_s3(project: Path, aws: AwsClients) 
     assert plan_deployment(_inputs(project), aws).pending == ()
 
 
-def test_a_previous_wheel_is_deleted_after_the_jobs_move_to_the_new_one(
-    project: Path, aws: AwsClients
+@contextmanager
+def _s3_clock(monkeypatch: pytest.MonkeyPatch, hours_ago: float) -> Iterator[None]:
+    """S3 objects written inside get a LastModified ``hours_ago`` (moto stamps them with its utcnow)."""
+    at = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=hours_ago)
+    with monkeypatch.context() as patched:
+        patched.setattr("moto.s3.models.utcnow", lambda: at)
+        yield
+
+
+def _put_wheel(aws: AwsClients, monkeypatch: pytest.MonkeyPatch, version: str, hours_ago: float) -> str:
+    """A wheel an earlier deployment left, uploaded ``hours_ago``; returns its URI."""
+    key = f"lean-ops/test/wheels/lean_ops_spark-{version}-py3-none-any.whl"
+    with _s3_clock(monkeypatch, hours_ago):
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=f"wheel bytes {version}".encode())
+    return f"s3://{BUCKET}/{key}"
+
+
+def _wheel_changes(plan: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {c.name: (c.action, c.changed) for c in plan.changes if "/wheels/" in c.name}
+
+
+KEPT = "kept: job runs started before this deploy may still install it"
+OLDER = ("older than the previous wheel",)
+
+
+def test_the_previous_wheel_stays_and_older_ones_are_deleted_after_the_jobs_move(
+    project: Path, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    apply_plan(plan_deployment(_inputs(project), aws))
+    """A job run started just before the deploy updated its job installs the previous wheel
+    while it starts up: that one stays, the older ones go once the jobs moved."""
+    with _s3_clock(monkeypatch, hours_ago=1):
+        apply_plan(plan_deployment(_inputs(project), aws))  # the jobs install 0.1.0
+    oldest = _put_wheel(aws, monkeypatch, "0.0.8", hours_ago=48)
+    older = _put_wheel(aws, monkeypatch, "0.0.9", hours_ago=24)
     new_wheel = project / "dist" / "lean_ops_spark-0.2.0-py3-none-any.whl"
     new_wheel.write_bytes(b"wheel bytes v2")
     plan = plan_deployment(dataclasses.replace(_inputs(project), wheel=new_wheel), aws)
     order = [(c.kind, c.action) for c in plan.pending]
-    assert order == [("s3_object", "create"), *[("glue_job", "update")] * 3, ("s3_object", "delete")]
-    assert plan.pending[-1].name == WHEEL_URI
-    assert plan.pending[-1].changed == ("not this deployment's wheel",)
+    assert order == [("s3_object", "create"), *[("glue_job", "update")] * 3, *[("s3_object", "delete")] * 2]
+    assert _wheel_changes(plan) == {
+        WHEEL_URI.replace("0.1.0", "0.2.0"): ("create", ("sha256",)),
+        WHEEL_URI: (
+            "unchanged",
+            (KEPT, "the newest previous wheel", "installed by " + " and ".join(JOBS) + " now"),
+        ),
+        oldest: ("delete", OLDER),
+        older: ("delete", OLDER),
+    }
+    assert plan.pending[-2:] == tuple(c for c in plan.changes if c.name in (oldest, older))  # after the jobs
+
+
+def test_a_redeploy_of_the_same_wheel_keeps_the_previous_one_without_churn(
+    project: Path, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oldest = _put_wheel(aws, monkeypatch, "0.0.8", hours_ago=48)
+    previous = _put_wheel(aws, monkeypatch, "0.0.9", hours_ago=24)
+    plan = apply_plan(plan_deployment(_inputs(project), aws))
+    assert _wheel_changes(plan) == {
+        WHEEL_URI: ("create", ("sha256",)),
+        previous: ("unchanged", (KEPT, "the newest previous wheel")),
+        oldest: ("delete", OLDER),
+    }
+    for _ in range(2):
+        again = plan_deployment(_inputs(project), aws)
+        assert again.pending == ()
+        assert _wheel_changes(again) == {
+            WHEEL_URI: ("unchanged", ()),
+            previous: ("unchanged", (KEPT, "the newest previous wheel")),
+        }
+    assert {k for k in _keys(aws) if "/wheels/" in k} == {
+        "lean-ops/test/wheels/lean_ops_spark-0.0.9-py3-none-any.whl",
+        "lean-ops/test/wheels/lean_ops_spark-0.1.0-py3-none-any.whl",
+    }
+
+
+def test_the_wheel_the_jobs_install_stays_after_a_deploy_that_failed_before_moving_them(
+    project: Path, aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed deploy left a newer wheel than the one the jobs install: both stay."""
+    with _s3_clock(monkeypatch, hours_ago=2):
+        apply_plan(plan_deployment(_inputs(project), aws))  # the jobs install 0.1.0
+    failed = project / "dist" / "lean_ops_spark-0.2.0-py3-none-any.whl"
+    failed.write_bytes(b"wheel bytes v2")
+    with _s3_clock(monkeypatch, hours_ago=1), pytest.raises(DeployError, match="glue job"):
+        # uploads 0.2.0, then fails on UpdateJob (moto 5.2.5 has none, as a denied call would)
+        apply_plan(plan_deployment(dataclasses.replace(_inputs(project), wheel=failed), aws))
+    new_wheel = project / "dist" / "lean_ops_spark-0.3.0-py3-none-any.whl"
+    new_wheel.write_bytes(b"wheel bytes v3")
+    plan = plan_deployment(dataclasses.replace(_inputs(project), wheel=new_wheel), aws)
+    assert _wheel_changes(plan) == {
+        WHEEL_URI.replace("0.1.0", "0.3.0"): ("create", ("sha256",)),
+        WHEEL_URI.replace("0.1.0", "0.2.0"): ("unchanged", (KEPT, "the newest previous wheel")),
+        WHEEL_URI: ("unchanged", (KEPT, "installed by " + " and ".join(JOBS) + " now")),
+    }
+    assert not [c for c in plan.pending if c.action == "delete"]
 
 
 def test_renaming_the_state_machine_deletes_the_old_one_and_its_schedules(

@@ -25,9 +25,12 @@ def register(
         "jobs/*.py and conf/ to S3 (compared by content hash), and creates or updates the Glue jobs "
         "(Glue 5.x, --datalake-formats iceberg), the two Lambdas, the state machine and the "
         "EventBridge Scheduler schedules. What the environment deployed before and no longer has is "
-        "deleted: conf/ files removed from the checkout, previous wheels, schedules of removed topics, "
+        "deleted: conf/ files removed from the checkout, wheels older than the previous one (kept for job "
+        "runs started before the deploy), schedules of removed topics, "
         "and after a rename of state_machine.name the old state machine and its schedules (one with "
         "running executions is reported as stale and left for the next deploy). "
+        "Warnings (a curation or semantic job with max_concurrent_runs below the number of deployed "
+        'topics) are printed after the plan and listed under "warnings" with --json; they stop nothing. '
         "--dry-run prints the plan and changes nothing.",
     )
     parser.add_argument(
@@ -73,6 +76,7 @@ def run(ctx: CliContext) -> int:
                 "dry_run": bool(args.dry_run),
                 "counts": plan.counts(),
                 "changes": [c.as_dict() for c in plan.changes],
+                "warnings": list(plan.warnings),
             }
         )
         return 0
@@ -82,6 +86,8 @@ def run(ctx: CliContext) -> int:
             [[c.kind, c.name, c.action, ", ".join(c.changed)] for c in plan.changes],
         )
     )
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
     summary = ", ".join(f"{n} {action}" for action, n in sorted(plan.counts().items()))
     print(f"{environment.name}: {summary}" + (" (dry run: nothing changed)" if args.dry_run else ""))
     return 0
