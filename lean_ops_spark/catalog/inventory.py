@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lean_ops_spark.catalog.bootstrap import planned_definitions
+from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config.models import ProjectConfig
 
-__all__ = ["TableInfo", "describe_tables"]
+__all__ = ["TableInfo", "describe_table", "describe_tables"]
 
 
 @dataclass(frozen=True)
@@ -37,37 +38,35 @@ def _summary_int(summary: Any, key: str) -> int:
     return int(value) if value is not None else 0
 
 
+def describe_table(catalog: Any, ref: TableRef) -> TableInfo:
+    """Describe one table through a PyIceberg catalog (``exists=False`` when it does not exist)."""
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    try:
+        table = catalog.load_table(ref.identifier)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        return TableInfo(ref.sql, ref.layer, ref.topic, exists=False)
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot is not None else None
+    updated_ms = table.metadata.last_updated_ms
+    return TableInfo(
+        table=ref.sql,
+        layer=ref.layer,
+        topic=ref.topic,
+        exists=True,
+        current_snapshot_id=snapshot.snapshot_id if snapshot is not None else None,
+        snapshot_count=len(table.metadata.snapshots),
+        records=_summary_int(summary, "total-records"),
+        data_files=_summary_int(summary, "total-data-files"),
+        delete_files=_summary_int(summary, "total-delete-files"),
+        size_bytes=_summary_int(summary, "total-files-size"),
+        last_updated=datetime.fromtimestamp(updated_ms / 1000, tz=timezone.utc).isoformat(),
+    )
+
+
 def describe_tables(catalog: Any, config: ProjectConfig, topics: list[str] | None = None) -> list[TableInfo]:
     """Describe every table bootstrap would create, through a PyIceberg catalog.
 
     Tables that do not exist yet are listed with ``exists=False``.
     """
-    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-
-    infos: list[TableInfo] = []
-    for definition in planned_definitions(config, topics):
-        ref = definition.table
-        try:
-            table = catalog.load_table(ref.identifier)
-        except (NoSuchTableError, NoSuchNamespaceError):
-            infos.append(TableInfo(ref.sql, ref.layer, ref.topic, exists=False))
-            continue
-        snapshot = table.current_snapshot()
-        summary = snapshot.summary if snapshot is not None else None
-        updated_ms = table.metadata.last_updated_ms
-        infos.append(
-            TableInfo(
-                table=ref.sql,
-                layer=ref.layer,
-                topic=ref.topic,
-                exists=True,
-                current_snapshot_id=snapshot.snapshot_id if snapshot is not None else None,
-                snapshot_count=len(table.metadata.snapshots),
-                records=_summary_int(summary, "total-records"),
-                data_files=_summary_int(summary, "total-data-files"),
-                delete_files=_summary_int(summary, "total-delete-files"),
-                size_bytes=_summary_int(summary, "total-files-size"),
-                last_updated=datetime.fromtimestamp(updated_ms / 1000, tz=timezone.utc).isoformat(),
-            )
-        )
-    return infos
+    return [describe_table(catalog, definition.table) for definition in planned_definitions(config, topics)]

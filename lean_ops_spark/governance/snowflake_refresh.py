@@ -36,7 +36,7 @@ from lean_ops_spark.catalog.naming import TableRef
 from lean_ops_spark.config.environment import Environment
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.errors import RuntimeSetupError
-from lean_ops_spark.governance.config import GovernanceConfig
+from lean_ops_spark.governance.config import GovernanceConfig, SnowflakeConnectionSettings
 from lean_ops_spark.governance.errors import SnowflakeError
 from lean_ops_spark.governance.iam import snowflake_locations
 from lean_ops_spark.governance.schema_state import (
@@ -63,6 +63,7 @@ __all__ = [
     "SnowflakeRefreshResult",
     "connect_snowflake",
     "execute_snowflake_refresh",
+    "missing_credential_variables",
     "observe_semantic_schemas",
     "plan_snowflake_refresh",
     "refresh_after_commit",
@@ -252,6 +253,27 @@ def _credential(
         return value
     value = secret.get(secret_key)
     return None if value is None else str(value)
+
+
+def missing_credential_variables(
+    settings: SnowflakeConnectionSettings, environ: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """The environment variables :func:`connect_snowflake` would read for ``settings`` that
+    ``environ`` does not set (or sets empty), each as ``(setting, variable)``, e.g.
+    ``("private_key_file_env", "SNOWFLAKE_PRIVATE_KEY_FILE")``. Pure: a caller checks this
+    before any other work, so a missing credential is not found only after the schemas were read.
+    """
+    keys = (
+        ("password_env",)
+        if settings.authenticator == "password"
+        else ("private_key_file_env", "private_key_password_env")
+    )
+    missing = []
+    for key in keys:
+        variable = getattr(settings, key)
+        if variable is not None and not environ.get(variable):
+            missing.append((key, variable))
+    return tuple(missing)
 
 
 def connect_snowflake(

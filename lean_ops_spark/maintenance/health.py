@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ __all__ = [
     "measure_health",
     "parse_partition_transform",
     "partition_specs_from_metadata",
+    "partition_value_label",
 ]
 
 #: Iceberg's default ``write.target-file-size-bytes`` (512 MiB) when the table sets none.
@@ -102,16 +103,22 @@ class PartitionHealth:
     #: Of ``position_delete_file_count``: v3 deletion vectors (blobs in Puffin files).
     deletion_vector_count: int = 0
     updated_before_ms: int | None = None
+    #: The fields of the spec the files were written with: their transforms render the label
+    #: (a value of a field not among them is shown as it is).
+    fields: tuple[PartitionField, ...] = ()
 
     @property
     def label(self) -> str:
         """``ts_day=2026-11-01/cat=a``; ``(unpartitioned)`` for an unpartitioned table.
 
-        Partitions of an older spec say so: ``cat=a (older spec 0)``, ``(unpartitioned, older spec 0)``.
+        Time transforms read as Iceberg writes them (``ts_month=2025-12``, not months since
+        1970: see :func:`partition_value_label`). Partitions of an older spec say so:
+        ``cat=a (older spec 0)``, ``(unpartitioned, older spec 0)``.
         """
         if not self.values:
             return "(unpartitioned)" if self.current_spec else f"(unpartitioned, older spec {self.spec_id})"
-        text = "/".join(f"{k}={'null' if v is None else v}" for k, v in self.values)
+        transforms = {f.name: f.transform for f in self.fields}
+        text = "/".join(f"{k}={partition_value_label(transforms.get(k), v)}" for k, v in self.values)
         return text if self.current_spec else f"{text} (older spec {self.spec_id})"
 
     @property
@@ -298,6 +305,35 @@ def parse_partition_transform(text: str) -> tuple[str, str | None]:
     return "unknown", None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def partition_value_label(transform: str | None, value: PartitionValue) -> str:
+    """A partition value as Iceberg shows it (its transforms' human strings, as in data file
+    paths): ``year`` 55 -> ``2025``, ``month`` 671 -> ``2025-12``, ``day`` -> ``2025-12-31``,
+    ``hour`` 490885 -> ``2025-12-31-13`` (UTC); ``null`` for None; any other value as it is.
+
+    Spark's ``files`` and ``partitions`` metadata tables give year, month and hour values as
+    ints (units since 1970-01-01 UTC) and day values as dates; a day given as an int (days
+    since 1970) reads the same.
+    """
+    if value is None:
+        return "null"
+    if not isinstance(value, int) or isinstance(value, bool):
+        return str(value)
+    if transform == "year":
+        return f"{1970 + value:04d}"
+    if transform == "month":
+        years, month = divmod(value, 12)
+        return f"{1970 + years:04d}-{month + 1:02d}"
+    if transform == "day":
+        return (_EPOCH + timedelta(days=value)).date().isoformat()
+    if transform == "hour":
+        moment = _EPOCH + timedelta(hours=value)
+        return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}-{moment.hour:02d}"
+    return str(value)
+
+
 def _spec_transform(text: str) -> str:
     name = text.split("[", 1)[0].strip()
     return name if name in _SPEC_TRANSFORMS else "void" if name == "void" else "unknown"
@@ -473,6 +509,7 @@ def measure_health(
                 current_spec=spec_id == current_spec,
                 deletion_vector_count=t["dv_files"],
                 updated_before_ms=oldest_ancestor_ms if last_updated.get(values) is None else None,
+                fields=spec_fields.get(spec_id, ()) if spec_id is not None else (),
             )
             for (spec_id, values), t in sums.items()
         ),

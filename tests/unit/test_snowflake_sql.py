@@ -178,5 +178,5 @@ def test_cli_without_a_snowflake_section_says_so(tmp_path: Path, capsys: pytest.
     del doc["snowflake"]
     del doc["lake_formation"]["grants"]["snowflake"]
     conf = write_project(tmp_path, gov_doc=doc)
-    assert main(["snowflake", "ddl", "--env", "test", "--conf", str(conf)]) == 1
+    assert main(["snowflake", "ddl", "--env", "test", "--conf", str(conf)]) == 2  # a config error
     assert "no snowflake: section" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 
 from lean_ops_spark.cli.context import CliContext
 from lean_ops_spark.cli.output import format_table, print_json
-from lean_ops_spark.quality.check import check_table, parse_table_name
+from lean_ops_spark.quality.check import check_table, table_suite
 from lean_ops_spark.quality.results import DQResult
 
 HELP = "run a table's data-quality suite (conf/quality/<layer>/<topic>.yaml) and print the results"
@@ -50,8 +50,9 @@ def _print(result: DQResult) -> None:
 
 
 def run(ctx: CliContext) -> int:
-    parse_table_name(ctx.config, ctx.args.table)  # a bad name fails before Spark starts
-    result = check_table(ctx.spark(), ctx.config, ctx.args.table, branch=ctx.args.branch)
+    # A bad name or a table without a suite fails before Spark starts.
+    suite = table_suite(ctx.config, ctx.args.table)
+    result = check_table(ctx.spark(), ctx.config, ctx.args.table, branch=ctx.args.branch, suite=suite)
     if ctx.json:
         print_json({"ok": result.success, **result.as_dict()})
     else:

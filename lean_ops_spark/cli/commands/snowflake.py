@@ -8,16 +8,18 @@ from pathlib import Path
 
 from lean_ops_spark.cli.context import CliContext, add_env_option
 from lean_ops_spark.cli.output import check_output_file, print_json
-from lean_ops_spark.governance.context import load_governance_context
+from lean_ops_spark.errors import ConfigError, RuntimeSetupError
+from lean_ops_spark.governance.context import GovernanceContext, load_governance_context
 from lean_ops_spark.governance.errors import SnowflakeError
 from lean_ops_spark.governance.iam import snowflake_locations
 from lean_ops_spark.governance.schema_state import RefreshStateStore, open_schema_source
-from lean_ops_spark.governance.snowflake import ddl_statements, render_script
+from lean_ops_spark.governance.snowflake import SnowflakeTarget, ddl_statements, render_script
 from lean_ops_spark.governance.snowflake_refresh import (
     DbApiConnection,
     SnowflakeRefreshResult,
     connect_snowflake,
     execute_snowflake_refresh,
+    missing_credential_variables,
     observe_semantic_schemas,
     plan_snowflake_refresh,
     refresh_snowflake,
@@ -79,7 +81,7 @@ def run_ddl(ctx: CliContext) -> int:
     if ctx.args.out:
         check_output_file("--out", ctx.args.out)
     context = load_governance_context(ctx.args.conf, ctx.args.env)
-    target = context.snowflake()
+    target = _snowflake_target(context)
     statements = ddl_statements(target, [t.name for t in context.semantic_tables])
     header = [
         f"lean-ops Snowflake DDL for environment {target.environment} (generated: edit the config, not this file)",
@@ -99,14 +101,127 @@ def run_ddl(ctx: CliContext) -> int:
     return 0
 
 
+#: The message of a missing Snowflake credential: what each ``*_env`` setting's variable holds.
+_CREDENTIAL_VALUES = {
+    "password_env": "the user's password",
+    "private_key_file_env": "the path of the private key file (.p8)",
+    "private_key_password_env": "the private key's passphrase",
+}
+
+#: How to give AWS credentials (boto3's chain), for the message of a refresh that has none.
+_AWS_CREDENTIALS_HELP = (
+    "set AWS_PROFILE to a profile of ~/.aws/config (after `aws sso login` for an SSO profile), "
+    "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
+)
+
+
+def _snowflake_target(context: GovernanceContext) -> SnowflakeTarget:
+    """The environment's Snowflake target.
+
+    Raises:
+        ConfigError: the governance file has no ``snowflake:`` section.
+    """
+    if context.governance.snowflake is None:
+        raise ConfigError(
+            f"{context.governance.source}: no snowflake: section; add one with database, schema, "
+            "external_volume and catalog_integration (name, role_arn), as in conf/governance/dev.yaml"
+        )
+    return context.snowflake()
+
+
+def _check_snowflake_credentials(target: SnowflakeTarget, source: str) -> None:
+    """Every environment variable ``snowflake.connection`` names for the connector is set.
+
+    Raises:
+        ConfigError: naming each missing variable, what it holds, and the other ways to run.
+    """
+    settings = target.settings.connection
+    if settings is None:
+        return
+    missing = missing_credential_variables(settings, os.environ)
+    if not missing:
+        return
+    names = "; ".join(
+        f"{variable} ({_CREDENTIAL_VALUES[key]}; named by snowflake.connection.{key})"
+        for key, variable in missing
+    )
+    raise ConfigError(
+        f"{source}: snowflake.connection ({settings.authenticator}, user {settings.user}) reads its "
+        f"credentials from environment variables that are not set: {names}. Export them "
+        f"(`export {missing[0][1]}=...`), or name an AWS Secrets Manager secret with "
+        "snowflake.connection.secret_id instead; --no-connect writes the SQL to a file and "
+        "--dry-run only prints the plan, neither needs them"
+    )
+
+
+def _aws_uses(
+    args: argparse.Namespace,
+    context: GovernanceContext,
+    target: SnowflakeTarget,
+    locations: tuple[str, str],
+    *,
+    connecting: bool,
+) -> list[str]:
+    """What this refresh would read or write on AWS: nothing with local ``locations`` (SQL
+    folder, state file) on the local profile, nor for ``--tables ... --dry-run`` (a plan only)."""
+    sql_dir, state = locations
+    connection = target.settings.connection
+    uses = []
+    if not args.tables:  # the current schemas are read and compared with the state file
+        if context.profile.kind == "glue":
+            uses.append(
+                f"the semantic tables' schemas in the Glue Data Catalog ({context.profile.name} profile)"
+            )
+        if state.startswith("s3://"):
+            uses.append(f"the state file {state}")
+    if not connecting and not args.dry_run and sql_dir.startswith("s3://"):
+        uses.append(f"the SQL folder {sql_dir}")
+    if connecting and connection is not None and connection.secret_id:
+        uses.append(f"the Secrets Manager secret {connection.secret_id}")
+    return uses
+
+
+def _require_aws_credentials(uses: list[str]) -> None:
+    """boto3 finds credentials, when the refresh calls AWS (``uses``, for the message).
+
+    Raises:
+        RuntimeSetupError: boto3 is not installed.
+        ConfigError: no credentials (or a broken AWS profile), naming what needs them and how to give them.
+    """
+    if not uses:
+        return
+    needed = f"needed for {'; '.join(uses)}"
+    local = "; --state and --sql-dir also take local paths" if any("s3://" in u for u in uses) else ""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError
+    except ImportError as exc:
+        raise RuntimeSetupError(
+            f"boto3 is not installed ({needed}): pip install 'lean-ops-spark[aws]'"
+        ) from exc
+    try:
+        credentials = boto3.Session().get_credentials()
+    except BotoCoreError as exc:  # an AWS_PROFILE that does not exist, half a key pair
+        raise ConfigError(f"AWS credentials ({needed}): {exc}; {_AWS_CREDENTIALS_HELP}{local}") from exc
+    if credentials is None:
+        raise ConfigError(f"no AWS credentials found ({needed}): {_AWS_CREDENTIALS_HELP}{local}")
+
+
 def run_refresh(ctx: CliContext) -> int:
     args = ctx.args
     context = load_governance_context(args.conf, args.env)
-    target = context.snowflake()
+    target = _snowflake_target(context)
     default_sql, default_state = snowflake_locations(context.environment, context.governance)
     sql_dir, state_location = args.sql_dir or default_sql, args.state or default_state
+    connecting = target.settings.connection is not None and not args.no_connect and not args.dry_run
+    # Credentials are checked before any call, so a missing one is named as such (exit 2)
+    # instead of surfacing as boto3's or the connector's error halfway through.
+    if connecting:
+        _check_snowflake_credentials(target, context.governance.source)
+    locations = (sql_dir, state_location)
+    _require_aws_credentials(_aws_uses(args, context, target, locations, connecting=connecting))
     connection: DbApiConnection | None = None
-    if target.settings.connection is not None and not args.no_connect and not args.dry_run:
+    if connecting:
         connection = connect_snowflake(target, environ=dict(os.environ))
     try:
         if args.tables:
