@@ -12,6 +12,11 @@ of the model (its fingerprint, recorded with each checkpoint, differs), computes
 table from curated as of the pinned snapshot and replaces the table's rows on the audit
 branch instead of MERGEing; the fingerprint reaches main with the audited data.
 
+The table's partition spec follows the model's ``partition:``: when they differ (the model's
+partition changed, or the table was altered by hand), the run evolves the spec with Iceberg's
+partition evolution before it writes, and logs a warning naming the table and both specs
+(see :func:`_align_partitioning` for why before the audit branch is written).
+
 A topic without a semantic model, or whose model needs a curated column that does not
 exist, takes the NotifyMissingSchema path: a ``MissingSemanticSchema`` metric and a
 warning naming what is missing, status ``missing_schema``, nothing written.
@@ -40,7 +45,7 @@ from lean_ops_spark.catalog.checkpoints import (
 from lean_ops_spark.catalog.commit import with_commit_properties
 from lean_ops_spark.catalog.metadata import load_table_snapshots
 from lean_ops_spark.catalog.naming import TableRef, topic_tables
-from lean_ops_spark.catalog.schemas import collected_timestamp_literal, sql_string
+from lean_ops_spark.catalog.schemas import TableDefinition, collected_timestamp_literal, sql_string
 from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.config.sources import open_config_source
 from lean_ops_spark.curation.merge import batch_partition_days, partition_predicate, view_name
@@ -83,6 +88,8 @@ from lean_ops_spark.semantic.publish import (
     wap_branch,
 )
 from lean_ops_spark.semantic.tables import (
+    PartitionChange,
+    align_partitioning,
     ensure_semantic_table,
     record_fingerprint,
     semantic_table,
@@ -133,6 +140,8 @@ class ModelResult:
     branch: str | None = None
     dq: DQResult | None = None
     duration_seconds: float = 0.0
+    #: the partition spec this run evolved the table's to (``spec 0 month(d) -> spec 1 day(d)``)
+    partition_change: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +160,7 @@ class ModelResult:
             "branch_kept": self.branch,
             "dq": self.dq.as_dict() if self.dq else None,
             "duration_seconds": round(self.duration_seconds, 3),
+            "partition_change": self.partition_change,
         }
 
 
@@ -461,7 +471,8 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
         if model.kind is ModelKind.ENTITY
         else aggregate_rows(pinned, model)
     )
-    ensure_semantic_table(spark, semantic_table_definition(table, model, compiled.schema))
+    definition = semantic_table_definition(table, model, compiled.schema)
+    ensure_semantic_table(spark, definition)
     log.debug("%s: table ready (%.1fs)", table.sql, time.time() - started)
     metadata = load_table_snapshots(spark, table)
     checkpoint = find_checkpoint(
@@ -490,6 +501,7 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
             )
     else:
         window = plan_changes(run.records, before, run.pinned_snapshot_id, run.curated.sql)
+    change = _align_partitioning(spark, definition, model, model_changed=recorded != fingerprint)
 
     def result(status: str, **extra: Any) -> ModelResult:
         return ModelResult(
@@ -502,6 +514,7 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
             window=window.mode,
             run_ids=window.run_ids,
             duration_seconds=time.time() - started,
+            partition_change=change.describe() if change else None,
             **extra,
         )
 
@@ -542,6 +555,39 @@ def _run_model(run: _Run, model: SemanticModel, pinned: DataFrame, suite: Qualit
     record_fingerprint(spark, table, fingerprint)
     log.info("%s: published snapshot %s (curated %s)", table.sql, published, run.pinned_snapshot_id)
     return result("published", rows_merged=count, semantic_snapshot_id=published, dq=dq)
+
+
+def _align_partitioning(
+    spark: SparkSession, definition: TableDefinition, model: SemanticModel, *, model_changed: bool
+) -> PartitionChange | None:
+    """Evolve the table's partition spec to the model's, before this run writes its branch.
+
+    A spec is table metadata, not a branch's: it cannot wait for the audit. Evolved first,
+    the rows this run writes (a rebuild's: every row) are laid out by the model's partition.
+    Should the audit then fail, or the run die before it publishes, main keeps its rows and
+    checkpoint, in files of the old spec, which Iceberg keeps reading (and MERGEs prune each
+    file by its own spec); only the files written from then on use the new spec. The re-run
+    finds the spec already evolved (nothing to do, nothing logged) and main's fingerprint
+    still the old one, so it rebuilds: the same table as had nothing failed.
+
+    The spec is also evolved back when only the table changed (altered by hand, same
+    fingerprint): the model file is the table's definition (its columns are enforced too),
+    and keeping a layout it does not state would make the table's layout depend on its
+    history, until the next rebuild reverts it anyway. Evolution rewrites no data and
+    changes no row, so the run stays incremental; later compactions rewrite old files in
+    the new spec. To change a layout, change the model's ``partition:``.
+    """
+    change = align_partitioning(spark, definition)
+    if change is not None:
+        log.warning(
+            "%s: partition spec evolved to the one model %s declares: %s (%s; files already written "
+            "keep their spec, files written from now on use the new one)",
+            definition.table.sql,
+            model.name,
+            change.describe(),
+            "the model changed" if model_changed else "the table's spec was changed outside the model",
+        )
+    return change
 
 
 def _publish(spark: SparkSession, table: TableRef, branch: str, head: int, *, base: int | None) -> int:

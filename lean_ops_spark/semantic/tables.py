@@ -1,12 +1,23 @@
-"""Semantic tables: names, definitions from the compiled model, idempotent creation."""
+"""Semantic tables: names, definitions from the compiled model, idempotent creation, and
+the partition spec kept to the model's (:func:`align_partitioning`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from lean_ops_spark.catalog.metadata import load_metadata_document
 from lean_ops_spark.catalog.naming import TableRef
-from lean_ops_spark.catalog.schemas import BASE_PROPERTIES, TableDefinition, sql_string
+from lean_ops_spark.catalog.schemas import (
+    BASE_PROPERTIES,
+    PartitionSpecField,
+    TableDefinition,
+    current_partition_spec,
+    describe_partitioning,
+    partition_evolution_sql,
+    sql_string,
+)
 from lean_ops_spark.config.models import Profile
 from lean_ops_spark.config.sources import ConfigSource
 from lean_ops_spark.errors import CatalogError, ConfigError
@@ -16,6 +27,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
+    "PartitionChange",
+    "align_partitioning",
     "ensure_semantic_table",
     "model_tables",
     "record_fingerprint",
@@ -105,6 +118,61 @@ def ensure_semantic_table(spark: SparkSession, definition: TableDefinition) -> b
     if properties.get("write.wap.enabled") != "true":
         spark.sql(f"ALTER TABLE {table.sql} SET TBLPROPERTIES ({sql_string('write.wap.enabled')}='true')")
     return False
+
+
+@dataclass(frozen=True)
+class PartitionChange:
+    """A table's partition spec evolved to its definition's (:func:`align_partitioning`)."""
+
+    table: str
+    before_spec_id: int
+    before: tuple[PartitionSpecField, ...]
+    after_spec_id: int
+    after: tuple[PartitionSpecField, ...]
+    statements: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``spec 0 month(order_date) -> spec 1 day(order_date)``."""
+        return (
+            f"spec {self.before_spec_id} {describe_partitioning(self.before)} -> "
+            f"spec {self.after_spec_id} {describe_partitioning(self.after)}"
+        )
+
+
+def align_partitioning(spark: SparkSession, definition: TableDefinition) -> PartitionChange | None:
+    """Evolve an existing table's current partition spec to ``definition.partitioned_by``
+    when they differ (another transform, another column, a field added or removed); None
+    when they already match.
+
+    Iceberg partition evolution (``ALTER TABLE ... REPLACE | ADD | DROP PARTITION FIELD``) is
+    a metadata commit of the table, not of a branch, and creates no snapshot: files already
+    written keep the spec they were written with and stay readable (scans and MERGEs prune
+    each file by its own spec); every file written afterwards, on any branch, uses the new
+    one. The current spec is read from the table's metadata (transforms as Iceberg names
+    them, columns by source field id), so ``months(d)`` and ``month(d)`` are the same.
+
+    Raises:
+        CatalogError: the spec could not be evolved (and is still not the definition's).
+    """
+    table = definition.table
+    wanted = definition.partition_fields
+    before_id, before = current_partition_spec(load_metadata_document(spark, table))
+    statements = partition_evolution_sql(table.sql, before, wanted)
+    if not statements:
+        return None
+    try:
+        for statement in statements:
+            spark.sql(statement)
+    except Exception as exc:
+        _, now = current_partition_spec(load_metadata_document(spark, table))
+        if partition_evolution_sql(table.sql, now, wanted):
+            raise CatalogError(
+                f"cannot evolve the partition spec of {table.sql} from {describe_partitioning(before)} to "
+                f"{describe_partitioning(wanted)} ({'; '.join(statements)}): {exc}"
+            ) from exc
+        return None  # another run of the table evolved it meanwhile
+    after_id, after = current_partition_spec(load_metadata_document(spark, table))
+    return PartitionChange(table.sql, before_id, before, after_id, after, statements)
 
 
 def record_fingerprint(spark: SparkSession, table: TableRef, fingerprint: str) -> None:
