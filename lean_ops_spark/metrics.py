@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -199,27 +200,52 @@ class CloudWatchSink:
     def emit(
         self, name: str, value: float, unit: str = "None", dimensions: Mapping[str, str] | None = None
     ) -> None:
-        self._buffer.append(make_metric(name, value, unit, dimensions, datetime.now(timezone.utc)))
+        metric = make_metric(name, value, unit, dimensions, datetime.now(timezone.utc))
+        if not _storable(metric.value):
+            # CloudWatch refuses the whole call for it: buffered, it would block every metric
+            # behind it at each flush. Raising would fail a run whose data is committed.
+            _log.warning(
+                "metric %s %s=%r: CloudWatch cannot store this value (NaN, infinite, or a "
+                "magnitude beyond 2**360 or below 2**-360); not sent",
+                self.namespace,
+                name,
+                metric.value,
+            )
+            return
+        self._buffer.append(metric)
         if len(self._buffer) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
         """Send everything buffered (several calls if needed).
 
-        A failed call (throttling, access denied, no network) does not raise: metrics must not
-        fail a run whose data is committed, nor replace the error of one that failed. It is
-        logged as a warning, and what was not sent stays buffered for the next flush (at most
-        :data:`MAX_UNSENT` metrics, the oldest dropped first).
+        A failed call (throttling, access denied, no network, no region to make the client
+        in) does not raise: metrics must not fail a run whose data is committed, nor replace the
+        error of one that failed. It is logged as a warning, and what was not sent stays buffered
+        for the next flush (at most :data:`MAX_UNSENT` metrics, the oldest dropped first). A call
+        CloudWatch rejects as invalid would be rejected again: its metrics are dropped (logged).
 
         Raises:
             RuntimeSetupError: boto3 is missing.
         """
-        client = self._client()
         while self._buffer:
             batch = self._buffer[: self.batch_size]
             try:
+                client = self._client()
                 client.put_metric_data(Namespace=self.namespace, MetricData=[_metric_datum(m) for m in batch])
+            except RuntimeSetupError:
+                raise
             except Exception as exc:  # any failure to send: keep the metrics, say so
+                if _invalid_request(exc):
+                    self.failed_calls += 1
+                    del self._buffer[: len(batch)]
+                    _log.warning(
+                        "CloudWatch namespace %s rejected %d metric(s) as invalid (%s); dropped them",
+                        self.namespace,
+                        len(batch),
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    )
+                    continue
                 self.failed_calls += 1
                 dropped = max(0, len(self._buffer) - MAX_UNSENT)
                 del self._buffer[:dropped]
@@ -245,6 +271,37 @@ class CloudWatchSink:
                 raise RuntimeSetupError("boto3 is not installed: pip install 'lean-ops-spark[aws]'") from exc
             self.client = boto3.client("cloudwatch", region_name=self.region)
         return self.client
+
+
+#: PutMetricData refuses values beyond 2^360 in magnitude, and non-zero ones below 2^-360.
+_LARGEST = 2.0**360
+_SMALLEST = 2.0**-360
+#: Error codes of a request CloudWatch will reject however often it is sent.
+_INVALID_REQUEST_CODES = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidParameterValueException",
+        "InvalidParameterCombination",
+        "InvalidParameterCombinationException",
+        "MissingParameter",
+        "MissingRequiredParameterException",
+    }
+)
+
+
+def _storable(value: float) -> bool:
+    """Whether CloudWatch accepts ``value`` (no NaN or infinity, within its range)."""
+    magnitude = abs(value)
+    return math.isfinite(value) and (magnitude == 0 or _SMALLEST <= magnitude <= _LARGEST)
+
+
+def _invalid_request(exc: Exception) -> bool:
+    """Whether ``exc`` says the request itself is invalid (resending it cannot succeed)."""
+    if type(exc).__name__ == "ParamValidationError":  # botocore's own check, before sending
+        return True
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code in _INVALID_REQUEST_CODES
 
 
 def _metric_datum(metric: Metric) -> dict[str, Any]:

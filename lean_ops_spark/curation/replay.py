@@ -22,15 +22,19 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from lean_ops_spark.catalog.checkpoints import RUN_ID_KEY, current_snapshot_id, read_pinned
-from lean_ops_spark.catalog.naming import topic_tables
-from lean_ops_spark.config.models import ProjectConfig
+from lean_ops_spark.catalog.naming import TableRef, topic_tables
+from lean_ops_spark.config.models import ProjectConfig, TopicContract
 from lean_ops_spark.curation.merge import batch_partition_days, view_name
 from lean_ops_spark.curation.pipeline import check_run_id, merge_into_curated
 from lean_ops_spark.curation.reasons import ErrorClass
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parsed_columns
+from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME, record_drift
+from lean_ops_spark.drift.diff import reconcile_with_curated
 from lean_ops_spark.drift.handler import effective_contract
 from lean_ops_spark.drift.observe import parse_batch, rescue_partial_values
-from lean_ops_spark.errors import ConcurrentRunError, ConfigError
+from lean_ops_spark.drift.policy import alter_statements, plan_drift
+from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
+from lean_ops_spark.errors import ConcurrentRunError, ConfigError, LedgerError
 from lean_ops_spark.session import lenient_casts
 
 if TYPE_CHECKING:
@@ -44,7 +48,8 @@ REPLAY_KEY = "lean-ops.replay"
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """``pending = replayed + still_pending + exhausted + dropped``."""
+    """``pending = replayed + still_pending + exhausted + dropped``; ``pending`` is the number
+    of rows read, counted apart from the outcomes (a replay whose counts differ fails)."""
 
     topic: str
     run_id: str
@@ -74,6 +79,8 @@ def run_replay(
 
     Raises:
         ConfigError: ``max_attempts`` is below 1 (it would exhaust every pending row at once).
+        LedgerError: the rows classified are not the pending rows read (nothing written).
+        ConcurrentRunError: another replay updated rows this one read (see the module docstring).
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -84,7 +91,8 @@ def run_replay(
     started = time.time()
     run_id = check_run_id(run_id or f"rpl-{uuid.uuid4().hex[:12]}")
     tables = topic_tables(config.profile, topic)
-    # Columns an earlier evolve added to curated must be in the MERGE source too.
+    # Columns an earlier evolve added to curated must be in the MERGE source too (and the
+    # contract's columns curated does not have yet are added before the MERGE).
     contract = effective_contract(spark, config.topic(topic), tables.curated)
     spark.sql(f"REFRESH TABLE {tables.quarantine.sql}")
     # One snapshot of the quarantine: Spark recomputes the persisted frames below after the
@@ -112,6 +120,7 @@ def run_replay(
     classified = rescue_partial_values(parse_batch(pending, contract), contract, every_column).persist(
         StorageLevel.MEMORY_AND_DISK
     )
+    cached = [classified]  # unpersisted however the replay ends
     try:
         error = F.col(ERROR_COLUMN)
         attempts = F.col("_attempt_count") + 1
@@ -131,11 +140,16 @@ def run_replay(
             error["error_field"].alias("error_field"),
             error["error_detail"].alias("error_detail"),
         ).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(outcomes)
         counts = {
             r["status"]: int(r["n"])
             for r in outcomes.groupBy("status").agg(F.count(F.lit(1)).alias("n")).collect()
         }
         total = sum(counts.values())
+        # The ledger: the rows read are counted on their own (not derived from the outcomes),
+        # so a row lost or doubled between the read and the classification fails the replay
+        # before it writes anything.
+        _check_classified(pending.count(), counts, topic, run_id)
         if total == 0:
             return ReplayResult(topic, run_id, 0, 0, 0, 0, 0, None, time.time() - started)
 
@@ -147,6 +161,7 @@ def run_replay(
                 run_id,
             )
             days = batch_partition_days(versions, contract)
+            _apply_contract_changes(spark, config.topic(topic), tables.curated, run_id)
             curated_snapshot = merge_into_curated(
                 spark,
                 contract=contract,
@@ -192,7 +207,6 @@ def run_replay(
             & (rows["attempt_count"] == done["_attempt"]),
             "left_semi",
         ).count()
-        outcomes.unpersist()
         if applied != total:
             raise ConcurrentRunError(
                 f"replay of topic {topic!r} (run {run_id}): another replay updated {total - applied} of "
@@ -201,7 +215,8 @@ def run_replay(
                 f"way). Run `lean-ops replay --topic {topic}` again for what is still pending."
             )
     finally:
-        classified.unpersist()
+        for df in reversed(cached):
+            df.unpersist()
     return ReplayResult(
         topic=topic,
         run_id=run_id,
@@ -212,4 +227,48 @@ def run_replay(
         dropped=counts.get("dropped", 0),
         curated_snapshot_id=curated_snapshot,
         duration_seconds=time.time() - started,
+    )
+
+
+def _check_classified(read: int, counts: dict[str, int], topic: str, run_id: str) -> None:
+    """The replay's ledger: every pending row read has exactly one outcome.
+
+    Raises:
+        LedgerError: the rows classified are not the rows read (nothing is written yet).
+    """
+    total = sum(counts.values())
+    if read != total:
+        raise LedgerError(
+            f"replay of topic {topic!r} (run {run_id}): read {read} pending quarantine rows but "
+            f"classified {total} (by outcome: {counts}); nothing was written"
+        )
+
+
+def _apply_contract_changes(
+    spark: SparkSession, contract: TopicContract, curated: TableRef, run_id: str
+) -> None:
+    """Bring curated up to ``contract`` as a curation run would (idempotent ALTERs, one audit
+    row per change): a column the contract gained since curated was last written (the fix
+    that makes a RETRY row pass often adds one) is otherwise left out of the ``UPDATE SET *``
+    / ``INSERT *`` MERGE, and its replayed values are lost."""
+    spark.sql(f"REFRESH TABLE {curated.sql}")
+    curated_schema = spark.table(curated.sql).schema
+    reconciliation = reconcile_with_curated(contract, curated_schema)
+    if not reconciliation.changes:
+        return
+    topic = contract.topic
+    payload = [f.name for f in curated_schema.fields if f.name not in NON_PAYLOAD_COLUMNS]
+    plan = plan_drift(reconciliation, (), contract.drift_mode)
+    for statement in alter_statements(
+        curated.sql, plan.changes, after_column=payload[-1] if payload else None, run_id=run_id
+    ):
+        spark.sql(statement)
+    spark.sql(f"REFRESH TABLE {curated.sql}")
+    record_drift(
+        spark,
+        TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit"),
+        plan.decisions,
+        topic=topic,
+        run_id=run_id,
+        mode=contract.drift_mode.value,
     )
