@@ -1,8 +1,11 @@
-"""Glue / spark-submit entry: curate the next raw batch of one topic.
+"""Glue / spark-submit entry: curate the next raw batch of one topic (or, with --replay true,
+replay its pending RETRY quarantine rows).
 
 Glue job arguments: --topic, --lean_ops_conf, --lean_ops_profile (always);
---run_id, --max_snapshots, --max_records (optional). Locally also --home.
-Prints one JSON line (the run's ledger and snapshot ids) and exits non-zero on failure.
+--run_id, --max_snapshots, --max_records (optional); --replay true [--max_attempts N] for a
+replay. Locally also --home.
+Prints one JSON line (the run's ledger and snapshot ids, or the replay's counts) and exits
+non-zero on failure.
 """
 
 import sys

@@ -11,6 +11,12 @@ updated if it still has the attempt count the replay read: when two replays of a
 overlap, the later one to commit changes nothing another has already counted and fails with
 :class:`~lean_ops_spark.errors.ConcurrentRunError` instead of reporting counts it did not
 apply.
+
+Metrics (when a sink is given): ``ReplayRowsRead`` and one count per outcome
+(``ReplayRowsReplayed``, ``ReplayRowsStillPending``, ``ReplayRowsExhausted``,
+``ReplayRowsDropped``) plus ``ReplayDurationSeconds``, with dimensions ``Topic`` and
+``Layer=quarantine``: an alarm on exhausted or dropped rows needs them. On Glue a replay is
+a run of the curation job with ``--replay true`` (:mod:`lean_ops_spark.curation.job`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from lean_ops_spark.drift.observe import parse_batch, rescue_partial_values
 from lean_ops_spark.drift.policy import alter_statements, plan_drift
 from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
 from lean_ops_spark.errors import ConcurrentRunError, ConfigError, LedgerError
+from lean_ops_spark.metrics import MetricSink
 from lean_ops_spark.session import lenient_casts
 
 if TYPE_CHECKING:
@@ -44,6 +51,8 @@ __all__ = ["ReplayResult", "run_replay"]
 
 STEP_REPLAY_MERGED = "replay_merged"
 REPLAY_KEY = "lean-ops.replay"
+#: Attempts before a pending row is exhausted, unless a replay is given another number.
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -72,16 +81,32 @@ def run_replay(
     topic: str,
     *,
     run_id: str | None = None,
-    max_attempts: int = 5,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     after_step: Callable[[str], None] | None = None,
+    metrics: MetricSink | None = None,
 ) -> ReplayResult:
-    """Replay the pending RETRY rows of ``topic``'s quarantine (see the module docstring).
+    """Replay the pending RETRY rows of ``topic``'s quarantine (see the module docstring);
+    ``metrics`` gets its counts, also when nothing was pending.
 
     Raises:
         ConfigError: ``max_attempts`` is below 1 (it would exhaust every pending row at once).
         LedgerError: the rows classified are not the pending rows read (nothing written).
         ConcurrentRunError: another replay updated rows this one read (see the module docstring).
     """
+    result = _replay(spark, config, topic, run_id=run_id, max_attempts=max_attempts, after_step=after_step)
+    _emit_metrics(metrics, result)
+    return result
+
+
+def _replay(
+    spark: SparkSession,
+    config: ProjectConfig,
+    topic: str,
+    *,
+    run_id: str | None,
+    max_attempts: int,
+    after_step: Callable[[str], None] | None,
+) -> ReplayResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -228,6 +253,23 @@ def run_replay(
         curated_snapshot_id=curated_snapshot,
         duration_seconds=time.time() - started,
     )
+
+
+def _emit_metrics(metrics: MetricSink | None, result: ReplayResult) -> None:
+    """What a replay did, per outcome (see the module docstring); sent at once."""
+    if metrics is None:
+        return
+    dims = {"Topic": result.topic, "Layer": "quarantine"}
+    for name, value in (
+        ("ReplayRowsRead", result.pending),
+        ("ReplayRowsReplayed", result.replayed),
+        ("ReplayRowsStillPending", result.still_pending),
+        ("ReplayRowsExhausted", result.exhausted),
+        ("ReplayRowsDropped", result.dropped),
+    ):
+        metrics.emit(name, float(value), "Count", dims)
+    metrics.emit("ReplayDurationSeconds", result.duration_seconds, "Seconds", dims)
+    metrics.flush()
 
 
 def _check_classified(read: int, counts: dict[str, int], topic: str, run_id: str) -> None:

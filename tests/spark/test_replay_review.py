@@ -286,3 +286,44 @@ def test_a_replay_after_a_contract_fix_that_adds_a_field_keeps_the_field_s_value
     ]
     nxt = run_curation(spark, with_field, "orders")  # nothing new, and no drift left to apply
     assert nxt.status == "no_new_data"
+
+
+def test_the_curation_job_replays_with_replay_true_and_sends_the_counts(spark, env, monkeypatch) -> None:
+    """On Glue a replay is a run of the curation job (no job of its own); before, replay had
+    no way to run there, and sent no metrics to alarm on exhausted or dropped rows."""
+    from lean_ops_spark.curation import job
+    from lean_ops_spark.metrics import MemorySink
+
+    config, fixed, tables = env
+    t0 = NOW - timedelta(days=1)
+    append_raw(
+        spark,
+        tables.raw,
+        [
+            record("a", order("A", t0, t0), NOW, version=2),  # RETRY: version 2 unknown
+            record("b", order("B", t0, t0), NOW, version=2),
+            record("c", order("C", t0, t0), NOW),
+        ],
+    )
+    run_curation(spark, config, "orders")
+    sinks: list[MemorySink] = []
+    monkeypatch.setattr(job, "build_sink", lambda *_a, **_k: sinks.append(MemorySink()) or sinks[-1])
+
+    still = job.run_curation_job(spark, config, {"topic": "orders", "replay": "TRUE", "max_attempts": "3"})
+    assert (still["mode"], still["pending"], still["still_pending"]) == ("replay", 2, 2)
+    done = job.run_curation_job(spark, fixed, {"topic": "orders", "replay": "true", "run_id": "rpl-job-1"})
+    assert (done["mode"], done["run_id"], done["pending"], done["replayed"]) == ("replay", "rpl-job-1", 2, 2)
+    assert sorted(curated_state(spark, tables)) == ["A", "B", "C"]
+
+    dims = {"Topic": "orders", "Layer": "quarantine"}
+    assert sinks[0].values("ReplayRowsRead", **dims) == [2.0]
+    assert sinks[0].values("ReplayRowsStillPending", **dims) == [2.0]
+    assert sinks[1].values("ReplayRowsReplayed", **dims) == [2.0]
+    assert (
+        sinks[1].values("ReplayRowsExhausted", **dims)
+        == sinks[1].values("ReplayRowsDropped", **dims)
+        == [0.0]
+    )
+    assert all(m.unit in ("Count", "Seconds") and "RunId" not in dict(m.dimensions) for m in sinks[1].metrics)
+    # without --replay the job curates (nothing new here), as before
+    assert "mode" not in job.run_curation_job(spark, config, {"topic": "orders"})

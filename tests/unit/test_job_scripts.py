@@ -49,6 +49,23 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
             ["--topic", "orders", "--run_id", "r:1", "--curated_snapshot_id", "latest"],
             "--curated_snapshot_id must be a snapshot id, got 'latest'",
         ),
+        # replay mode (--replay true): its own options only
+        ("curation_job.py", ["--topic", "orders", "--replay", "yes"], "--replay must be true or false"),
+        (
+            "curation_job.py",
+            ["--topic", "orders", "--replay", "true", "--max_records", "10"],
+            "--max_records cap a curation run's raw read",
+        ),
+        (
+            "curation_job.py",
+            ["--topic", "orders", "--max_attempts", "3"],
+            "--max_attempts is a replay's (with --replay true)",
+        ),
+        (
+            "curation_job.py",
+            ["--topic", "orders", "--replay", "true", "--max_attempts", "0"],
+            "--max_attempts must be at least 1",
+        ),
         # a misspelt option was dropped silently, and the run went on without it
         (
             "curation_job.py",
