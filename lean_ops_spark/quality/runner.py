@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -29,9 +30,19 @@ _names = itertools.count(1)
 _INDEX = "lean_ops_index"
 
 
+def _import_ge(module: str) -> Any:
+    """``module`` of Great Expectations (typed Any: its stubs are partial). Its import logs
+    ~200 INFO lines (``great_expectations._docs_decorators``), which a job logging at INFO
+    would print: its logger is set to WARNING first, unless the application set a level."""
+    quiet = logging.getLogger("great_expectations")
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.WARNING)
+    return importlib.import_module(module)
+
+
 def ge_expectation(expectation: Expectation) -> Any:
     """The Great Expectations 1.x expectation for one of ours."""
-    gxe: Any = importlib.import_module("great_expectations.expectations")  # typed Any: GE's stubs are partial
+    gxe: Any = _import_ge("great_expectations.expectations")
     column = expectation.columns[0] if expectation.columns else None
     mostly = {"mostly": expectation.mostly} if expectation.mostly is not None else {}
     kind = expectation.kind
@@ -59,8 +70,8 @@ def ge_expectation(expectation: Expectation) -> Any:
 
 def _context() -> Any:
     try:
-        gx: Any = importlib.import_module("great_expectations")
-        base: Any = importlib.import_module("great_expectations.data_context.types.base")
+        gx: Any = _import_ge("great_expectations")
+        base: Any = _import_ge("great_expectations.data_context.types.base")
     except ImportError as exc:
         raise RuntimeSetupError(
             "Great Expectations is not installed: pip install 'lean-ops-spark[dq]' (on Glue, "
@@ -96,15 +107,72 @@ _GE_TYPES = {
 }
 
 
+#: Where an exception message stops being the reason: a JVM stack frame, a query plan.
+_TRACE_LINE = re.compile(r"^\s*(at |\+- |:- |'|Driver stacktrace:|Caused by:)")
+_PY4J_CALL = re.compile(r"^An error occurred while calling [\w.$]+\.?$")
+#: Which task failed where: differs per metric, so one cause would be reported once per metric.
+_TASK_FAILURE = re.compile(r"Job aborted due to stage failure: .*?\(TID \d+\) \([^)]*\): ")
+_MAX_REASON = 600
+
+
+def _brief(message: str) -> str:
+    """The reason in an exception message, without the JVM stack trace or query plan that
+    Spark appends (~100 kB for a bad pattern, which the audit's result, its log lines and
+    the job's output would carry)."""
+    kept: list[str] = []
+    for line in message.splitlines():
+        if kept and _TRACE_LINE.match(line):
+            break
+        if not _PY4J_CALL.match(line.strip()):
+            kept.append(line.strip().removeprefix(": "))
+    text = _TASK_FAILURE.sub("a task failed: ", " ".join(part for part in kept if part)) or message.strip()
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+#: The GE expectation type of the kinds :func:`_unfit` may refuse without running GE.
+_GE_TYPE = {"between": "expect_column_values_to_be_between", "regex": "expect_column_values_to_match_regex"}
+
+
 def _raised(info: Mapping[str, Any]) -> str | None:
     """Why an expectation could not be evaluated (a missing column, a bad pattern), or None.
     Great Expectations 1.x keys the exception info by metric (one entry per metric that
     raised); a flat ``raised_exception`` is what older releases gave."""
     entries = [info, *(v for v in info.values() if isinstance(v, Mapping))]
     messages = [
-        str(e.get("exception_message") or "raised an exception") for e in entries if e.get("raised_exception")
+        _brief(str(e.get("exception_message") or "raised an exception"))
+        for e in entries
+        if e.get("raised_exception")
     ]
     return "; ".join(dict.fromkeys(messages)) or None
+
+
+def _unfit(expectation: Expectation, df: DataFrame) -> str | None:
+    """Why ``expectation`` cannot be evaluated on ``df``, found without running it, or None.
+
+    ``between``'s bounds are numbers: Spark compares a string column with them by casting
+    each value, and a value that does not cast (``"abc"``, ``"12,50"``) is null, which Great
+    Expectations counts as neither expected nor unexpected: the expectation would pass
+    whatever the column holds. A ``regex`` is compiled as Spark's ``rlike`` does (Java
+    syntax): a bad one would fail a Spark job per metric, each logging its stack traces.
+    A missing column is Great Expectations' to report.
+    """
+    from pyspark.sql.types import NumericType
+
+    if expectation.kind == "between":
+        field = next((f for f in df.schema.fields if f.name == expectation.columns[0]), None)
+        if field is not None and not isinstance(field.dataType, NumericType):
+            return (
+                f"between compares numbers, and column {field.name} is {field.dataType.simpleString()} "
+                "(cast it in the model, or check it with in_set or regex)"
+            )
+    if expectation.kind == "regex":
+        jvm: Any = df.sparkSession._jvm  # the JVM's regex engine is the one rlike uses
+        try:
+            jvm.java.util.regex.Pattern.compile(expectation.pattern)
+        except Exception as exc:  # py4j's Py4JJavaError, its message the Java exception's
+            reason = str(getattr(exc, "java_exception", exc)).splitlines()[0]
+            return f"pattern {expectation.pattern!r} is not a valid (Java) regular expression: {reason}"
+    return None
 
 
 def _result(expectation: Expectation, outcome: Any, sample_size: int) -> ExpectationResult:
@@ -144,9 +212,15 @@ def run_suite(df: DataFrame, suite: QualitySuite, *, table: str, sample_size: in
         "all"
     )
     ge_suite = gx.ExpectationSuite(name=suite.name)
+    unfit = {i: why for i, e in enumerate(suite.expectations) if (why := _unfit(e, df))}
     for index, expectation in enumerate(suite.expectations):
+        if index in unfit:
+            continue
         ge = ge_expectation(expectation)
         ge.meta = {**(ge.meta or {}), _INDEX: index}  # GE reorders results; match them back by this
+        # GE keeps one of two expectations equal but for meta (not_null(a) and not_null(a)
+        # mostly=1.0, its default): a description of each keeps them apart
+        ge.description = f"#{index} {expectation.describe()}"
         ge_suite.add_expectation(ge)
     cached = df.persist()
     try:
@@ -158,7 +232,9 @@ def run_suite(df: DataFrame, suite: QualitySuite, *, table: str, sample_size: in
         cached.unpersist()
     by_index = {int((o.expectation_config.meta or {})[_INDEX]): o for o in validation.results}
     results = tuple(
-        _result(expectation, by_index[index], sample_size)
+        ExpectationResult(expectation, _GE_TYPE[expectation.kind], False, error=unfit[index])
+        if index in unfit
+        else _result(expectation, by_index[index], sample_size)
         for index, expectation in enumerate(suite.expectations)
     )
     outcome = DQResult(

@@ -18,6 +18,7 @@ expectation when a suite runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -97,6 +98,27 @@ def _mostly(reader: MappingReader) -> float | None:
     return reader.number("mostly", minimum=0.0, maximum=1.0)
 
 
+def _bounds(reader: MappingReader, where: str, *, rows: bool) -> tuple[float | None, float | None]:
+    """``min`` and ``max``: numbers (whole and not negative for a row count), min <= max.
+    Great Expectations refuses min > max only when the suite runs (row_count: with an
+    exception, after the semantic job wrote its branch), and NaN compares so that every
+    value passes."""
+    bounds = (
+        reader.number("min", minimum=0 if rows else None),
+        reader.number("max", minimum=0 if rows else None),
+    )
+    for key, value in zip(("min", "max"), bounds, strict=True):
+        if value is None:
+            continue
+        if math.isnan(value):
+            raise ConfigError(f"{reader.path(key)}: expected a number, got NaN")
+        if rows and not value.is_integer():
+            raise ConfigError(f"{reader.path(key)}: expected a whole number of rows, got {value}")
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+        raise ConfigError(f"{where}: min ({bounds[0]}) is greater than max ({bounds[1]})")
+    return bounds
+
+
 def _expectations(kind: str, spec: object, where: str) -> list[Expectation]:
     if kind == "not_null":
         if isinstance(spec, (str, list)):
@@ -115,29 +137,29 @@ def _expectations(kind: str, spec: object, where: str) -> list[Expectation]:
         return [Expectation("unique", columns)]
     reader = MappingReader(spec, where)
     if kind == "row_count":
-        expectation = Expectation(
-            "row_count", minimum=reader.number("min", minimum=0), maximum=reader.number("max")
-        )
+        minimum, maximum = _bounds(reader, where, rows=True)
         reader.finish()
-        if expectation.minimum is None and expectation.maximum is None:
+        if minimum is None and maximum is None:
             raise ConfigError(f"{where}: row_count needs min, max or both")
-        return [expectation]
+        return [Expectation("row_count", minimum=minimum, maximum=maximum)]
     column = (reader.identifier("column", required=True),)
     if kind == "in_set":
         values = reader.sequence("values", required=True)
         if not values or any(isinstance(v, (dict, list)) for v in values):
             raise ConfigError(f"{where}.values: expected a list of scalar values")
+        if any(v is None for v in values):
+            # Spark's `c IN (..., NULL)` is null, never false, for a value not in the set: every
+            # value would pass. Nulls are not checked by in_set at all.
+            raise ConfigError(
+                f"{where}.values: null cannot be a value of the set (in_set ignores nulls; "
+                "declare not_null to refuse them)"
+            )
         expectation = Expectation("in_set", column, values=tuple(values), mostly=_mostly(reader))
     elif kind == "between":
-        expectation = Expectation(
-            "between",
-            column,
-            minimum=reader.number("min"),
-            maximum=reader.number("max"),
-            mostly=_mostly(reader),
-        )
-        if expectation.minimum is None and expectation.maximum is None:
+        minimum, maximum = _bounds(reader, where, rows=False)
+        if minimum is None and maximum is None:
             raise ConfigError(f"{where}: between needs min, max or both")
+        expectation = Expectation("between", column, minimum=minimum, maximum=maximum, mostly=_mostly(reader))
     else:  # regex
         pattern = reader.req_string("pattern")
         expectation = Expectation("regex", column, pattern=pattern, mostly=_mostly(reader))
