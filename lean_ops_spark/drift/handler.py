@@ -11,9 +11,9 @@ the circuit breaker and any data write:
 4. otherwise plan the table changes, re-parse with the evolved contract and keep partly
    parsed values in ``_rescued_data`` — still without writing.
 
-:func:`apply_drift` then writes the decision once the breaker has passed the batch: the
-``ALTER TABLE`` statements (idempotent, because the next run's reconciliation sees what is
-already there) and every drift (audit row, metric, log line).
+:func:`apply_drift` then writes the decision once the breaker has passed the batch: every
+drift (audit row, metric, log line), then the ``ALTER TABLE`` statements (idempotent,
+because the next run's reconciliation sees what is already there).
 
 :func:`detect_drift` does steps 1-3 on the latest raw data and writes nothing.
 """
@@ -259,14 +259,14 @@ def apply_drift(
     metrics: Any = None,
     audit: TableRef | None = None,
 ) -> DriftOutcome:
-    """Write what :func:`handle_drift` decided: the ALTERs (idempotent), then
-    one audit row per drift with its metric and log line."""
+    """Write what :func:`handle_drift` decided: one audit row per drift with its metric and
+    log line, then the ALTERs (idempotent).
+
+    The audit rows go first: a run that dies after an ALTER is re-run with that column
+    already in curated, which the re-run takes as curated's steady state and does not record
+    again, so rows written after the ALTERs would be lost with the run. (A run that dies
+    between the two records its drift again when re-run: one row per detection.)"""
     topic = outcome.contract.topic
-    for statement in outcome.statements:
-        log.info("%s: %s", topic, statement)
-        spark.sql(statement)
-    if outcome.statements:
-        spark.sql(f"REFRESH TABLE {curated.sql}")
     audit_ref = audit or TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit")
     rows = record_drift(
         spark,
@@ -277,6 +277,11 @@ def apply_drift(
         mode=outcome.contract.drift_mode.value,
         metrics=metrics,
     )
+    for statement in outcome.statements:
+        log.info("%s: %s", topic, statement)
+        spark.sql(statement)
+    if outcome.statements:
+        spark.sql(f"REFRESH TABLE {curated.sql}")
     return dataclass_replace(outcome, audit_rows=rows)
 
 

@@ -11,7 +11,8 @@ counts, per struct/array column, the records where ``from_json`` silently lost s
 (an unknown nested key, a nested value that did not parse) and, per scalar column, the
 values a cast rounded or truncated (or dates whose time part it dropped). Types come from
 the JSON text as curation parses it, so a quoted number counts as a number: the same
-leniency curation's casts have.
+leniency curation's casts have. Digits no JSON number has (``"01234"``, a zero-padded code)
+count as a string, and an integer column's cast of them (1234) as partly parsed.
 
 :func:`rescue_partial_values` keeps those lost values: the raw JSON text of the column goes
 into ``_rescued_data`` under the column's payload path, so nothing is silently dropped.
@@ -90,6 +91,10 @@ _NOT_OBSERVED = (
 )
 _INTEGER = r"^-?[0-9]+$"
 _NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+#: A JSON number as Spark writes one back (no leading zeros): digits that do not match, such
+#: as ``01234``, can only have been a JSON string, and a number column would drop their zeros.
+_JSON_INTEGER = r"^-?(0|[1-9][0-9]*)$"
+_JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 #: Significant decimal digits a ``float`` (32-bit) column holds: a value written with more
 #: is partly parsed (rounded), and rescued.
 FLOAT_DIGITS = 7
@@ -103,8 +108,8 @@ def _kind(text: Expr) -> Expr:
         .when(trimmed.startswith("{"), S.lit("object"))
         .when(trimmed.startswith("["), S.lit("array"))
         .when(text.isin("true", "false"), S.lit("boolean"))
-        .when(text.rlike(_INTEGER), S.lit("integer"))
-        .when(text.rlike(_NUMBER), S.lit("number"))
+        .when(text.rlike(_JSON_INTEGER), S.lit("integer"))
+        .when(text.rlike(_JSON_NUMBER), S.lit("number"))
         .otherwise(S.lit("string"))
     )
 
@@ -253,7 +258,7 @@ def _scalar_lost(raw: Expr, typed: Expr, ftype: FieldType) -> Expr | None:
     if ftype.kind == "timestamp":  # no cheap exact test: a timestamp prints unlike its text
         return _sub_micro(raw)
     if ftype.kind in ("int", "long"):
-        lost = ~S.call("trim", raw).rlike(_INTEGER)
+        lost = ~S.call("trim", raw).rlike(_JSON_INTEGER)  # ("007" prints as 7)
     elif ftype.kind == "decimal":
         lost = _frac_digits(raw) > (ftype.scale or 0)
     elif ftype.kind == "float":
