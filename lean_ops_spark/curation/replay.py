@@ -34,12 +34,10 @@ from lean_ops_spark.curation.merge import batch_partition_days, view_name
 from lean_ops_spark.curation.pipeline import check_run_id, merge_into_curated
 from lean_ops_spark.curation.reasons import ErrorClass
 from lean_ops_spark.curation.transform import ERROR_COLUMN, add_audit_columns, dedupe_latest, parsed_columns
-from lean_ops_spark.drift.audit import AUDIT_TABLE_NAME, record_drift
 from lean_ops_spark.drift.diff import reconcile_with_curated
-from lean_ops_spark.drift.handler import effective_contract
+from lean_ops_spark.drift.handler import effective_contract, last_payload_column, write_drift
 from lean_ops_spark.drift.observe import parse_batch, rescue_partial_values
 from lean_ops_spark.drift.policy import alter_statements, plan_drift
-from lean_ops_spark.drift.schema import NON_PAYLOAD_COLUMNS
 from lean_ops_spark.errors import ConcurrentRunError, ConfigError, LedgerError
 from lean_ops_spark.metrics import MetricSink
 from lean_ops_spark.session import lenient_casts
@@ -93,7 +91,9 @@ def run_replay(
         LedgerError: the rows classified are not the pending rows read (nothing written).
         ConcurrentRunError: another replay updated rows this one read (see the module docstring).
     """
-    result = _replay(spark, config, topic, run_id=run_id, max_attempts=max_attempts, after_step=after_step)
+    result = _replay(
+        spark, config, topic, run_id=run_id, max_attempts=max_attempts, after_step=after_step, metrics=metrics
+    )
     _emit_metrics(metrics, result)
     return result
 
@@ -106,6 +106,7 @@ def _replay(
     run_id: str | None,
     max_attempts: int,
     after_step: Callable[[str], None] | None,
+    metrics: MetricSink | None,
 ) -> ReplayResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -186,7 +187,7 @@ def _replay(
                 run_id,
             )
             days = batch_partition_days(versions, contract)
-            _apply_contract_changes(spark, config.topic(topic), tables.curated, run_id)
+            _apply_contract_changes(spark, config.topic(topic), tables.curated, run_id, metrics)
             curated_snapshot = merge_into_curated(
                 spark,
                 contract=contract,
@@ -287,30 +288,20 @@ def _check_classified(read: int, counts: dict[str, int], topic: str, run_id: str
 
 
 def _apply_contract_changes(
-    spark: SparkSession, contract: TopicContract, curated: TableRef, run_id: str
+    spark: SparkSession, contract: TopicContract, curated: TableRef, run_id: str, metrics: MetricSink | None
 ) -> None:
-    """Bring curated up to ``contract`` as a curation run would (idempotent ALTERs, one audit
-    row per change): a column the contract gained since curated was last written (the fix
-    that makes a RETRY row pass often adds one) is otherwise left out of the ``UPDATE SET *``
-    / ``INSERT *`` MERGE, and its replayed values are lost."""
+    """Bring curated up to ``contract`` as a curation run would (audit rows, then idempotent
+    ALTERs: :func:`~lean_ops_spark.drift.handler.write_drift`): a column the contract gained
+    since curated was last written (the fix that makes a RETRY row pass often adds one) is
+    otherwise left out of the ``UPDATE SET *`` / ``INSERT *`` MERGE, and its replayed values
+    are lost."""
     spark.sql(f"REFRESH TABLE {curated.sql}")
-    curated_schema = spark.table(curated.sql).schema
-    reconciliation = reconcile_with_curated(contract, curated_schema)
+    schema = spark.table(curated.sql).schema
+    reconciliation = reconcile_with_curated(contract, schema)
     if not reconciliation.changes:
         return
-    topic = contract.topic
-    payload = [f.name for f in curated_schema.fields if f.name not in NON_PAYLOAD_COLUMNS]
     plan = plan_drift(reconciliation, (), contract.drift_mode)
-    for statement in alter_statements(
-        curated.sql, plan.changes, after_column=payload[-1] if payload else None, run_id=run_id
-    ):
-        spark.sql(statement)
-    spark.sql(f"REFRESH TABLE {curated.sql}")
-    record_drift(
-        spark,
-        TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit"),
-        plan.decisions,
-        topic=topic,
-        run_id=run_id,
-        mode=contract.drift_mode.value,
+    statements = alter_statements(
+        curated.sql, plan.changes, after_column=last_payload_column(schema), run_id=run_id
     )
+    write_drift(spark, plan, statements, contract=contract, curated=curated, run_id=run_id, metrics=metrics)

@@ -56,11 +56,20 @@ from lean_ops_spark.errors import CatalogError, DriftError
 from lean_ops_spark.session import lenient_casts, pin, release
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Sequence
 
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["DriftOutcome", "DriftReport", "apply_drift", "detect_drift", "effective_contract", "handle_drift"]
+__all__ = [
+    "DriftOutcome",
+    "DriftReport",
+    "apply_drift",
+    "detect_drift",
+    "effective_contract",
+    "handle_drift",
+    "last_payload_column",
+    "write_drift",
+]
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +136,8 @@ def _failure_message(topic: str, plan: DriftPlan) -> str:
     )
 
 
-def _last_payload_column(schema: Any) -> str | None:
+def last_payload_column(schema: Any) -> str | None:
+    """The last column of a curated ``schema`` that holds payload (where an ALTER adds one)."""
     payload = [f.name for f in schema.fields if f.name not in NON_PAYLOAD_COLUMNS]
     return payload[-1] if payload else None
 
@@ -227,7 +237,7 @@ def handle_drift(
             )
             raise DriftError(_failure_message(contract.topic, plan))
         statements = alter_statements(
-            curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id=run_id
+            curated.sql, plan.changes, after_column=last_payload_column(schema), run_id=run_id
         )
         if plan.contract != reconciliation.contract:
             # Observed under the old contract, a value of a column widened or added since was a
@@ -266,23 +276,48 @@ def apply_drift(
     already in curated, which the re-run takes as curated's steady state and does not record
     again, so rows written after the ALTERs would be lost with the run. (A run that dies
     between the two records its drift again when re-run: one row per detection.)"""
-    topic = outcome.contract.topic
+    rows = write_drift(
+        spark,
+        outcome.plan,
+        outcome.statements,
+        contract=outcome.contract,
+        curated=curated,
+        run_id=run_id,
+        metrics=metrics,
+        audit=audit,
+    )
+    return dataclass_replace(outcome, audit_rows=rows)
+
+
+def write_drift(
+    spark: SparkSession,
+    plan: DriftPlan,
+    statements: Sequence[str],
+    *,
+    contract: TopicContract,
+    curated: TableRef,
+    run_id: str,
+    metrics: Any = None,
+    audit: TableRef | None = None,
+) -> int:
+    """Record ``plan``'s decisions (audit rows, metrics, log lines), then run ``statements``
+    (its ALTERs of ``curated``) in that order (see :func:`apply_drift`); the audit rows written."""
     audit_ref = audit or TableRef(curated.catalog, curated.database, AUDIT_TABLE_NAME, "audit")
     rows = record_drift(
         spark,
         audit_ref,
-        outcome.plan.decisions,
-        topic=topic,
+        plan.decisions,
+        topic=contract.topic,
         run_id=run_id,
-        mode=outcome.contract.drift_mode.value,
+        mode=contract.drift_mode.value,
         metrics=metrics,
     )
-    for statement in outcome.statements:
-        log.info("%s: %s", topic, statement)
+    for statement in statements:
+        log.info("%s: %s", contract.topic, statement)
         spark.sql(statement)
-    if outcome.statements:
+    if statements:
         spark.sql(f"REFRESH TABLE {curated.sql}")
-    return dataclass_replace(outcome, audit_rows=rows)
+    return rows
 
 
 # --------------------------------------------------------------------------- detection only
@@ -388,7 +423,7 @@ def detect_drift(
         empty = ObservedSchema(0, {})
         plan = plan_drift(reconciliation, (), contract.drift_mode)
         statements = alter_statements(
-            tables.curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id="(dry run)"
+            tables.curated.sql, plan.changes, after_column=last_payload_column(schema), run_id="(dry run)"
         )
         return DriftReport(
             topic, contract.drift_mode.value, tables.raw.sql, where, 0, empty, plan, tuple(statements)
@@ -403,7 +438,7 @@ def detect_drift(
         reconciliation, diff_batch(observed, reconciliation.contract, thresholds), contract.drift_mode
     )
     statements = alter_statements(
-        tables.curated.sql, plan.changes, after_column=_last_payload_column(schema), run_id="(dry run)"
+        tables.curated.sql, plan.changes, after_column=last_payload_column(schema), run_id="(dry run)"
     )
     return DriftReport(
         topic, contract.drift_mode.value, tables.raw.sql, where, read, observed, plan, tuple(statements)
