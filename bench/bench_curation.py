@@ -13,6 +13,8 @@
    checkpoint or ledger. What a run spends above the floor is its per-run features.
    Each path is timed ``--repeat`` times after one warm-up; best and median are printed, and
    the ratios of each repeat (paths side by side) with a 95 % bootstrap interval of their median.
+   By default every path writes into new, empty tables; ``--history N`` gives each path a
+   curated table holding N rows over a year instead (built once, rolled back before each run).
 2. The same 100k-version batch MERGEd into curated tables of growing size (history over a
    year, batch in recent days): our MERGE (partition predicate from the batch in the ON
    clause) should stay flat (<= 1.3x from smallest to largest) while a naive key-only
@@ -25,7 +27,7 @@
    from starting the session; ratios are printed with and without the session start.
 
     .venv/bin/python bench/bench_curation.py [--events 100000] [--sizes 100000,1000000,5000000] [--with-20m]
-        [--quarantine-sizes 100000,1000000] [--skip 2,3] [--cold N]
+        [--quarantine-sizes 100000,1000000] [--skip 2,3] [--cold N] [--history N]
 """
 
 from __future__ import annotations
@@ -122,10 +124,14 @@ def build_raw(spark, config, prefix: str, events: int):  # type: ignore[no-untyp
     return len(batch.records)
 
 
-def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
+def part1_paths(spark, config, prefix: str, history: int = 0):  # type: ignore[no-untyped-def]
     """Part 1's paths over the raw table of databases ``prefix`` (built by :func:`build_raw`):
     name -> a function of the run number that creates new, empty target tables and returns
-    the path's work, to be timed (creating tables is no part of either job: ~0.2 s each)."""
+    the path's work, to be timed (creating tables is no part of either job: ~0.2 s each).
+
+    ``history`` > 0: each path has one curated table holding ``history`` rows over a year
+    (:func:`build_curated`, the curated table a run meets in steady state), built once and
+    rolled back to that before each run (its quarantine emptied), outside the timed work."""
     contract = config.topic(TOPIC)
     raw_config = with_databases(config, prefix)
     raw = topic_tables(raw_config.profile, TOPIC).raw
@@ -134,10 +140,28 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
     # from metadata, not a count: a cold run's process must not run a Spark job before its path
     records = int(snapshots.by_id()[snapshot].summary["total-records"])
 
+    bases: dict[str, int | None] = {}
+
+    def reset(target) -> None:  # type: ignore[no-untyped-def]
+        """``target``'s curated table with ``history`` rows (built at the first call, rolled
+        back to them after) and an empty quarantine."""
+        tables = topic_tables(target.profile, TOPIC)
+        if tables.curated.sql not in bases:
+            bootstrap_tables(spark, target, [TOPIC])
+            build_curated(spark, tables.curated.sql, history)
+            bases[tables.curated.sql] = load_table_snapshots(spark, tables.curated).current_snapshot_id
+        else:
+            rollback(spark, config, tables.curated.identifier, bases[tables.curated.sql])
+            spark.sql(f"DELETE FROM {tables.quarantine.sql}")
+
     def empty_curated(path: str, run: int) -> str:
-        """A new, empty curated table for one timed run of a path."""
-        target = with_databases(config, f"{prefix}{path}{run + 1}")
-        bootstrap_tables(spark, target, [TOPIC])
+        """A new, empty curated table for one timed run of a path (with ``history``: the path's
+        table, reset to its history rows)."""
+        target = with_databases(config, f"{prefix}{path}" if history else f"{prefix}{path}{run + 1}")
+        if history:
+            reset(target)
+        else:
+            bootstrap_tables(spark, target, [TOPIC])
         return topic_tables(target.profile, TOPIC).curated.sql
 
     def read_raw(with_snapshot_id: bool = True):  # type: ignore[no-untyped-def]
@@ -204,7 +228,7 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
 
     def ours(run: int) -> Callable[[], None]:
         target = replace(
-            with_databases(config, f"{prefix}c{run + 1}"),
+            with_databases(config, f"{prefix}c" if history else f"{prefix}c{run + 1}"),
             topics={**config.topics, TOPIC: replace(contract, error_rate_threshold=1.0)},
         )
         target = replace(
@@ -214,7 +238,10 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
                 databases=replace(target.profile.databases, raw=raw_config.profile.databases.raw),
             ),
         )
-        bootstrap_tables(spark, target, [TOPIC])
+        if history:
+            reset(target)
+        else:
+            bootstrap_tables(spark, target, [TOPIC])
 
         def curate() -> None:
             result = run_curation(spark, target, TOPIC)
@@ -231,10 +258,11 @@ def part1_paths(spark, config, prefix: str):  # type: ignore[no-untyped-def]
     }
 
 
-def part1(spark, config, events: int, repeat: int) -> None:  # type: ignore[no-untyped-def]
+def part1(spark, config, events: int, repeat: int, history: int = 0) -> None:  # type: ignore[no-untyped-def]
     records = build_raw(spark, config, "b1", events)
-    print(f"\n[1] curation vs the plain limit: {records} raw records in 10 appends")
-    paths = part1_paths(spark, config, "b1")
+    into = f"curated tables of {history:,d} rows (a year of history)" if history else "empty curated tables"
+    print(f"\n[1] curation vs the plain limit: {records} raw records in 10 appends, into {into}")
+    paths = part1_paths(spark, config, "b1", history)
     for path in paths.values():  # warm-up of every path (JIT, class loading), not measured
         path(-1)()
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -489,6 +517,13 @@ def main() -> int:
     )
     parser.add_argument("--quarantine-sizes", default="100000,1000000", help="quarantine rows for part 3")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="N",
+        help="part 1: every path writes into a curated table holding N rows over a year (default: empty)",
+    )
     parser.add_argument("--skip", default="", help="parts to skip, e.g. 2 or 2,3")
     parser.add_argument(
         "--cold",
@@ -523,7 +558,7 @@ def main() -> int:
     )
     try:
         if "1" not in skip:
-            part1(spark, config, args.events, args.repeat)
+            part1(spark, config, args.events, args.repeat, args.history)
         if "2" not in skip:
             part2(spark, config, sizes, args.events)
         if "3" not in skip:
