@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,20 @@ _namespace_counter = itertools.count(1)
 @pytest.fixture(scope="session")
 def project_config() -> ProjectConfig:
     return load_project(CONF, "local", iceberg_version=os.environ.get("LEAN_OPS_ICEBERG_VERSION") or None)
+
+
+class Crash(RuntimeError):
+    """What :func:`crash_at` raises: a run dying at a step boundary."""
+
+
+def crash_at(step_name: str) -> Callable[[str], None]:
+    """An ``after_step`` hook that raises :class:`Crash` at step ``step_name``."""
+
+    def hook(step: str) -> None:
+        if step == step_name:
+            raise Crash(step)
+
+    return hook
 
 
 @pytest.fixture(scope="session")

@@ -34,21 +34,10 @@ from lean_ops_spark.quality.check import check_table
 from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_events
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.session import session_conf
+from tests.conftest import Crash, crash_at
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 VOLATILE = ["_run_id", "_curated_at", "run_id", "quarantined_at", "last_attempt_at"]
-
-
-class Crash(RuntimeError):
-    pass
-
-
-def crash_at(step_name: str):
-    def hook(step: str) -> None:
-        if step == step_name:
-            raise Crash(step)
-
-    return hook
 
 
 def rows(spark, table, raw, order_by: str):

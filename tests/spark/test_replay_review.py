@@ -18,20 +18,9 @@ from lean_ops_spark.curation.replay import STEP_REPLAY_MERGED, run_replay
 from lean_ops_spark.errors import LedgerError
 from lean_ops_spark.raw import RawRecord
 from lean_ops_spark.raw.writer import append_raw
+from tests.conftest import Crash, crash_at
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
-
-
-class Crash(RuntimeError):
-    pass
-
-
-def crash_at(step_name: str):
-    def hook(step: str) -> None:
-        if step == step_name:
-            raise Crash(step)
-
-    return hook
 
 
 def order(key: str, ts: datetime, updated: datetime, customer: str = "c-1", **extra) -> str:

@@ -19,6 +19,7 @@ from lean_ops_spark.raw import RawRecord
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.semantic.job import STEP_AUDITED, STEP_PUBLISHED, STEP_WRITTEN, run_semantic
 from lean_ops_spark.semantic.publish import AUDIT_BRANCH_PREFIX, branches
+from tests.conftest import Crash, crash_at
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 DAY1 = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
@@ -284,18 +285,6 @@ def test_the_run_reads_curated_as_of_the_pinned_snapshot(spark, lake) -> None:
     assert "lacks column(s) loyalty_tier" in skipped.reason
     assert sink.values("MissingSemanticSchema", Topic="orders") == [1.0]
     assert read_checkpoint(spark, lake.table("orders"), CURATED_CHECKPOINT_KEY).source_snapshot_id == second
-
-
-class Crash(RuntimeError):
-    pass
-
-
-def crash_at(step_name: str):
-    def hook(step: str) -> None:
-        if step == step_name:
-            raise Crash(step)
-
-    return hook
 
 
 def test_a_rerun_after_a_crash_in_the_middle_of_publish_is_safe(spark, lake) -> None:
