@@ -8,10 +8,12 @@ temporary home. Tests that need a clean catalog use their own namespaces
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,24 @@ _namespace_counter = itertools.count(1)
 @pytest.fixture(scope="session")
 def project_config() -> ProjectConfig:
     return load_project(CONF, "local", iceberg_version=os.environ.get("LEAN_OPS_ICEBERG_VERSION") or None)
+
+
+def order_payload(key: str, ts: datetime, updated: datetime, status: str = "created", **extra: object) -> str:
+    """An ``orders`` payload (JSON text) for ``key``, created at ``ts`` and updated at ``updated``;
+    ``extra`` sets (or, with None, nulls) any other top-level field."""
+    payload: dict[str, object] = {
+        "order_id": key,
+        "customer_id": "c-1",
+        "status": status,
+        "order_ts": ts.isoformat().replace("+00:00", "Z"),
+        "updated_at": updated.isoformat().replace("+00:00", "Z"),
+        "currency": "EUR",
+        "total_amount": 10.5,
+        "shipping_address": {"street": "Main 1", "city": "Oslo", "postcode": "0150", "country": "NO"},
+        "items": [{"sku": "a", "quantity": 1, "unit_price": 10.5}],
+    }
+    payload.update(extra)
+    return json.dumps(payload)
 
 
 class Crash(RuntimeError):

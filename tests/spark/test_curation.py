@@ -35,6 +35,7 @@ from lean_ops_spark.raw import FaultKind, RawRecord, fault_rates, generate_event
 from lean_ops_spark.raw.writer import append_raw
 from lean_ops_spark.session import session_conf
 from tests.conftest import Crash, crash_at
+from tests.conftest import order_payload as order
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 VOLATILE = ["_run_id", "_curated_at", "run_id", "quarantined_at", "last_attempt_at"]
@@ -59,22 +60,6 @@ def rows(spark, table, raw, order_by: str):
         .drop(*[c for c in VOLATILE if c in df.columns])
         .orderBy(order_by)
     )
-
-
-def order(key: str, ts: datetime, updated: datetime, status: str = "created", **extra) -> str:
-    payload = {
-        "order_id": key,
-        "customer_id": "c-1",
-        "status": status,
-        "order_ts": ts.isoformat().replace("+00:00", "Z"),
-        "updated_at": updated.isoformat().replace("+00:00", "Z"),
-        "currency": "EUR",
-        "total_amount": 10.5,
-        "shipping_address": {"street": "Main 1", "city": "Oslo", "postcode": "0150", "country": "NO"},
-        "items": [{"sku": "a", "quantity": 1, "unit_price": 10.5}],
-    }
-    payload.update(extra)
-    return json.dumps(payload)
 
 
 def raw_record(message_id: str, payload: str, minute: int = 0) -> RawRecord:

@@ -3,7 +3,6 @@ replay, exhaustion, several runs and days, nothing pending, and the replay's own
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -19,24 +18,9 @@ from lean_ops_spark.errors import LedgerError
 from lean_ops_spark.raw import RawRecord
 from lean_ops_spark.raw.writer import append_raw
 from tests.conftest import Crash, crash_at
+from tests.conftest import order_payload as order
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
-
-
-def order(key: str, ts: datetime, updated: datetime, customer: str = "c-1", **extra) -> str:
-    payload = {
-        "order_id": key,
-        "customer_id": customer,
-        "status": "created",
-        "order_ts": ts.isoformat().replace("+00:00", "Z"),
-        "updated_at": updated.isoformat().replace("+00:00", "Z"),
-        "currency": "EUR",
-        "total_amount": 10.5,
-        "shipping_address": {"street": "Main 1", "city": "Oslo", "postcode": "0150", "country": "NO"},
-        "items": [{"sku": "a", "quantity": 1, "unit_price": 10.5}],
-    }
-    payload.update(extra)
-    return json.dumps(payload)
 
 
 def record(message_id: str, payload: str | None, ingested: datetime, version: int = 1) -> RawRecord:
@@ -82,10 +66,14 @@ def test_replay_never_overwrites_a_newer_curated_version_and_wins_over_an_older_
         spark,
         tables.raw,
         [
-            record("n-old", order("N", t0, t0, "v2-old"), NOW, version=2),
-            record("n-new", order("N", t0, t0 + timedelta(hours=2), "new"), NOW + timedelta(minutes=1)),
-            record("o-old", order("O", t0, t0, "old"), NOW),
-            record("o-new", order("O", t0, t0 + timedelta(hours=2), "v2-new"), NOW, version=2),
+            record("n-old", order("N", t0, t0, customer_id="v2-old"), NOW, version=2),
+            record(
+                "n-new",
+                order("N", t0, t0 + timedelta(hours=2), customer_id="new"),
+                NOW + timedelta(minutes=1),
+            ),
+            record("o-old", order("O", t0, t0, customer_id="old"), NOW),
+            record("o-new", order("O", t0, t0 + timedelta(hours=2), customer_id="v2-new"), NOW, version=2),
         ],
     )
     run_curation(spark, config, "orders")
@@ -182,7 +170,12 @@ def test_rows_of_several_runs_and_days_replay_together_newest_wins(spark, env) -
             spark,
             tables.raw,
             [
-                record(f"k-{day}", order("K", t0, t0 + timedelta(hours=day), f"c{day}"), ingested, version=2),
+                record(
+                    f"k-{day}",
+                    order("K", t0, t0 + timedelta(hours=day), customer_id=f"c{day}"),
+                    ingested,
+                    version=2,
+                ),
                 record(f"u-{day}", order(f"U{day}", t0 + timedelta(days=day), t0), ingested, version=2),
             ],
         )
